@@ -1,0 +1,544 @@
+//! Reading INC 1.x pruning YAML into [`PruningConfig`], collecting every problem with its path.
+
+use super::types::*;
+use super::walk::{get, join, untag, Walker};
+use crate::error::{ConfigProblems, PruneError, Result};
+use crate::suggest::nearest;
+use serde_yaml::{Mapping, Value};
+
+/// Top-level sections of an INC 1.x file. Only `pruning` is read; the others belong to other INC
+/// components and are accepted so that whole INC files load as written.
+const TOP_KEYS: &[&str] = &[
+    "pruning",
+    "version",
+    "model",
+    "device",
+    "evaluation",
+    "tuning",
+    "quantization",
+    "distillation",
+    "graph_optimization",
+    "mixed_precision",
+    "benchmark",
+];
+const PRUNING_KEYS: &[&str] = &["train", "approach"];
+const APPROACH_KEYS: &[&str] = &["weight_compression"];
+const WC_KEYS: &[&str] = &[
+    "initial_sparsity",
+    "target_sparsity",
+    "start_epoch",
+    "end_epoch",
+    "frequency",
+    "update_frequency",
+    "pruners",
+];
+const PRUNER_KEYS: &[&str] = &[
+    "prune_type",
+    "names",
+    "initial_sparsity",
+    "target_sparsity",
+    "start_epoch",
+    "end_epoch",
+    "frequency",
+    "update_frequency",
+    "method",
+    "pattern",
+    "parameters",
+];
+const PARAM_KEYS: &[&str] = &[
+    "target",
+    "stride",
+    "transpose",
+    "normalize",
+    "index",
+    "importance_inputs",
+    "importance_metric",
+    "alpha",
+    "pattern",
+];
+const TRAIN_KEYS: &[&str] = &[
+    "start_epoch",
+    "end_epoch",
+    "iteration",
+    "frequency",
+    "dataloader",
+    "criterion",
+    "optimizer",
+    "seed",
+    "execution_mode",
+    "postprocess",
+    "hostfile",
+];
+const SGD_KEYS: &[&str] = &["learning_rate", "momentum", "weight_decay", "nesterov"];
+const ADAM_KEYS: &[&str] = &["learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay", "amsgrad"];
+
+/// Default global sparsity target, as in INC's schema.
+pub const DEFAULT_TARGET_SPARSITY: f64 = 0.97;
+/// Default global end epoch, as in INC's schema.
+pub const DEFAULT_END_EPOCH: usize = 4;
+
+impl PruningConfig {
+    /// Reads a YAML file.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PruneError::Io { path: path.display().to_string(), source })?;
+        Self::from_yaml_named(&text, &path.display().to_string())
+    }
+
+    /// Reads YAML text.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        Self::from_yaml_named(text, "<string>")
+    }
+
+    /// Reads YAML text, naming its source in errors.
+    pub fn from_yaml_named(text: &str, source_name: &str) -> Result<Self> {
+        let root: Value = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            PruneError::Yaml { source_name: source_name.to_string(), line, column, message: e.to_string() }
+        })?;
+        let mut w = Walker::default();
+        let config = read_root(&mut w, &root);
+        match config {
+            Some(c) if w.problems.is_empty() => Ok(c),
+            _ => Err(PruneError::Config {
+                source_name: source_name.to_string(),
+                problems: ConfigProblems(w.problems),
+            }),
+        }
+    }
+
+    /// Every pruner with the global values filled in where it left them out.
+    pub fn resolved_pruners(&self) -> Vec<ResolvedPruner> {
+        let g = &self.weight_compression;
+        g.pruners
+            .iter()
+            .enumerate()
+            .map(|(index, p)| ResolvedPruner {
+                index,
+                prune_type: p.prune_type,
+                names: p.names.clone(),
+                initial_sparsity: p.initial_sparsity.unwrap_or(g.initial_sparsity),
+                target_sparsity: p.target_sparsity.unwrap_or(g.target_sparsity),
+                start_epoch: p.start_epoch.unwrap_or(g.start_epoch),
+                end_epoch: p.end_epoch.unwrap_or(g.end_epoch),
+                frequency: p.frequency.unwrap_or(g.frequency),
+                method: p.method,
+                pattern: p.pattern,
+                parameters: p.parameters.clone(),
+            })
+            .collect()
+    }
+
+    /// The last epoch any pruner's schedule acts in.
+    pub fn last_schedule_epoch(&self) -> usize {
+        self.resolved_pruners().iter().map(|p| p.end_epoch).max().unwrap_or(self.weight_compression.end_epoch)
+    }
+}
+
+fn read_root(w: &mut Walker, root: &Value) -> Option<PruningConfig> {
+    let top = w.mapping(root, "")?;
+    w.check_keys(top, "", TOP_KEYS);
+    let Some(pruning) = get(top, "pruning") else {
+        w.problem("pruning", "missing: the file needs a `pruning:` section");
+        return None;
+    };
+    let pm = w.mapping(pruning, "pruning")?;
+    w.check_keys(pm, "pruning", PRUNING_KEYS);
+    let train = get(pm, "train").and_then(|t| read_train(w, t, "pruning.train"));
+    let Some(approach) = get(pm, "approach") else {
+        w.problem("pruning.approach", "missing: expected `approach: {weight_compression: ...}`");
+        return None;
+    };
+    let am = w.mapping(approach, "pruning.approach")?;
+    w.check_keys(am, "pruning.approach", APPROACH_KEYS);
+    let Some(wc) = get(am, "weight_compression") else {
+        w.problem("pruning.approach.weight_compression", "missing");
+        return None;
+    };
+    let weight_compression = read_weight_compression(w, wc, "pruning.approach.weight_compression")?;
+    Some(PruningConfig { train, weight_compression })
+}
+
+/// Reads `frequency` or its alias `update_frequency`; both at once is a problem.
+fn read_frequency(w: &mut Walker, m: &Mapping, path: &str) -> Option<f64> {
+    let a = w.f64(m, path, "frequency");
+    let b = w.f64(m, path, "update_frequency");
+    if a.is_some() && b.is_some() {
+        w.problem(join(path, "update_frequency"), "both `frequency` and `update_frequency` given; keep one");
+    }
+    let f = a.or(b)?;
+    if !(f > 0.0 && f.is_finite()) {
+        let key = if a.is_some() { "frequency" } else { "update_frequency" };
+        w.problem(join(path, key), format!("{f} must be > 0"));
+    }
+    Some(f)
+}
+
+fn check_sparsity(w: &mut Walker, path: &str, key: &str, v: Option<f64>) {
+    if let Some(s) = v {
+        if !(0.0..1.0).contains(&s) {
+            w.problem(join(path, key), format!("{s} is not in [0, 1)"));
+        }
+    }
+}
+
+fn read_weight_compression(w: &mut Walker, v: &Value, path: &str) -> Option<WeightCompression> {
+    let m = w.mapping(v, path)?;
+    w.check_keys(m, path, WC_KEYS);
+    let initial = w.f64(m, path, "initial_sparsity");
+    let target = w.f64(m, path, "target_sparsity");
+    check_sparsity(w, path, "initial_sparsity", initial);
+    check_sparsity(w, path, "target_sparsity", target);
+    let start = w.usize(m, path, "start_epoch");
+    let end = w.usize(m, path, "end_epoch");
+    let frequency = read_frequency(w, m, path);
+    let g = WeightCompression {
+        initial_sparsity: initial.unwrap_or(0.0),
+        target_sparsity: target.unwrap_or(DEFAULT_TARGET_SPARSITY),
+        start_epoch: start.unwrap_or(0),
+        end_epoch: end.unwrap_or(DEFAULT_END_EPOCH),
+        frequency: frequency.unwrap_or(1.0),
+        pruners: Vec::new(),
+    };
+    if g.initial_sparsity > g.target_sparsity {
+        w.problem(
+            join(path, "initial_sparsity"),
+            format!("{} is above target_sparsity {}", g.initial_sparsity, g.target_sparsity),
+        );
+    }
+    if g.start_epoch > g.end_epoch {
+        w.problem(join(path, "start_epoch"), format!("{} is after end_epoch {}", g.start_epoch, g.end_epoch));
+    }
+    let ppath = join(path, "pruners");
+    let pruners = match get(m, "pruners").map(untag) {
+        None | Some(Value::Null) => {
+            w.problem(ppath, "missing: at least one `- !Pruner` item is needed");
+            Vec::new()
+        }
+        Some(Value::Sequence(items)) => {
+            if items.is_empty() {
+                w.problem(&ppath, "empty: at least one `- !Pruner` item is needed");
+            }
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| read_pruner(w, item, &format!("{ppath}[{i}]"), &g))
+                .collect()
+        }
+        Some(_) => {
+            w.problem(ppath, "expected a list of `- !Pruner` items");
+            Vec::new()
+        }
+    };
+    Some(WeightCompression { pruners, ..g })
+}
+
+fn read_prune_type(w: &mut Walker, m: &Mapping, path: &str) -> Option<PruneType> {
+    let p = join(path, "prune_type");
+    let Some(s) = w.string(m, path, "prune_type") else {
+        if get(m, "prune_type").is_none() {
+            w.problem(p, "missing: one of basic_magnitude, pattern_lock, gradient_sensitivity, group_lasso");
+        }
+        return None;
+    };
+    if let Some((_, t)) = PruneType::ALL.iter().find(|(name, _)| *name == s) {
+        return Some(*t);
+    }
+    let names: Vec<&str> = PruneType::ALL.iter().map(|(n, _)| *n).collect();
+    let hint = nearest(&s, &names).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+    w.problem(p, format!("unknown prune_type `{s}`{hint}; supported: {}", names.join(", ")));
+    None
+}
+
+/// Parses `tile_pattern_RxC`, `RxC` or `N:M`.
+pub fn parse_pattern(s: &str) -> std::result::Result<Pattern, String> {
+    let body = s.strip_prefix("tile_pattern_").unwrap_or(s);
+    let bad = || {
+        format!("`{s}` is not a pattern; expected tile_pattern_RxC, RxC (e.g. 1x1, 4x1, 1x16) or N:M (e.g. 2:4)")
+    };
+    if let Some((a, b)) = body.split_once(':') {
+        let (n, m) = (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?);
+        if n == 0 || n >= m {
+            return Err(format!("`{s}`: N:M needs 0 < N < M"));
+        }
+        return Ok(Pattern::NOfM { n, m });
+    }
+    if let Some((a, b)) = body.split_once(['x', 'X']) {
+        let (rows, cols) =
+            (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?);
+        if rows == 0 || cols == 0 {
+            return Err(format!("`{s}`: tile sides must be >= 1"));
+        }
+        return Ok(Pattern::Tile { rows, cols });
+    }
+    Err(bad())
+}
+
+fn read_pattern(w: &mut Walker, m: &Mapping, path: &str) -> Option<Pattern> {
+    let s = w.string(m, path, "pattern")?;
+    match parse_pattern(&s) {
+        Ok(p) => Some(p),
+        Err(reason) => {
+            w.problem(join(path, "pattern"), reason);
+            None
+        }
+    }
+}
+
+fn read_pruner(w: &mut Walker, v: &Value, path: &str, g: &WeightCompression) -> Option<PrunerConfig> {
+    if let Value::Tagged(t) = v {
+        if t.tag != "!Pruner" {
+            w.problem(path, format!("unexpected tag `{}`; pruner items are tagged `!Pruner`", t.tag));
+        }
+    }
+    let m = w.mapping(v, path)?;
+    w.check_keys(m, path, PRUNER_KEYS);
+    let prune_type = read_prune_type(w, m, path);
+    let names = w.strings(m, path, "names");
+    for (i, n) in names.iter().enumerate() {
+        if n.trim().is_empty() {
+            w.problem(format!("{}[{i}]", join(path, "names")), "empty weight name");
+        }
+    }
+    let initial = w.f64(m, path, "initial_sparsity");
+    let target = w.f64(m, path, "target_sparsity");
+    check_sparsity(w, path, "initial_sparsity", initial);
+    check_sparsity(w, path, "target_sparsity", target);
+    let start = w.usize(m, path, "start_epoch");
+    let end = w.usize(m, path, "end_epoch");
+    let frequency = read_frequency(w, m, path);
+    let method = match w.string(m, path, "method").as_deref() {
+        None | Some("per_tensor") => Method::PerTensor,
+        Some("per_channel") => Method::PerChannel,
+        Some(other) => {
+            w.problem(join(path, "method"), format!("unknown method `{other}`; supported: per_tensor, per_channel"));
+            Method::PerTensor
+        }
+    };
+    let pattern_here = read_pattern(w, m, path);
+    let (parameters, pattern_in_params) = match get(m, "parameters") {
+        Some(pv) => read_parameters(w, pv, &join(path, "parameters")),
+        None => (PrunerParameters::default(), None),
+    };
+    if pattern_here.is_some() && pattern_in_params.is_some() && pattern_here != pattern_in_params {
+        w.problem(join(path, "parameters.pattern"), "differs from the pruner's `pattern`; give it once");
+    }
+    let pattern = pattern_here.or(pattern_in_params).unwrap_or_default();
+
+    let (i, t) = (initial.unwrap_or(g.initial_sparsity), target.unwrap_or(g.target_sparsity));
+    if i > t {
+        w.problem(join(path, "initial_sparsity"), format!("{i} is above target_sparsity {t}"));
+    }
+    let (s, e) = (start.unwrap_or(g.start_epoch), end.unwrap_or(g.end_epoch));
+    if s > e {
+        w.problem(join(path, "start_epoch"), format!("{s} is after end_epoch {e}"));
+    }
+    let prune_type = prune_type?;
+    check_type_specifics(w, path, prune_type, &parameters, pattern);
+    Some(PrunerConfig {
+        prune_type,
+        names,
+        initial_sparsity: initial,
+        target_sparsity: target,
+        start_epoch: start,
+        end_epoch: end,
+        frequency,
+        method,
+        pattern,
+        parameters,
+    })
+}
+
+/// Checks that the parameters make sense for the algorithm.
+fn check_type_specifics(w: &mut Walker, path: &str, t: PruneType, p: &PrunerParameters, pattern: Pattern) {
+    if t == PruneType::GroupLasso && p.alpha.is_none() {
+        w.problem(join(path, "parameters.alpha"), "missing: group_lasso needs `parameters: {alpha: ...}`");
+    }
+    if t == PruneType::GradientSensitivity && (p.target.is_some() || !p.importance_inputs.is_empty()) {
+        if p.target.is_none() {
+            w.problem(join(path, "parameters.target"), "missing: structured gradient_sensitivity needs `target`");
+        }
+        if matches!(pattern, Pattern::NOfM { .. }) {
+            w.problem(join(path, "pattern"), "structured gradient_sensitivity does not take an N:M pattern");
+        }
+    }
+    if p.stride == Some(0) {
+        w.problem(join(path, "parameters.stride"), "0 must be >= 1");
+    }
+    if p.target == Some(0) {
+        w.problem(join(path, "parameters.target"), "0 would remove every group; must be >= 1");
+    }
+}
+
+fn read_parameters(w: &mut Walker, v: &Value, path: &str) -> (PrunerParameters, Option<Pattern>) {
+    let Some(m) = w.mapping(v, path) else { return (PrunerParameters::default(), None) };
+    w.check_keys(m, path, PARAM_KEYS);
+    let importance_metric = match w.string(m, path, "importance_metric").as_deref() {
+        None | Some("abs_gradient") => ImportanceMetric::AbsGradient,
+        Some("weighted_gradient") => ImportanceMetric::WeightedGradient,
+        Some(other) => {
+            w.problem(
+                join(path, "importance_metric"),
+                format!("unknown importance_metric `{other}`; supported: abs_gradient, weighted_gradient"),
+            );
+            ImportanceMetric::AbsGradient
+        }
+    };
+    let alpha = w.f64(m, path, "alpha");
+    if let Some(a) = alpha {
+        if !(a >= 0.0 && a.is_finite()) {
+            w.problem(join(path, "alpha"), format!("{a} must be a finite number >= 0"));
+        }
+    }
+    let params = PrunerParameters {
+        target: w.usize(m, path, "target"),
+        stride: w.usize(m, path, "stride"),
+        transpose: w.bool(m, path, "transpose").unwrap_or(false),
+        normalize: w.bool(m, path, "normalize").unwrap_or(false),
+        index: w.usize(m, path, "index"),
+        importance_inputs: w.strings(m, path, "importance_inputs"),
+        importance_metric,
+        alpha,
+    };
+    (params, read_pattern(w, m, path))
+}
+
+fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
+    let m = w.mapping(v, path)?;
+    w.check_keys(m, path, TRAIN_KEYS);
+    let start_epoch = w.usize(m, path, "start_epoch").unwrap_or(0);
+    let end_epoch = w.usize(m, path, "end_epoch");
+    if let Some(e) = end_epoch {
+        if e <= start_epoch {
+            w.problem(join(path, "end_epoch"), format!("{e} must be after start_epoch {start_epoch}"));
+        }
+    }
+    let iteration = w.usize(m, path, "iteration");
+    if iteration == Some(0) {
+        w.problem(join(path, "iteration"), "0 would run no step; must be >= 1");
+    }
+    let frequency = w.usize(m, path, "frequency");
+    let seed = w.usize(m, path, "seed").map(|s| s as u64).unwrap_or(42);
+    let mut batch_size = 32;
+    if let Some(dl) = get(m, "dataloader") {
+        let dpath = join(path, "dataloader");
+        if let Some(dm) = w.mapping(dl, &dpath) {
+            // dataset / transform / filter describe INC's own data pipeline; the built-in loop takes
+            // datasets from code and reads only batch_size.
+            w.check_keys(dm, &dpath, &["batch_size", "dataset", "transform", "filter", "shuffle", "last_batch"]);
+            match w.usize(dm, &dpath, "batch_size") {
+                Some(0) => w.problem(join(&dpath, "batch_size"), "0 must be >= 1"),
+                Some(b) => batch_size = b,
+                None => {}
+            }
+        }
+    }
+    let criterion = get(m, "criterion").map(|c| read_criterion(w, c, &join(path, "criterion")));
+    let optimizer = get(m, "optimizer").and_then(|o| read_optimizer(w, o, &join(path, "optimizer")));
+    Some(TrainConfig {
+        start_epoch,
+        end_epoch,
+        iteration,
+        frequency,
+        batch_size,
+        seed,
+        criterion: criterion.unwrap_or(Criterion::CrossEntropyLoss),
+        optimizer: optimizer.unwrap_or_default(),
+    })
+}
+
+/// The single `{Name: {...}}` entry of a mapping such as `optimizer:` or `criterion:`.
+fn single_entry<'v>(w: &mut Walker, v: &'v Value, path: &str) -> Option<(String, &'v Value)> {
+    let m = w.mapping(v, path)?;
+    if m.len() != 1 {
+        w.problem(path, format!("expected exactly one entry such as `SGD: {{...}}`, found {}", m.len()));
+        return None;
+    }
+    let (k, v) = m.iter().next()?;
+    match k.as_str() {
+        Some(name) => Some((name.to_string(), v)),
+        None => {
+            w.problem(path, "the entry's key must be a name");
+            None
+        }
+    }
+}
+
+fn read_criterion(w: &mut Walker, v: &Value, path: &str) -> Criterion {
+    if let Some((name, body)) = single_entry(w, v, path) {
+        let p = join(path, &name);
+        if name == "CrossEntropyLoss" {
+            if let Some(m) = w.mapping(body, &p) {
+                w.check_keys(m, &p, &["reduction", "from_logits"]);
+                if let Some(r) = w.string(m, &p, "reduction") {
+                    // INC files say `reduction: None` (a Python spelling); the loop always means over the batch.
+                    if !["None", "none", "mean", "sum_over_batch_size", "auto"].contains(&r.as_str()) {
+                        w.problem(join(&p, "reduction"), format!("unsupported reduction `{r}`; the loop takes the mean"));
+                    }
+                }
+            }
+        } else {
+            w.problem(p, format!("unsupported criterion `{name}`; supported: CrossEntropyLoss"));
+        }
+    }
+    Criterion::CrossEntropyLoss
+}
+
+fn read_optimizer(w: &mut Walker, v: &Value, path: &str) -> Option<OptimizerConfig> {
+    let (name, body) = single_entry(w, v, path)?;
+    let p = join(path, &name);
+    let m = w.mapping(body, &p)?;
+    let non_negative = |w: &mut Walker, key: &str, x: Option<f64>, default: f64| {
+        let x = x.unwrap_or(default);
+        if !(x >= 0.0 && x.is_finite()) {
+            w.problem(join(&p, key), format!("{x} must be a finite number >= 0"));
+        }
+        x
+    };
+    match name.as_str() {
+        "SGD" => {
+            w.check_keys(m, &p, SGD_KEYS);
+            let lr = w.f64(m, &p, "learning_rate");
+            let mo = w.f64(m, &p, "momentum");
+            let wd = w.f64(m, &p, "weight_decay");
+            let nesterov = w.bool(m, &p, "nesterov").unwrap_or(false);
+            Some(OptimizerConfig::Sgd {
+                learning_rate: non_negative(w, "learning_rate", lr, 0.01),
+                momentum: non_negative(w, "momentum", mo, 0.0),
+                weight_decay: non_negative(w, "weight_decay", wd, 0.0),
+                nesterov,
+            })
+        }
+        "Adam" => {
+            w.check_keys(m, &p, ADAM_KEYS);
+            if w.bool(m, &p, "amsgrad") == Some(true) {
+                w.problem(join(&p, "amsgrad"), "amsgrad is not supported by the built-in loop");
+            }
+            let lr = w.f64(m, &p, "learning_rate");
+            let b1 = w.f64(m, &p, "beta_1");
+            let b2 = w.f64(m, &p, "beta_2");
+            let eps = w.f64(m, &p, "epsilon");
+            let wd = w.f64(m, &p, "weight_decay");
+            let beta_1 = non_negative(w, "beta_1", b1, 0.9);
+            let beta_2 = non_negative(w, "beta_2", b2, 0.999);
+            for (key, b) in [("beta_1", beta_1), ("beta_2", beta_2)] {
+                if b >= 1.0 {
+                    w.problem(join(&p, key), format!("{b} must be < 1"));
+                }
+            }
+            Some(OptimizerConfig::Adam {
+                learning_rate: non_negative(w, "learning_rate", lr, 0.001),
+                beta_1,
+                beta_2,
+                epsilon: non_negative(w, "epsilon", eps, 1e-7),
+                weight_decay: non_negative(w, "weight_decay", wd, 0.0),
+            })
+        }
+        other => {
+            let hint = nearest(other, &["SGD", "Adam"]).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+            w.problem(p, format!("unsupported optimizer `{other}`{hint}; supported: SGD, Adam"));
+            None
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Typed configuration: what a pruning YAML file means once parsed.
+
+use serde::Serialize;
+use std::fmt;
+
+/// The whole pruning configuration (`pruning:` of an INC 1.x file).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PruningConfig {
+    /// `pruning.train`: the built-in training loop's settings; absent when the user trains.
+    pub train: Option<TrainConfig>,
+    /// `pruning.approach.weight_compression`.
+    pub weight_compression: WeightCompression,
+}
+
+/// `pruning.approach.weight_compression`: global schedule values and the pruners.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightCompression {
+    /// Sparsity at the start epoch. Default 0.0.
+    pub initial_sparsity: f64,
+    /// Sparsity reached at the end epoch. Default 0.97.
+    pub target_sparsity: f64,
+    /// First epoch at which masks are computed. Default 0.
+    pub start_epoch: usize,
+    /// Epoch at which target_sparsity is reached (inclusive). Default 4.
+    pub end_epoch: usize,
+    /// Epochs between mask updates (`frequency` or `update_frequency`). Default 1.0.
+    pub frequency: f64,
+    /// The pruners, in file order.
+    pub pruners: Vec<PrunerConfig>,
+}
+
+/// One `!Pruner` item as written: `None` means "take the global value".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrunerConfig {
+    /// The algorithm.
+    pub prune_type: PruneType,
+    /// Weight names or `*` globs; empty means every prunable weight.
+    pub names: Vec<String>,
+    /// Overrides the global initial_sparsity.
+    pub initial_sparsity: Option<f64>,
+    /// Overrides the global target_sparsity.
+    pub target_sparsity: Option<f64>,
+    /// Overrides the global start_epoch.
+    pub start_epoch: Option<usize>,
+    /// Overrides the global end_epoch.
+    pub end_epoch: Option<usize>,
+    /// Overrides the global frequency.
+    pub frequency: Option<f64>,
+    /// `per_tensor` (default) or `per_channel`.
+    pub method: Method,
+    /// Block or N:M pattern; default 1x1 (element-wise).
+    pub pattern: Pattern,
+    /// Algorithm parameters.
+    pub parameters: PrunerParameters,
+}
+
+/// A pruner with every global value filled in: what the session runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedPruner {
+    /// Position in `pruners`.
+    pub index: usize,
+    /// The algorithm.
+    pub prune_type: PruneType,
+    /// Weight names or globs; empty means every prunable weight.
+    pub names: Vec<String>,
+    /// Sparsity at start_epoch.
+    pub initial_sparsity: f64,
+    /// Sparsity at end_epoch.
+    pub target_sparsity: f64,
+    /// First epoch of the schedule.
+    pub start_epoch: usize,
+    /// Last epoch of the schedule (target reached here).
+    pub end_epoch: usize,
+    /// Epochs between mask updates.
+    pub frequency: f64,
+    /// `per_tensor` or `per_channel`.
+    pub method: Method,
+    /// Block or N:M pattern.
+    pub pattern: Pattern,
+    /// Algorithm parameters.
+    pub parameters: PrunerParameters,
+}
+
+/// The pruning algorithms of INC 1.x.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PruneType {
+    /// Element or tile magnitude, on the epoch schedule.
+    BasicMagnitude,
+    /// Keep the zeros a model already has.
+    PatternLock,
+    /// Importance from gradients, element-wise or structured.
+    GradientSensitivity,
+    /// Block-wise group-lasso regularisation, then block magnitude.
+    GroupLasso,
+}
+
+impl PruneType {
+    /// Every accepted spelling, as written in YAML.
+    pub const ALL: [(&'static str, PruneType); 4] = [
+        ("basic_magnitude", PruneType::BasicMagnitude),
+        ("pattern_lock", PruneType::PatternLock),
+        ("gradient_sensitivity", PruneType::GradientSensitivity),
+        ("group_lasso", PruneType::GroupLasso),
+    ];
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL.iter().find(|(_, t)| *t == self).map(|(s, _)| *s).unwrap_or("?")
+    }
+}
+
+impl fmt::Display for PruneType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How scores are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// One ranking over the whole weight (INC's only behaviour).
+    #[default]
+    PerTensor,
+    /// One ranking per output row: every row reaches the same sparsity.
+    PerChannel,
+}
+
+/// The unit of pruning over the canonical 2-D view [out, in * kh * kw].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pattern {
+    /// Blocks of `rows` x `cols`, scored by the sum of |w| (1x1: element-wise).
+    Tile {
+        /// Block height along the output dimension.
+        rows: usize,
+        /// Block width along the input dimension.
+        cols: usize,
+    },
+    /// In every group of `m` consecutive inputs, keep exactly `n` (the largest by |w|).
+    NOfM {
+        /// Weights kept per group.
+        n: usize,
+        /// Group length along the input dimension.
+        m: usize,
+    },
+}
+
+impl Default for Pattern {
+    fn default() -> Self {
+        Pattern::Tile { rows: 1, cols: 1 }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pattern::Tile { rows, cols } => write!(f, "{rows}x{cols}"),
+            Pattern::NOfM { n, m } => write!(f, "{n}:{m}"),
+        }
+    }
+}
+
+/// How head / row importance is measured for structured gradient sensitivity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportanceMetric {
+    /// |d loss / d importance_input|, e.g. of a head mask.
+    #[default]
+    AbsGradient,
+    /// |sum over a row of grad * W|.
+    WeightedGradient,
+}
+
+/// `parameters:` of a pruner. Every field is optional in YAML.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct PrunerParameters {
+    /// Structured: number of groups (heads, rows) to keep.
+    pub target: Option<usize>,
+    /// Structured: rows per group (e.g. 64 for a head of size 64).
+    pub stride: Option<usize>,
+    /// Structured: groups run along the input dimension instead of the output one.
+    pub transpose: bool,
+    /// Structured: L2-normalise importance per layer before ranking.
+    pub normalize: bool,
+    /// Structured: layer index into an importance input such as head_mask [layers, heads].
+    pub index: Option<usize>,
+    /// Structured: names of the inputs or weights whose gradients give importance.
+    pub importance_inputs: Vec<String>,
+    /// Structured: how importance is measured.
+    pub importance_metric: ImportanceMetric,
+    /// group_lasso: regularisation strength.
+    pub alpha: Option<f64>,
+}
+
+/// `pruning.train`: settings of the built-in training loop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainConfig {
+    /// First epoch. Default 0.
+    pub start_epoch: usize,
+    /// Epochs run are start_epoch..end_epoch (exclusive). Default: the schedule's last end_epoch + 1.
+    pub end_epoch: Option<usize>,
+    /// Most steps per epoch; absent: the whole dataset.
+    pub iteration: Option<usize>,
+    /// Log every `frequency` steps; absent: no step log.
+    pub frequency: Option<usize>,
+    /// Batch size from `dataloader.batch_size`. Default 32.
+    pub batch_size: usize,
+    /// Shuffle seed for the built-in loop. Default 42.
+    pub seed: u64,
+    /// The loss. Default CrossEntropyLoss.
+    pub criterion: Criterion,
+    /// The optimizer. Default SGD with learning_rate 0.01.
+    pub optimizer: OptimizerConfig,
+}
+
+/// The loss of the built-in loop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Criterion {
+    /// Softmax cross-entropy over class logits (mean over the batch).
+    CrossEntropyLoss,
+}
+
+/// The optimizer of the built-in loop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind")]
+pub enum OptimizerConfig {
+    /// Stochastic gradient descent.
+    #[serde(rename = "SGD")]
+    Sgd {
+        /// Step size.
+        learning_rate: f64,
+        /// Momentum factor, 0 for none.
+        momentum: f64,
+        /// L2 weight decay.
+        weight_decay: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+    },
+    /// Adam.
+    Adam {
+        /// Step size.
+        learning_rate: f64,
+        /// First-moment decay.
+        beta_1: f64,
+        /// Second-moment decay.
+        beta_2: f64,
+        /// Denominator epsilon.
+        epsilon: f64,
+        /// L2 weight decay.
+        weight_decay: f64,
+    },
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::Sgd { learning_rate: 0.01, momentum: 0.0, weight_decay: 0.0, nesterov: false }
+    }
+}

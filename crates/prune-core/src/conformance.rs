@@ -1,0 +1,268 @@
+//! The conformance suite: plain generic test functions every backend runs through
+//! [`conformance_suite!`](crate::conformance_suite).
+//!
+//! A backend provides a [`Harness`] for one fixed fixture network:
+//! `fc1` [8, 16] and `fc2` [4, 8] (Linear, canonical [out, in]; `fc1` feeds `fc2` through a ReLU)
+//! and `conv` [4, 2, 3, 3] (not used in the forward pass), plus biases `fc1.bias` [8], `fc2.bias` [4].
+//! Expected results come from the host mask logic in this crate, so passing the suite on two
+//! backends means identical masks on both for identical weights.
+
+use crate::backend::{Model, TensorBackend};
+use crate::config::{Method, Pattern};
+use crate::error::Result;
+use crate::host::to_canonical;
+use crate::masks::{prune_count, pruned_flags};
+use crate::session::Pruning;
+
+/// Canonical shapes of the fixture's prunable weights.
+pub const FIXTURE: [(&str, [usize; 4], usize); 3] =
+    [("fc1.weight", [8, 16, 1, 1], 2), ("fc2.weight", [4, 8, 1, 1], 2), ("conv.weight", [4, 2, 3, 3], 4)];
+
+/// What a backend gives the suite.
+pub trait Harness {
+    /// The backend's model type for the fixture.
+    type Model: Model;
+
+    /// The fixture with the given canonical values for `fc1.weight`, `fc2.weight`, `conv.weight`
+    /// (biases zero).
+    fn build(&self, fc1: &[f32], fc2: &[f32], conv: &[f32]) -> Self::Model;
+
+    /// One real training step on a fixed batch: forward, backward, then the hooks
+    /// `on_step_begin`, `on_before_optimizer_step`, an optimizer step with momentum (`adam`
+    /// selects Adam instead of SGD with momentum 0.9), `on_step_end`. The optimizer state must
+    /// persist across calls for the same model.
+    fn train_step(
+        &self,
+        model: &mut Self::Model,
+        pruning: &mut Pruning<<Self::Model as Model>::Backend>,
+        adam: bool,
+    ) -> Result<()>;
+}
+
+/// Deterministic pseudo-random values in [-1, 1) (a small LCG; no dependency).
+pub fn values(seed: u64, n: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn fixture_values(seed: u64) -> [Vec<f32>; 3] {
+    [values(seed, 128), values(seed + 1, 32), values(seed + 2, 72)]
+}
+
+fn build<H: Harness>(h: &H, v: &[Vec<f32>; 3]) -> H::Model {
+    h.build(&v[0], &v[1], &v[2])
+}
+
+/// Canonical values of a weight, read back from the model.
+pub fn canonical<M: Model>(model: &M, name: &str) -> Vec<f32> {
+    let info = model.weights().unwrap().into_iter().find(|w| w.name == name).expect("weight in fixture");
+    let stored = model.backend().to_vec(&model.weight(name).unwrap()).unwrap();
+    to_canonical(stored, info.layout, &info.shape)
+}
+
+fn zeros(v: &[f32]) -> usize {
+    v.iter().filter(|x| **x == 0.0).count()
+}
+
+fn magnitude_yaml(names: &str, sparsity: f64, pattern: &str) -> String {
+    format!(
+        "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
+         target_sparsity: {sparsity}\n      pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            \
+         names: {names}\n            pattern: {pattern}\n"
+    )
+}
+
+fn one_shot<H: Harness>(h: &H, v: &[Vec<f32>; 3], yaml: &str) -> (H::Model, Pruning<<H::Model as Model>::Backend>) {
+    let mut model = build(h, v);
+    let mut p = Pruning::from_yaml(yaml).expect("valid yaml");
+    p.on_epoch_begin(&mut model, 0).expect("epoch begin");
+    (model, p)
+}
+
+/// Expected canonical pruned flags from the host logic.
+fn expected(v: &[f32], shape: &[usize], pattern: Pattern, sparsity: f64) -> Vec<bool> {
+    let rows = shape[0];
+    let cols = v.len() / rows;
+    let scores: Vec<f32> = v.iter().map(|x| x.abs()).collect();
+    pruned_flags(&scores, rows, cols, pattern, Method::PerTensor, sparsity, None).unwrap()
+}
+
+/// Exactly round(s * n) elements pruned per layer, at exactly the expected positions.
+pub fn exact_count_and_positions<H: Harness>(h: &H) {
+    for (seed, s) in [(1u64, 0.9), (2, 0.5), (3, 0.33), (4, 0.0)] {
+        let v = fixture_values(seed);
+        let (model, _) = one_shot(h, &v, &magnitude_yaml("[]", s, "1x1"));
+        for (i, (name, shape, rank)) in FIXTURE.iter().enumerate() {
+            let got = canonical(&model, name);
+            let n = got.len();
+            assert_eq!(zeros(&got), prune_count(s, n), "{name} at sparsity {s}");
+            let want = expected(&v[i], &shape[..*rank], Pattern::default(), s);
+            let got_flags: Vec<bool> = got.iter().map(|x| *x == 0.0).collect();
+            assert_eq!(got_flags, want, "{name}: positions differ at sparsity {s}");
+        }
+    }
+}
+
+/// Equal scores are pruned in canonical index order (lowest first).
+pub fn ties_broken_by_index<H: Harness>(h: &H) {
+    let v = [vec![0.5; 128], vec![0.5; 32], vec![0.5; 72]];
+    let (model, _) = one_shot(h, &v, &magnitude_yaml("[fc1.weight, fc2.weight]", 0.25, "1x1"));
+    for name in ["fc1.weight", "fc2.weight"] {
+        let got = canonical(&model, name);
+        let k = prune_count(0.25, got.len());
+        assert!(got[..k].iter().all(|x| *x == 0.0), "{name}: first {k} canonical elements must be pruned");
+        assert!(got[k..].iter().all(|x| *x == 0.5), "{name}: the rest must be kept");
+    }
+}
+
+/// Tiles are pruned whole, in the exact count, for 2x2, 4x1 and 1x4.
+pub fn tiles_pruned_whole<H: Harness>(h: &H) {
+    let v = fixture_values(7);
+    for (rows, cols) in [(2usize, 2usize), (4, 1), (1, 4)] {
+        let pat = format!("{rows}x{cols}");
+        let (model, _) = one_shot(h, &v, &magnitude_yaml("[fc1.weight]", 0.5, &pat));
+        let got = canonical(&model, "fc1.weight");
+        let want = expected(&v[0], &[8, 16], Pattern::Tile { rows, cols }, 0.5);
+        assert_eq!(got.iter().map(|x| *x == 0.0).collect::<Vec<_>>(), want, "tile {pat}");
+        assert_eq!(zeros(&got), prune_count(0.5, 128 / (rows * cols)) * rows * cols, "tile {pat}");
+    }
+}
+
+/// N:M keeps exactly N of every M consecutive inputs.
+pub fn n_of_m_exact<H: Harness>(h: &H) {
+    let v = fixture_values(8);
+    for (n, m) in [(2usize, 4usize), (4, 8), (1, 4)] {
+        let (model, _) = one_shot(h, &v, &magnitude_yaml("[fc1.weight, fc2.weight]", 0.5, &format!("'{n}:{m}'")));
+        for name in ["fc1.weight", "fc2.weight"] {
+            let got = canonical(&model, name);
+            for group in got.chunks(m) {
+                assert_eq!(group.iter().filter(|x| **x != 0.0).count(), n, "{name} {n}:{m}");
+            }
+        }
+    }
+}
+
+/// A failing call (a tile that does not divide a weight) leaves every weight untouched.
+pub fn failed_call_leaves_model_untouched<H: Harness>(h: &H) {
+    let v = fixture_values(9);
+    let mut model = build(h, &v);
+    // fc1 [8,16] divides 1x3? no: 16 % 3 != 0. fc2 comes first in nothing; both are in one call.
+    let mut p = Pruning::from_yaml(&magnitude_yaml("[fc2.weight, fc1.weight]", 0.5, "1x3")).unwrap();
+    let err = p.on_epoch_begin(&mut model, 0).unwrap_err().to_string();
+    assert!(err.contains("does not divide"), "{err}");
+    for (i, (name, _, _)) in FIXTURE.iter().enumerate() {
+        assert_eq!(canonical(&model, name), v[i], "{name} changed by a failed call");
+    }
+}
+
+/// The schedule raises sparsity epoch by epoch, and earlier pruned weights stay pruned.
+pub fn schedule_is_followed_and_masks_grow<H: Harness>(h: &H) {
+    let v = fixture_values(10);
+    let mut model = build(h, &v);
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 2\n      \
+                target_sparsity: 0.75\n      pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            \
+                names: ['fc1.weight']\n";
+    let mut p = Pruning::from_yaml(yaml).unwrap();
+    let mut previous: Vec<bool> = vec![false; 128];
+    for (epoch, s) in [(0usize, 0.25), (1, 0.5), (2, 0.75), (3, 0.75)] {
+        p.on_epoch_begin(&mut model, epoch).unwrap();
+        let got = canonical(&model, "fc1.weight");
+        assert_eq!(zeros(&got), prune_count(s, 128), "epoch {epoch}");
+        let now: Vec<bool> = got.iter().map(|x| *x == 0.0).collect();
+        assert!(previous.iter().zip(&now).all(|(a, b)| !*a || *b), "epoch {epoch}: a pruned weight came back");
+        previous = now;
+        h.train_step(&mut model, &mut p, false).unwrap();
+        p.on_epoch_end(&mut model).unwrap();
+    }
+}
+
+/// Pruned weights stay exactly zero through SGD momentum and Adam, while kept weights train.
+pub fn masks_survive_momentum<H: Harness>(h: &H) {
+    for adam in [false, true] {
+        let v = fixture_values(11);
+        let (mut model, mut p) = one_shot(h, &v, &magnitude_yaml("[fc1.weight, fc2.weight]", 0.6, "1x1"));
+        let before = canonical(&model, "fc1.weight");
+        let pruned: Vec<bool> = before.iter().map(|x| *x == 0.0).collect();
+        for _ in 0..5 {
+            h.train_step(&mut model, &mut p, adam).unwrap();
+        }
+        let after = canonical(&model, "fc1.weight");
+        for (i, (&was_pruned, &x)) in pruned.iter().zip(&after).enumerate() {
+            if was_pruned {
+                assert_eq!(x, 0.0, "adam={adam}: pruned fc1.weight[{i}] moved to {x}");
+            }
+        }
+        let moved = before.iter().zip(&after).filter(|(b, a)| **b != 0.0 && b != a).count();
+        assert!(moved > 0, "adam={adam}: no kept weight trained; the optimizer lost its parameters");
+        assert_eq!(zeros(&after), prune_count(0.6, 128), "adam={adam}");
+    }
+}
+
+/// pattern_lock keeps a model's existing zeros through training and prunes nothing else.
+pub fn pattern_lock_holds_zeros<H: Harness>(h: &H) {
+    let mut v = fixture_values(12);
+    for (i, x) in v[0].iter_mut().enumerate() {
+        if i % 3 == 0 {
+            *x = 0.0;
+        }
+    }
+    let mut model = build(h, &v);
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      pruners:\n        - !Pruner\n            \
+                prune_type: pattern_lock\n            names: ['fc1.weight']\n";
+    let mut p = Pruning::from_yaml(yaml).unwrap();
+    p.on_train_begin(&mut model).unwrap();
+    p.on_epoch_begin(&mut model, 0).unwrap();
+    for adam in [false, true, true] {
+        h.train_step(&mut model, &mut p, adam).unwrap();
+    }
+    let after = canonical(&model, "fc1.weight");
+    for (i, x) in after.iter().enumerate() {
+        assert_eq!(*x == 0.0, i % 3 == 0, "fc1.weight[{i}] = {x}");
+    }
+}
+
+/// A name that matches nothing is an error naming close matches; the model is untouched.
+pub fn unknown_name_is_an_error<H: Harness>(h: &H) {
+    let v = fixture_values(13);
+    let mut model = build(h, &v);
+    let mut p = Pruning::from_yaml(&magnitude_yaml("['fc3.weight']", 0.5, "1x1")).unwrap();
+    let err = p.on_epoch_begin(&mut model, 0).unwrap_err().to_string();
+    assert!(err.contains("fc3.weight") && err.contains("fc1.weight"), "{err}");
+    assert_eq!(canonical(&model, "fc1.weight"), v[0]);
+}
+
+/// The backend's weight listing uses canonical names and shapes.
+pub fn canonical_names_and_shapes<H: Harness>(h: &H) {
+    let model = build(h, &fixture_values(14));
+    let ws = model.weights().unwrap();
+    for (name, shape, rank) in FIXTURE {
+        let w = ws.iter().find(|w| w.name == name).unwrap_or_else(|| panic!("{name} missing from {ws:?}"));
+        assert_eq!(w.shape, shape[..rank].to_vec(), "{name}");
+    }
+    assert!(ws.iter().any(|w| w.name == "fc1.bias" && w.shape == vec![8]));
+}
+
+/// Generates one `#[test]` per conformance function for a harness expression.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:expr) => {
+        $crate::conformance_suite!(@tests $harness;
+            exact_count_and_positions, ties_broken_by_index, tiles_pruned_whole, n_of_m_exact,
+            failed_call_leaves_model_untouched, schedule_is_followed_and_masks_grow,
+            masks_survive_momentum, pattern_lock_holds_zeros, unknown_name_is_an_error,
+            canonical_names_and_shapes);
+    };
+    (@tests $harness:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::$name(&$harness);
+            }
+        )*
+    };
+}

@@ -1,0 +1,128 @@
+//! One configured pruner bound to the weights it acts on, with its masks.
+
+use crate::backend::{Model, TensorBackend, WeightInfo};
+use crate::config::{PruneType, ResolvedPruner};
+use crate::error::{PruneError, Result};
+use crate::host::{to_canonical, to_stored};
+use crate::masks::pruned_flags;
+use crate::schedule::Schedule;
+
+/// A weight under a pruner, with its current mask.
+pub(crate) struct MaskedWeight<B: TensorBackend> {
+    pub info: WeightInfo,
+    pub mask: Option<B::Mask>,
+    /// Elements the mask sets to zero.
+    pub pruned: usize,
+}
+
+/// A pruner bound to a model's weights.
+pub(crate) struct BoundPruner<B: TensorBackend> {
+    pub spec: ResolvedPruner,
+    pub schedule: Schedule,
+    pub weights: Vec<MaskedWeight<B>>,
+    /// Sparsity the current masks were computed for.
+    pub applied_sparsity: f64,
+}
+
+/// A new mask for one weight, computed but not yet written.
+pub(crate) struct PendingMask<B: TensorBackend> {
+    pub pruner: usize,
+    pub weight: usize,
+    pub mask: B::Mask,
+    pub pruned: usize,
+    pub masked_value: B::Tensor,
+}
+
+/// The canonical 2-D view `[rows, cols]` of a weight shape: `[d0, d1 * d2 * ...]`, 1-D as `[1, n]`.
+pub(crate) fn view_2d(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [d0, rest @ ..] => (*d0, rest.iter().product()),
+    }
+}
+
+impl<B: TensorBackend> BoundPruner<B> {
+    pub fn new(spec: ResolvedPruner, weights: Vec<WeightInfo>) -> Self {
+        BoundPruner {
+            schedule: Schedule::of(&spec),
+            weights: weights.into_iter().map(|info| MaskedWeight { info, mask: None, pruned: 0 }).collect(),
+            spec,
+            applied_sparsity: 0.0,
+        }
+    }
+
+    /// Masks for pattern_lock: every weight's existing zeros.
+    pub fn lock_masks<M: Model<Backend = B>>(&self, index: usize, model: &M) -> Result<Vec<PendingMask<B>>> {
+        let be = model.backend();
+        let mut out = Vec::with_capacity(self.weights.len());
+        for (wi, w) in self.weights.iter().enumerate() {
+            let value = model.weight(&w.info.name)?;
+            let keep: Vec<bool> = be.to_vec(&value)?.iter().map(|x| *x != 0.0).collect();
+            let pruned = keep.iter().filter(|k| !**k).count();
+            let mask = be.mask_from_keep(&value, &keep)?;
+            let masked_value = be.apply_mask(&value, &mask)?;
+            out.push(PendingMask { pruner: index, weight: wi, mask, pruned, masked_value });
+        }
+        Ok(out)
+    }
+
+    /// Magnitude masks at `sparsity` for every weight, computed from the current values.
+    pub fn magnitude_masks<M: Model<Backend = B>>(
+        &self,
+        index: usize,
+        model: &M,
+        sparsity: f64,
+    ) -> Result<Vec<PendingMask<B>>> {
+        let be = model.backend();
+        let mut out = Vec::with_capacity(self.weights.len());
+        for (wi, w) in self.weights.iter().enumerate() {
+            let value = model.weight(&w.info.name)?;
+            let stored = be.to_vec(&value)?;
+            let bad = stored.iter().filter(|x| !x.is_finite()).count();
+            if bad > 0 {
+                return Err(PruneError::NonFinite { weight: w.info.name.clone(), what: "weight", count: bad });
+            }
+            let canonical = to_canonical(stored, w.info.layout, &w.info.shape);
+            let scores: Vec<f32> = canonical.iter().map(|x| x.abs()).collect();
+            let previous = match &w.mask {
+                Some(m) => Some(to_canonical(be.mask_to_keep(m)?, w.info.layout, &w.info.shape)),
+                None => None,
+            }
+            .map(|keep| keep.into_iter().map(|k| !k).collect::<Vec<bool>>());
+            let (rows, cols) = view_2d(&w.info.shape);
+            let flags = pruned_flags(
+                &scores,
+                rows,
+                cols,
+                self.spec.pattern,
+                self.spec.method,
+                sparsity,
+                previous.as_deref(),
+            )
+            .map_err(|reason| PruneError::Shape {
+                weight: w.info.name.clone(),
+                shape: w.info.shape.clone(),
+                reason: format!("pruner {}: {reason}", self.spec.index),
+            })?;
+            let pruned = flags.iter().filter(|p| **p).count();
+            let keep = to_stored(flags.into_iter().map(|p| !p).collect(), w.info.layout, &w.info.shape);
+            let mask = be.mask_from_keep(&value, &keep)?;
+            let masked_value = be.apply_mask(&value, &mask)?;
+            out.push(PendingMask { pruner: index, weight: wi, mask, pruned, masked_value });
+        }
+        Ok(out)
+    }
+
+    /// Whether this pruner recomputes masks at the start of `epoch`, and for which sparsity.
+    pub fn update_due(&self, epoch: usize) -> Option<f64> {
+        match self.spec.prune_type {
+            PruneType::BasicMagnitude if self.schedule.acts_at(epoch) => {
+                let s = self.schedule.sparsity_at(epoch);
+                let first = self.weights.iter().all(|w| w.mask.is_none());
+                (s > 0.0 && (first || s != self.applied_sparsity)).then_some(s)
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! A pure-Rust reference backend: plain `Vec<f32>` tensors and a named-weight model.
+//!
+//! It defines the expected behaviour every framework backend is checked against, and serves tools
+//! that prune checkpoints without a framework.
+
+use crate::backend::{Layout, Model, TensorBackend, WeightInfo};
+use crate::error::{PruneError, Result};
+use crate::suggest::closest;
+
+/// The reference backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reference;
+
+/// A row-major f32 tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefTensor {
+    /// Values, row-major.
+    pub data: Vec<f32>,
+    /// Shape.
+    pub shape: Vec<usize>,
+}
+
+fn shape_error(op: &str, a: &[usize], b: &[usize]) -> PruneError {
+    PruneError::Shape { weight: op.to_string(), shape: a.to_vec(), reason: format!("does not match shape {b:?}") }
+}
+
+impl Reference {
+    fn zip(&self, op: &str, a: &RefTensor, b: &RefTensor, f: impl Fn(f32, f32) -> f32) -> Result<RefTensor> {
+        if a.shape != b.shape {
+            return Err(shape_error(op, &a.shape, &b.shape));
+        }
+        Ok(RefTensor { data: a.data.iter().zip(&b.data).map(|(x, y)| f(*x, *y)).collect(), shape: a.shape.clone() })
+    }
+}
+
+impl TensorBackend for Reference {
+    type Tensor = RefTensor;
+    type Mask = Vec<bool>;
+
+    fn name(&self) -> &'static str {
+        "reference"
+    }
+    fn shape(&self, t: &RefTensor) -> Vec<usize> {
+        t.shape.clone()
+    }
+    fn to_vec(&self, t: &RefTensor) -> Result<Vec<f32>> {
+        Ok(t.data.clone())
+    }
+    fn from_vec(&self, _like: &RefTensor, data: Vec<f32>, shape: &[usize]) -> Result<RefTensor> {
+        if data.len() != shape.iter().product::<usize>() {
+            return Err(PruneError::Shape {
+                weight: "from_vec".into(),
+                shape: shape.to_vec(),
+                reason: format!("{} values given", data.len()),
+            });
+        }
+        Ok(RefTensor { data, shape: shape.to_vec() })
+    }
+    fn mask_from_keep(&self, like: &RefTensor, keep: &[bool]) -> Result<Vec<bool>> {
+        if keep.len() != like.data.len() {
+            return Err(shape_error("mask", &[keep.len()], &like.shape));
+        }
+        Ok(keep.to_vec())
+    }
+    fn mask_to_keep(&self, mask: &Vec<bool>) -> Result<Vec<bool>> {
+        Ok(mask.clone())
+    }
+    fn apply_mask(&self, t: &RefTensor, mask: &Vec<bool>) -> Result<RefTensor> {
+        if mask.len() != t.data.len() {
+            return Err(shape_error("apply_mask", &[mask.len()], &t.shape));
+        }
+        Ok(RefTensor {
+            data: t.data.iter().zip(mask).map(|(x, k)| if *k { *x } else { 0.0 }).collect(),
+            shape: t.shape.clone(),
+        })
+    }
+    fn mul(&self, a: &RefTensor, b: &RefTensor) -> Result<RefTensor> {
+        self.zip("mul", a, b, |x, y| x * y)
+    }
+    fn add(&self, a: &RefTensor, b: &RefTensor) -> Result<RefTensor> {
+        self.zip("add", a, b, |x, y| x + y)
+    }
+}
+
+/// One parameter of a [`RefModel`].
+#[derive(Debug, Clone)]
+pub struct RefParam {
+    /// Name, stored shape and layout.
+    pub info: WeightInfo,
+    /// Stored values (in `info.layout`).
+    pub value: RefTensor,
+    /// Gradient from the last backward pass.
+    pub grad: Option<RefTensor>,
+}
+
+/// A model as an ordered list of named parameters.
+#[derive(Debug, Clone, Default)]
+pub struct RefModel {
+    /// The parameters, in order.
+    pub params: Vec<RefParam>,
+}
+
+impl RefModel {
+    /// Adds a weight given in the canonical layout, stored in `layout`.
+    pub fn push(&mut self, name: &str, canonical_shape: &[usize], canonical: Vec<f32>, layout: Layout) {
+        let stored = crate::host::to_stored(canonical, layout, canonical_shape);
+        let stored_shape = match layout {
+            Layout::Transposed => vec![canonical_shape[1], canonical_shape[0]],
+            Layout::Canonical => canonical_shape.to_vec(),
+        };
+        self.params.push(RefParam {
+            info: WeightInfo { name: name.into(), shape: canonical_shape.to_vec(), layout },
+            value: RefTensor { data: stored, shape: stored_shape },
+            grad: None,
+        });
+    }
+
+    fn index(&self, name: &str) -> Result<usize> {
+        self.params.iter().position(|p| p.info.name == name).ok_or_else(|| {
+            let names: Vec<String> = self.params.iter().map(|p| p.info.name.clone()).collect();
+            PruneError::UnknownWeight { weight: name.into(), candidates: closest(name, &names, 3) }
+        })
+    }
+
+    fn check_updates(&self, updates: &[(String, RefTensor)]) -> Result<Vec<usize>> {
+        updates
+            .iter()
+            .map(|(name, t)| {
+                let i = self.index(name)?;
+                if self.params[i].value.shape != t.shape {
+                    return Err(PruneError::Shape {
+                        weight: name.clone(),
+                        shape: t.shape.clone(),
+                        reason: format!("write does not match stored shape {:?}", self.params[i].value.shape),
+                    });
+                }
+                Ok(i)
+            })
+            .collect()
+    }
+}
+
+impl Model for RefModel {
+    type Backend = Reference;
+
+    fn backend(&self) -> &Reference {
+        &Reference
+    }
+    fn weights(&self) -> Result<Vec<WeightInfo>> {
+        Ok(self.params.iter().map(|p| p.info.clone()).collect())
+    }
+    fn weight(&self, name: &str) -> Result<RefTensor> {
+        Ok(self.params[self.index(name)?].value.clone())
+    }
+    fn set_weights(&mut self, updates: Vec<(String, RefTensor)>) -> Result<()> {
+        let idx = self.check_updates(&updates)?;
+        for (i, (_, t)) in idx.into_iter().zip(updates) {
+            self.params[i].value.data.copy_from_slice(&t.data);
+        }
+        Ok(())
+    }
+    fn gradient(&self, name: &str) -> Result<Option<RefTensor>> {
+        Ok(self.params[self.index(name)?].grad.clone())
+    }
+    fn set_gradients(&mut self, updates: Vec<(String, RefTensor)>) -> Result<()> {
+        let idx = self.check_updates(&updates)?;
+        for (i, (_, t)) in idx.into_iter().zip(updates) {
+            self.params[i].grad = Some(t);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,278 @@
+//! The pruning session: configured pruners, their masks, and the training hooks.
+
+use crate::backend::{Model, TensorBackend};
+use crate::config::{PruneType, PruningConfig, ResolvedPruner};
+use crate::error::{PruneError, Result};
+use crate::names::select_weights;
+use crate::pruner::{BoundPruner, PendingMask};
+use crate::report::{LayerSparsity, SparsityReport};
+use std::ops::Range;
+
+/// Where the session is in the training loop, for hook-order checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the first epoch or between epochs.
+    BetweenEpochs,
+    /// Inside epoch `.0`.
+    InEpoch(usize),
+}
+
+/// A pruning session built from a configuration: call its hooks from a training loop, or `fit()`.
+///
+/// ```text
+/// on_train_begin
+///   on_epoch_begin(e)          masks recomputed when the schedule says so
+///     on_step_begin
+///     forward, backward
+///     on_before_optimizer_step
+///     optimizer step
+///     on_step_end              masks re-applied: pruned weights are exactly zero again
+///   on_epoch_end
+/// on_train_end
+/// ```
+pub struct Pruning<B: TensorBackend> {
+    config: PruningConfig,
+    pruners: Vec<ResolvedPruner>,
+    bound: Option<Vec<BoundPruner<B>>>,
+    phase: Phase,
+    steps: u64,
+}
+
+/// The algorithms this version runs.
+pub const IMPLEMENTED: &[PruneType] = &[PruneType::BasicMagnitude, PruneType::PatternLock];
+
+impl<B: TensorBackend> Pruning<B> {
+    /// A session from a validated configuration. Fails if a pruner's algorithm is not available.
+    pub fn new(config: PruningConfig) -> Result<Self> {
+        let pruners = config.resolved_pruners();
+        for p in &pruners {
+            if !IMPLEMENTED.contains(&p.prune_type) {
+                let have: Vec<&str> = IMPLEMENTED.iter().map(|t| t.as_str()).collect();
+                return Err(PruneError::NotImplemented {
+                    pruner: p.index,
+                    prune_type: p.prune_type.to_string(),
+                    available: have.join(", "),
+                });
+            }
+        }
+        Ok(Pruning { config, pruners, bound: None, phase: Phase::BetweenEpochs, steps: 0 })
+    }
+
+    /// A session from a YAML file.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::new(PruningConfig::from_file(path)?)
+    }
+
+    /// A session from YAML text.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        Self::new(PruningConfig::from_yaml(text)?)
+    }
+
+    /// The configuration the session runs.
+    pub fn config(&self) -> &PruningConfig {
+        &self.config
+    }
+
+    /// The pruners with global values filled in.
+    pub fn pruners(&self) -> &[ResolvedPruner] {
+        &self.pruners
+    }
+
+    /// Optimizer steps seen (on_step_end calls).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Matches every pruner's names against the model (once). Fails if a name matches nothing
+    /// or a weight is claimed twice; then nothing is bound.
+    fn bind<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        if self.bound.is_some() {
+            return Ok(());
+        }
+        let weights = model.weights()?;
+        let mut owner: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut bound = Vec::with_capacity(self.pruners.len());
+        for p in &self.pruners {
+            let chosen = select_weights(p.index, &p.names, &weights)?;
+            for w in &chosen {
+                if let Some(first) = owner.insert(&w.name, p.index) {
+                    return Err(PruneError::DuplicateWeight { weight: w.name.clone(), first, second: p.index });
+                }
+            }
+            bound.push(BoundPruner::new(p.clone(), chosen.into_iter().cloned().collect()));
+        }
+        let mut lock = Vec::new();
+        for (i, b) in bound.iter().enumerate() {
+            if b.spec.prune_type == PruneType::PatternLock {
+                lock.extend(b.lock_masks(i, model)?);
+            }
+        }
+        commit(model, &mut bound, lock)?;
+        self.bound = Some(bound);
+        Ok(())
+    }
+
+    fn bound_mut(&mut self) -> &mut Vec<BoundPruner<B>> {
+        self.bound.get_or_insert_with(Vec::new)
+    }
+
+    /// Start of training: binds names to weights and locks zero patterns (pattern_lock).
+    pub fn on_train_begin<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        self.bind(model)
+    }
+
+    /// Start of an epoch: recomputes masks where the schedule asks, and applies them.
+    /// All masks are computed before any weight is written, so a failure leaves the model as it was.
+    pub fn on_epoch_begin<M: Model<Backend = B>>(&mut self, model: &mut M, epoch: usize) -> Result<()> {
+        if let Phase::InEpoch(open) = self.phase {
+            return Err(PruneError::HookOrder {
+                hook: "on_epoch_begin",
+                reason: format!("for epoch {epoch} while epoch {open} is open; call on_epoch_end first"),
+            });
+        }
+        self.bind(model)?;
+        let mut pending = Vec::new();
+        let mut due = Vec::new();
+        for (i, b) in self.bound_mut().iter().enumerate() {
+            if let Some(s) = b.update_due(epoch) {
+                due.push((i, s));
+            }
+        }
+        let bound = self.bound.as_ref().expect("bound above");
+        for &(i, s) in &due {
+            pending.extend(bound[i].magnitude_masks(i, model, s)?);
+        }
+        let bound = self.bound_mut();
+        commit(model, bound, pending)?;
+        for (i, s) in due {
+            bound[i].applied_sparsity = s;
+        }
+        self.phase = Phase::InEpoch(epoch);
+        Ok(())
+    }
+
+    fn require_epoch(&self, hook: &'static str) -> Result<usize> {
+        match self.phase {
+            Phase::InEpoch(e) => Ok(e),
+            Phase::BetweenEpochs => {
+                Err(PruneError::HookOrder { hook, reason: "outside an epoch; call on_epoch_begin first".into() })
+            }
+        }
+    }
+
+    /// Start of a training step.
+    pub fn on_step_begin<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        let _ = model;
+        self.require_epoch("on_step_begin").map(|_| ())
+    }
+
+    /// After backward, before the optimizer step: where regularisers act on gradients.
+    ///
+    /// Magnitude and pattern_lock leave gradients alone: pruned weights are re-zeroed after the
+    /// step, and optimizer state keeps seeing real gradients (no denormal decay in Adam).
+    pub fn on_before_optimizer_step<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        let _ = model;
+        self.require_epoch("on_before_optimizer_step").map(|_| ())
+    }
+
+    /// After the optimizer step: re-applies every mask, one multiply per masked weight.
+    pub fn on_step_end<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        self.require_epoch("on_step_end")?;
+        self.steps += 1;
+        self.reapply(model)
+    }
+
+    /// End of an epoch.
+    pub fn on_epoch_end<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        let _ = model;
+        self.require_epoch("on_epoch_end")?;
+        self.phase = Phase::BetweenEpochs;
+        Ok(())
+    }
+
+    /// End of training: masks applied one last time.
+    pub fn on_train_end<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        if let Phase::InEpoch(open) = self.phase {
+            return Err(PruneError::HookOrder {
+                hook: "on_train_end",
+                reason: format!("while epoch {open} is open; call on_epoch_end first"),
+            });
+        }
+        self.reapply(model)
+    }
+
+    fn reapply<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        let Some(bound) = &self.bound else { return Ok(()) };
+        let masks: Vec<(&str, &B::Mask)> = bound
+            .iter()
+            .flat_map(|b| b.weights.iter())
+            .filter_map(|w| w.mask.as_ref().map(|m| (w.info.name.as_str(), m)))
+            .collect();
+        if masks.is_empty() {
+            return Ok(());
+        }
+        model.apply_masks(&masks)
+    }
+
+    /// Runs `epochs` with the epoch and train hooks around `train_epoch`, which trains one epoch
+    /// and calls the step hooks (`on_step_begin`, `on_before_optimizer_step`, `on_step_end`).
+    pub fn fit<M, F>(&mut self, model: &mut M, epochs: Range<usize>, mut train_epoch: F) -> Result<()>
+    where
+        M: Model<Backend = B>,
+        F: FnMut(&mut Self, &mut M, usize) -> Result<()>,
+    {
+        self.on_train_begin(model)?;
+        for epoch in epochs {
+            self.on_epoch_begin(model, epoch)?;
+            train_epoch(self, model, epoch)?;
+            self.on_epoch_end(model)?;
+        }
+        self.on_train_end(model)
+    }
+
+    /// Target sparsity each pruner's schedule gives for `epoch`.
+    pub fn scheduled_sparsity(&self, epoch: usize) -> Vec<f64> {
+        self.pruners.iter().map(|p| crate::schedule::Schedule::of(p).sparsity_at(epoch)).collect()
+    }
+
+    /// Elements each masked weight has pruned by its mask, by name.
+    pub fn mask_counts(&self) -> Vec<(String, usize, usize)> {
+        self.bound
+            .iter()
+            .flatten()
+            .flat_map(|b| b.weights.iter())
+            .map(|w| (w.info.name.clone(), w.pruned, w.info.numel()))
+            .collect()
+    }
+
+    /// Zeros actually present in each weight the session prunes, read from the model.
+    pub fn report<M: Model<Backend = B>>(&self, model: &M) -> Result<SparsityReport> {
+        let mut layers = Vec::new();
+        for w in self.bound.iter().flatten().flat_map(|b| b.weights.iter()) {
+            let v = model.backend().to_vec(&model.weight(&w.info.name)?)?;
+            let zeros = v.iter().filter(|x| **x == 0.0).count();
+            layers.push(LayerSparsity { name: w.info.name.clone(), shape: w.info.shape.clone(), zeros, numel: v.len() });
+        }
+        Ok(SparsityReport { layers })
+    }
+}
+
+/// Writes computed masks: weights first (all or none), then the session's mask records.
+fn commit<B: TensorBackend, M: Model<Backend = B>>(
+    model: &mut M,
+    bound: &mut [BoundPruner<B>],
+    pending: Vec<PendingMask<B>>,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let updates =
+        pending.iter().map(|p| (bound[p.pruner].weights[p.weight].info.name.clone(), p.masked_value.clone())).collect();
+    model.set_weights(updates)?;
+    for p in pending {
+        let w = &mut bound[p.pruner].weights[p.weight];
+        w.mask = Some(p.mask);
+        w.pruned = p.pruned;
+    }
+    Ok(())
+}
