@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod host;
 pub mod masks;

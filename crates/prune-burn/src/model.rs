@@ -1,0 +1,334 @@
+//! [`Model`] over a burn [`Module`]: weights found by parameter path, written back in place
+//! (same [`ParamId`], so optimizer state stays attached), gradients through [`GradientsParams`].
+
+use crate::backend::{Burn, BurnMask, BurnTensor};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use prune_core::names::canonical_name;
+use prune_core::suggest::closest;
+use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
+
+/// A burn module seen as a prunable [`Model`], holding the gradients of the current step.
+///
+/// ```ignore
+/// let mut model = BurnModel::new(mlp);
+/// pruning.on_step_begin(&mut model)?;
+/// let loss = loss_of(model.module());
+/// model.set_grads(GradientsParams::from_grads(loss.backward(), model.module()));
+/// pruning.on_before_optimizer_step(&mut model)?;
+/// model.optimizer_step(&mut optim, lr)?;
+/// pruning.on_step_end(&mut model)?;
+/// ```
+pub struct BurnModel<M: Module> {
+    module: M,
+    grads: Option<GradientsParams>,
+}
+
+impl<M: Module> BurnModel<M> {
+    /// Wraps a module.
+    pub fn new(module: M) -> Self {
+        BurnModel { module, grads: None }
+    }
+
+    /// The module.
+    pub fn module(&self) -> &M {
+        &self.module
+    }
+
+    /// The module, mutably.
+    pub fn module_mut(&mut self) -> &mut M {
+        &mut self.module
+    }
+
+    /// Unwraps the module.
+    pub fn into_inner(self) -> M {
+        self.module
+    }
+
+    /// Gives the gradients of this step (before on_before_optimizer_step).
+    pub fn set_grads(&mut self, grads: GradientsParams) {
+        self.grads = Some(grads);
+    }
+
+    /// Takes the gradients back out.
+    pub fn take_grads(&mut self) -> Option<GradientsParams> {
+        self.grads.take()
+    }
+
+    /// Runs one optimizer step with the gradients given by [`set_grads`](Self::set_grads).
+    pub fn optimizer_step(&mut self, optim: &mut burn::optim::ModuleOptimizer, lr: f64) -> Result<()> {
+        let grads = self.grads.take().ok_or_else(|| PruneError::HookOrder {
+            hook: "optimizer_step",
+            reason: "without gradients; call set_grads after backward".into(),
+        })?;
+        self.module = optim.step(lr, self.module.clone(), grads);
+        Ok(())
+    }
+}
+
+/// Builds parameter paths while a module is traversed, without allocating per parameter.
+#[derive(Default)]
+struct PathTracker {
+    joined: String,
+    lengths: Vec<usize>,
+    containers: Vec<String>,
+}
+
+impl PathTracker {
+    fn enter(&mut self, name: &str, container: &str) {
+        self.lengths.push(self.joined.len());
+        if !self.joined.is_empty() {
+            self.joined.push('.');
+        }
+        self.joined.push_str(name);
+        self.containers.push(container.to_string());
+    }
+    fn exit(&mut self) {
+        if let Some(len) = self.lengths.pop() {
+            self.joined.truncate(len);
+        }
+        self.containers.pop();
+    }
+    /// The canonical path of the parameter being visited.
+    fn path(&self) -> &str {
+        canonical_name(&self.joined)
+    }
+    /// Whether the parameter being visited is a field of a burn `Linear` (stored [in, out]).
+    fn in_linear(&self) -> bool {
+        self.containers.last().is_some_and(|c| c == "Struct:Linear")
+    }
+}
+
+/// One float parameter found in a module.
+struct Found {
+    info: WeightInfo,
+    id: ParamId,
+    stored_shape: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Collect {
+    path: PathTracker,
+    found: Vec<Found>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let stored: Vec<usize> = param.val().dims().to_vec();
+        let transposed = D == 2 && self.path.in_linear();
+        let (layout, shape) =
+            if transposed { (Layout::Transposed, vec![stored[1], stored[0]]) } else { (Layout::Canonical, stored.clone()) };
+        self.found.push(Found { info: WeightInfo { name: self.path.path().to_string(), shape, layout }, id: param.id, stored_shape: stored });
+    }
+}
+
+/// Reads one parameter's value by path.
+struct Read<'n> {
+    path: PathTracker,
+    name: &'n str,
+    value: Option<BurnTensor>,
+}
+
+impl ModuleVisitor for Read<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.value.is_none() && self.path.path() == self.name {
+            let t = param.val().inner();
+            let shape = t.dims().to_vec();
+            let n = shape.iter().product::<usize>();
+            self.value = Some(BurnTensor { flat: t.reshape([n]), shape });
+        }
+    }
+}
+
+/// What a [`Write`] puts in place of a parameter's value.
+enum NewValue<'v> {
+    /// Replace by this (flattened) value.
+    Value(Tensor<1>),
+    /// Multiply by this flattened mask.
+    Mask(&'v BurnMask),
+}
+
+/// Writes new values into parameters by path, keeping ids and gradient settings.
+struct Write<'v> {
+    path: PathTracker,
+    updates: Vec<(String, NewValue<'v>)>,
+}
+
+impl ModuleMapper for Write<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.updates.is_empty() {
+            return param;
+        }
+        let path = self.path.path();
+        let Some(i) = self.updates.iter().position(|(n, _)| n == path) else { return param };
+        let (_, update) = self.updates.swap_remove(i);
+        param.map(|old| {
+            let dims = old.dims();
+            let autodiff = old.is_autodiff();
+            let require_grad = old.is_require_grad();
+            let inner = old.inner();
+            let mut t: Tensor<D> = match update {
+                NewValue::Value(flat) => flat.reshape(dims),
+                NewValue::Mask(mask) => inner * mask.flat.clone().reshape(dims),
+            };
+            if autodiff {
+                t = t.autodiff();
+            }
+            if require_grad {
+                t = t.require_grad();
+            }
+            t
+        })
+    }
+}
+
+impl<M: Module> BurnModel<M> {
+    fn collect(&self) -> Vec<Found> {
+        let mut c = Collect::default();
+        self.module.visit(&mut c);
+        c.found
+    }
+
+    fn unknown(&self, name: &str, found: &[Found]) -> PruneError {
+        let names: Vec<String> = found.iter().map(|f| f.info.name.clone()).collect();
+        PruneError::UnknownWeight { weight: name.to_string(), candidates: closest(name, &names, 3) }
+    }
+
+    /// Checks every update names a parameter and has its stored shape.
+    fn check(&self, updates: &[(String, BurnTensor)]) -> Result<Vec<Found>> {
+        let found = self.collect();
+        for (name, t) in updates {
+            let f = found.iter().find(|f| f.info.name == *name).ok_or_else(|| self.unknown(name, &found))?;
+            if t.shape != f.stored_shape {
+                return Err(PruneError::Shape {
+                    weight: name.clone(),
+                    shape: t.shape.clone(),
+                    reason: format!("write does not match stored shape {:?}", f.stored_shape),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    fn map_params(&mut self, updates: Vec<(String, NewValue<'_>)>) {
+        let mut w = Write { path: PathTracker::default(), updates };
+        self.module = self.module.clone().map(&mut w);
+    }
+
+    fn grads_mut(&mut self) -> Result<&mut GradientsParams> {
+        self.grads.as_mut().ok_or_else(|| PruneError::HookOrder {
+            hook: "on_before_optimizer_step",
+            reason: "without gradients; call BurnModel::set_grads after backward".into(),
+        })
+    }
+}
+
+fn grad_of(grads: &GradientsParams, id: ParamId, rank: usize) -> Option<Tensor<1>> {
+    fn flat<const D: usize>(t: Tensor<D>) -> Tensor<1> {
+        let n = t.dims().iter().product::<usize>();
+        t.reshape([n])
+    }
+    match rank {
+        1 => grads.get::<1>(id).map(flat),
+        2 => grads.get::<2>(id).map(flat),
+        3 => grads.get::<3>(id).map(flat),
+        4 => grads.get::<4>(id).map(flat),
+        5 => grads.get::<5>(id).map(flat),
+        _ => None,
+    }
+}
+
+fn replace_grad(grads: &mut GradientsParams, id: ParamId, value: Tensor<1>, shape: &[usize]) -> Result<()> {
+    macro_rules! put {
+        ($d:literal) => {{
+            let dims: [usize; $d] = shape.try_into().expect("rank checked");
+            grads.remove::<$d>(id);
+            grads.register::<$d>(id, value.reshape(dims));
+        }};
+    }
+    match shape.len() {
+        1 => put!(1),
+        2 => put!(2),
+        3 => put!(3),
+        4 => put!(4),
+        5 => put!(5),
+        r => return Err(PruneError::Unsupported { op: format!("gradients of rank {r}"), backend: "burn".into() }),
+    }
+    Ok(())
+}
+
+impl<M: Module> Model for BurnModel<M> {
+    type Backend = Burn;
+
+    fn backend(&self) -> &Burn {
+        &Burn
+    }
+
+    fn weights(&self) -> Result<Vec<WeightInfo>> {
+        Ok(self.collect().into_iter().map(|f| f.info).collect())
+    }
+
+    fn weight(&self, name: &str) -> Result<BurnTensor> {
+        let mut r = Read { path: PathTracker::default(), name, value: None };
+        self.module.visit(&mut r);
+        r.value.ok_or_else(|| self.unknown(name, &self.collect()))
+    }
+
+    fn set_weights(&mut self, updates: Vec<(String, BurnTensor)>) -> Result<()> {
+        self.check(&updates)?;
+        self.map_params(updates.into_iter().map(|(n, t)| (n, NewValue::Value(t.flat))).collect());
+        Ok(())
+    }
+
+    fn apply_masks(&mut self, masks: &[(&str, &BurnMask)]) -> Result<()> {
+        let found = self.collect();
+        for (name, mask) in masks {
+            let f = found.iter().find(|f| f.info.name == *name).ok_or_else(|| self.unknown(name, &found))?;
+            if mask.flat.dims()[0] != f.info.numel() {
+                return Err(PruneError::Shape {
+                    weight: name.to_string(),
+                    shape: f.stored_shape.clone(),
+                    reason: format!("mask has {} elements", mask.flat.dims()[0]),
+                });
+            }
+        }
+        self.map_params(masks.iter().map(|(n, m)| (n.to_string(), NewValue::Mask(m))).collect());
+        Ok(())
+    }
+
+    fn gradient(&self, name: &str) -> Result<Option<BurnTensor>> {
+        let found = self.collect();
+        let f = found.iter().find(|f| f.info.name == name).ok_or_else(|| self.unknown(name, &found))?;
+        let Some(grads) = self.grads.as_ref() else { return Ok(None) };
+        Ok(grad_of(grads, f.id, f.stored_shape.len()).map(|g| BurnTensor { flat: g.inner(), shape: f.stored_shape.clone() }))
+    }
+
+    fn set_gradients(&mut self, updates: Vec<(String, BurnTensor)>) -> Result<()> {
+        let found = self.check(&updates)?;
+        let grads = self.grads_mut()?;
+        for (name, t) in updates {
+            let f = found.iter().find(|f| f.info.name == name).expect("checked above");
+            replace_grad(grads, f.id, t.flat, &f.stored_shape)?;
+        }
+        Ok(())
+    }
+}
