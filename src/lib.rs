@@ -1,1 +1,21 @@
+//! Neural-network pruning driven by INC-style YAML, over burn, tch and tensorflow.
+//!
+//! Everything framework-independent comes from [`prune_core`] and is re-exported here; the
+//! framework backend is chosen by feature:
+//!
+//! - `burn` (default, pure Rust): [`burn`] module.
+//!
+//! ```no_run
+//! # #[cfg(feature = "burn")] {
+//! use prune::burn::{BurnModel, BurnPruning};
+//! let pruning = BurnPruning::from_file("examples/configs/quickstart.yaml").unwrap();
+//! # }
+//! ```
 
+pub use prune_core::*;
+
+/// The burn backend (feature `burn`).
+#[cfg(feature = "burn")]
+pub mod burn {
+    pub use prune_burn::*;
+}

@@ -3,7 +3,7 @@
 use crate::backend::{backend_error, host_f32};
 use crate::{BurnModel, BurnPruning};
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
@@ -74,6 +74,63 @@ pub fn batch(data: &Dataset, rows: &[usize], device: &Device) -> (Tensor<2>, Ten
     (x, y)
 }
 
+/// Everything one epoch of training needs besides the model.
+struct EpochRunner<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Dataset,
+    device: &'a Device,
+    optim: ModuleOptimizer,
+    lr: f64,
+    loss_fn: CrossEntropyLoss,
+}
+
+impl EpochRunner<'_> {
+    /// One epoch over a seeded shuffle; hooks are called when a session is given.
+    fn run<M: Classifier>(
+        &mut self,
+        model: &mut BurnModel<M>,
+        mut pruning: Option<&mut BurnPruning>,
+        epoch: usize,
+    ) -> Result<EpochLog> {
+        let order = shuffled(self.data.len(), self.cfg.seed.wrapping_add(epoch as u64));
+        let (mut total, mut steps) = (0.0, 0usize);
+        for rows in order.chunks(self.cfg.batch_size).take(self.cfg.iteration.unwrap_or(usize::MAX)) {
+            if let Some(p) = pruning.as_deref_mut() {
+                p.on_step_begin(model)?;
+            }
+            let (x, y) = batch(self.data, rows, self.device);
+            let loss = self.loss_fn.forward(model.module().logits(x), y);
+            let loss_value = host_f32(&loss.clone().inner().reshape([1]))?[0];
+            if !loss_value.is_finite() {
+                return Err(backend_error(format!("epoch {epoch} step {steps}: loss is {loss_value}")));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), model.module());
+            model.set_grads(grads);
+            if let Some(p) = pruning.as_deref_mut() {
+                p.on_before_optimizer_step(model)?;
+            }
+            model.optimizer_step(&mut self.optim, self.lr)?;
+            if let Some(p) = pruning.as_deref_mut() {
+                p.on_step_end(model)?;
+            }
+            total += loss_value as f64;
+            steps += 1;
+            if self.cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
+                eprintln!("epoch {epoch} step {steps}: loss {loss_value:.4}");
+            }
+        }
+        Ok(EpochLog { epoch, mean_loss: total / steps.max(1) as f64, steps })
+    }
+}
+
+fn runner<'a>(cfg: &'a TrainConfig, data: &'a Dataset, device: &'a Device) -> Result<EpochRunner<'a>> {
+    if data.is_empty() {
+        return Err(PruneError::Shape { weight: "dataset".into(), shape: vec![0], reason: "no training rows".into() });
+    }
+    let (optim, lr) = optimizer(&cfg.optimizer);
+    Ok(EpochRunner { cfg, data, device, optim, lr, loss_fn: CrossEntropyLossConfig::new().init(device) })
+}
+
 /// Trains `model` on `data` as the `train` section says, with the pruning hooks around every
 /// epoch and step. `device` must be an autodiff device. Returns the trained model and a log.
 pub fn fit<M: Classifier>(
@@ -83,40 +140,28 @@ pub fn fit<M: Classifier>(
     device: &Device,
 ) -> Result<(M, Vec<EpochLog>)> {
     let cfg = train_section(pruning)?;
-    if data.is_empty() {
-        return Err(PruneError::Shape { weight: "dataset".into(), shape: vec![0], reason: "no training rows".into() });
-    }
     let end = cfg.end_epoch.unwrap_or(pruning.config().last_schedule_epoch() + 1);
-    let (mut optim, lr) = optimizer(&cfg.optimizer);
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut run = runner(&cfg, data, device)?;
     let mut logs = Vec::new();
     let mut wrapped = BurnModel::new(model);
     pruning.fit(&mut wrapped, cfg.start_epoch..end, |pruning, wrapped, epoch| {
-        let order = shuffled(data.len(), cfg.seed.wrapping_add(epoch as u64));
-        let mut total = 0.0;
-        let mut steps = 0;
-        for rows in order.chunks(cfg.batch_size).take(cfg.iteration.unwrap_or(usize::MAX)) {
-            pruning.on_step_begin(wrapped)?;
-            let (x, y) = batch(data, rows, device);
-            let loss = loss_fn.forward(wrapped.module().logits(x), y);
-            let loss_value = host_f32(&loss.clone().inner().reshape([1]))?[0];
-            if !loss_value.is_finite() {
-                return Err(backend_error(format!("epoch {epoch} step {steps}: loss is {loss_value}")));
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), wrapped.module());
-            wrapped.set_grads(grads);
-            pruning.on_before_optimizer_step(wrapped)?;
-            wrapped.optimizer_step(&mut optim, lr)?;
-            pruning.on_step_end(wrapped)?;
-            total += loss_value as f64;
-            steps += 1;
-            if cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
-                eprintln!("epoch {epoch} step {steps}: loss {loss_value:.4}");
-            }
-        }
-        logs.push(EpochLog { epoch, mean_loss: total / steps.max(1) as f64, steps });
+        logs.push(run.run(wrapped, Some(pruning), epoch)?);
         Ok(())
     })?;
+    Ok((wrapped.into_inner(), logs))
+}
+
+/// Trains `model` for `epochs` with the same loop and no pruning (e.g. the dense baseline).
+pub fn train_dense<M: Classifier>(
+    model: M,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    epochs: usize,
+    device: &Device,
+) -> Result<(M, Vec<EpochLog>)> {
+    let mut run = runner(cfg, data, device)?;
+    let mut wrapped = BurnModel::new(model);
+    let logs = (0..epochs).map(|e| run.run(&mut wrapped, None, e)).collect::<Result<Vec<_>>>()?;
     Ok((wrapped.into_inner(), logs))
 }
 

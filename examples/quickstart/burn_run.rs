@@ -1,0 +1,45 @@
+//! The quickstart on burn: an MLP trained with burn's optimizers on the flex CPU device.
+use super::common::{Outcome, Settings};
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use prune::burn::train::{accuracy, fit, train_dense, Classifier};
+use prune::burn::{BurnModel, BurnPruning};
+use prune::data::Dataset;
+use prune::PruningConfig;
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Classifier for Mlp {
+    fn logits(&self, x: Tensor<2>) -> Tensor<2> {
+        self.fc2.forward(relu(self.fc1.forward(x)))
+    }
+}
+
+pub fn run(
+    config: &PruningConfig,
+    train: &Dataset,
+    test: &Dataset,
+    s: Settings,
+) -> Result<Outcome> {
+    let device = Device::flex().autodiff();
+    device.seed(s.seed);
+    let model = Mlp {
+        fc1: LinearConfig::new(train.n_features, s.hidden).init(&device),
+        fc2: LinearConfig::new(s.hidden, train.n_classes).init(&device),
+    };
+    let train_cfg = config.train.clone().context("the config needs a train section")?;
+    let (model, _) = train_dense(model, train, &train_cfg, s.dense_epochs, &device)?;
+    let dense_accuracy = accuracy(&model, test, &device)?;
+    let mut pruning = BurnPruning::new(config.clone())?;
+    let (model, _) = fit(&mut pruning, model, train, &device)?;
+    let pruned_accuracy = accuracy(&model, test, &device)?;
+    let report = pruning.report(&BurnModel::new(model))?;
+    Ok(Outcome { dense_accuracy, pruned_accuracy, report })
+}

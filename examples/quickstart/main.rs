@@ -1,0 +1,75 @@
+//! Quickstart: an MLP on the real 8x8 digits, trained dense, pruned gradually to 90% by
+//! magnitude with examples/configs/quickstart.yaml, fine-tuned with the masks held.
+//!
+//! cargo run --release --example quickstart [-- --json] [--backend burn] [--config FILE]
+
+use anyhow::{bail, Context, Result};
+use prune::PruningConfig;
+
+mod common;
+use common::Settings;
+
+struct Args {
+    json: bool,
+    backend: String,
+    config: String,
+    settings: Settings,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        json: false,
+        backend: "burn".into(),
+        config: common::CONFIG.into(),
+        settings: Settings::default(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--json" => a.json = true,
+            "--backend" => a.backend = it.next().context("--backend needs a value: burn, torch or tf")?,
+            "--config" => a.config = it.next().context("--config needs a file")?,
+            "--dense-epochs" => a.settings.dense_epochs = it.next().context("--dense-epochs needs a number")?.parse()?,
+            "--hidden" => a.settings.hidden = it.next().context("--hidden needs a number")?.parse()?,
+            "--seed" => a.settings.seed = it.next().context("--seed needs a number")?.parse()?,
+            other => bail!("unknown argument `{other}`; expected --json, --backend B, --config FILE, --dense-epochs N, --hidden N, --seed N"),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> Result<()> {
+    let args = args()?;
+    let config = PruningConfig::from_file(&args.config)?;
+    let (train, test) = common::digits()?;
+    let outcome = match args.backend.as_str() {
+        "burn" => burn_run::run(&config, &train, &test, args.settings)?,
+        other => bail!("backend `{other}` is not available in this build (built with: burn)"),
+    };
+    let sparsity = outcome.report.overall();
+    if args.json {
+        let layers: Vec<_> = outcome
+            .report
+            .layers
+            .iter()
+            .map(|l| serde_json::json!({"name": l.name, "shape": l.shape, "sparsity": l.sparsity()}))
+            .collect();
+        let out = serde_json::json!({
+            "backend": args.backend,
+            "dense_accuracy": outcome.dense_accuracy,
+            "pruned_accuracy": outcome.pruned_accuracy,
+            "sparsity": sparsity,
+            "layers": layers,
+        });
+        println!("{out}");
+    } else {
+        println!("backend: {}   train rows: {}   test rows: {}", args.backend, train.len(), test.len());
+        print!("{}", outcome.report.table());
+        println!("dense accuracy:  {:.2}%", 100.0 * outcome.dense_accuracy);
+        println!("pruned accuracy: {:.2}%  at {:.2}% sparsity", 100.0 * outcome.pruned_accuracy, 100.0 * sparsity);
+    }
+    Ok(())
+}
+
+#[path = "burn_run.rs"]
+mod burn_run;

@@ -1,0 +1,38 @@
+//! The quickstart's promise, checked on real data: 90% sparsity within 1.5 points of dense.
+
+#![allow(dead_code)]
+
+#[path = "../examples/quickstart/common.rs"]
+mod common;
+
+use common::{Outcome, Settings};
+use prune::PruningConfig;
+
+fn check(backend: &str, o: &Outcome) {
+    let sparsity = o.report.overall();
+    assert!(sparsity >= 0.899, "{backend}: sparsity {sparsity} below 0.899");
+    for l in &o.report.layers {
+        let want = (0.9 * l.numel as f64).round() as usize;
+        assert_eq!(l.zeros, want, "{backend}: {} has {} zeros, expected exactly {want}", l.name, l.zeros);
+    }
+    assert!(o.dense_accuracy > 0.9, "{backend}: dense accuracy {} is implausibly low", o.dense_accuracy);
+    assert!(
+        o.pruned_accuracy >= o.dense_accuracy - 0.015,
+        "{backend}: pruned accuracy {} more than 1.5 points below dense {}",
+        o.pruned_accuracy,
+        o.dense_accuracy
+    );
+}
+
+#[cfg(feature = "burn")]
+#[path = "../examples/quickstart/burn_run.rs"]
+mod burn_run;
+
+#[cfg(feature = "burn")]
+#[test]
+fn quickstart_meets_its_target_on_burn() {
+    let config = PruningConfig::from_file(common::CONFIG).unwrap();
+    let (train, test) = common::digits().unwrap();
+    let outcome = burn_run::run(&config, &train, &test, Settings::default()).unwrap();
+    check("burn", &outcome);
+}
