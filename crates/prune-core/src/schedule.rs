@@ -1,6 +1,6 @@
 //! The epoch schedule: a pure function from epoch to target sparsity.
 
-use crate::config::ResolvedPruner;
+use crate::config::{Pattern, PruneType, ResolvedPruner};
 
 /// Gradual sparsity schedule of one pruner (INC's formula, corrected to reach the target at end_epoch).
 ///
@@ -52,6 +52,18 @@ impl Schedule {
     /// Whether masks are (re)computed at the start of `epoch`.
     pub fn acts_at(&self, epoch: usize) -> bool {
         (self.start..=self.end).contains(&epoch)
+    }
+}
+
+/// The sparsity a pruner is planned to hold during `epoch`: the schedule's value for tile
+/// patterns, `(M - N) / M` for N:M patterns once the schedule has started acting, and `None`
+/// for pattern_lock (it keeps whatever zeros the model has).
+pub fn planned_sparsity(p: &ResolvedPruner, epoch: usize) -> Option<f64> {
+    let s = Schedule::of(p).sparsity_at(epoch);
+    match (p.prune_type, p.pattern) {
+        (PruneType::PatternLock, _) => None,
+        (_, Pattern::NOfM { n, m }) => Some(if s > 0.0 { (m - n) as f64 / m as f64 } else { 0.0 }),
+        _ => Some(s),
     }
 }
 

@@ -81,6 +81,29 @@ pub struct ResolvedPruner {
     pub parameters: PrunerParameters,
 }
 
+impl ResolvedPruner {
+    /// Names of the `parameters` that this pruner's algorithm does not read (INC ignored them silently).
+    pub fn ignored_parameters(&self) -> Vec<&'static str> {
+        let p = &self.parameters;
+        let structured = [
+            ("target", p.target.is_some()),
+            ("stride", p.stride.is_some()),
+            ("transpose", p.transpose),
+            ("normalize", p.normalize),
+            ("index", p.index.is_some()),
+            ("importance_inputs", !p.importance_inputs.is_empty()),
+            ("importance_metric", p.importance_metric != ImportanceMetric::AbsGradient),
+        ];
+        let alpha = [("alpha", p.alpha.is_some())];
+        let ignored: Vec<(&'static str, bool)> = match self.prune_type {
+            PruneType::BasicMagnitude | PruneType::PatternLock => structured.into_iter().chain(alpha).collect(),
+            PruneType::GroupLasso => structured.into_iter().collect(),
+            PruneType::GradientSensitivity => alpha.into_iter().collect(),
+        };
+        ignored.into_iter().filter(|(_, set)| *set).map(|(name, _)| name).collect()
+    }
+}
+
 /// The pruning algorithms of INC 1.x.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +148,15 @@ pub enum Method {
     PerTensor,
     /// One ranking per output row: every row reaches the same sparsity.
     PerChannel,
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::PerTensor => "per_tensor",
+            Method::PerChannel => "per_channel",
+        })
+    }
 }
 
 /// The unit of pruning over the canonical 2-D view [out, in * kh * kw].

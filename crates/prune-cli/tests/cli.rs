@@ -1,0 +1,67 @@
+//! `prune check` run as a user runs it.
+
+use std::process::Command;
+
+fn prune(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_prune")).args(args).output().expect("run prune");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn repo_file(rel: &str) -> String {
+    format!("{}/../../{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_inc_template_checks_as_written() {
+    let (code, out, err) = prune(&["check", &repo_file("tests/fixtures/inc/template.yaml")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("basic_magnitude on layer1.0.conv1.weight"), "{out}");
+    assert!(out.contains("0.323  0.647  0.970") || out.contains(" 0.323 0.647 0.970"), "{out}");
+    assert!(err.contains("are not used by basic_magnitude"), "{err}");
+}
+
+#[test]
+fn json_plan_has_the_documented_keys_and_schedule() {
+    let (code, out, err) = prune(&["check", &repo_file("examples/configs/quickstart.yaml"), "--json", "--epochs", "16"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let p = &v["pruners"][0];
+    for key in ["prune_type", "names", "start_epoch", "end_epoch", "initial_sparsity", "target_sparsity", "frequency", "schedule"] {
+        assert!(!p[key].is_null(), "missing {key} in {p}");
+    }
+    assert_eq!(p["prune_type"], "basic_magnitude");
+    let schedule = p["schedule"].as_array().unwrap();
+    assert_eq!(schedule.len(), 16);
+    let s: Vec<f64> = schedule.iter().map(|e| e["sparsity"].as_f64().unwrap()).collect();
+    assert!((s[0] - 0.06).abs() < 1e-9, "{s:?}");
+    assert!((s[14] - 0.9).abs() < 1e-12 && (s[15] - 0.9).abs() < 1e-12, "{s:?}");
+    assert!(s.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn n_of_m_shows_its_fixed_sparsity() {
+    let (code, out, _) = prune(&["check", &repo_file("tests/fixtures/inc/mobilenet_frequency.yaml"), "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["pruners"][1]["pattern"], "2:4");
+    assert_eq!(v["pruners"][1]["schedule"][3]["sparsity"].as_f64(), Some(0.5));
+}
+
+#[test]
+fn bad_configs_exit_1_with_every_problem() {
+    let dir = std::env::temp_dir().join(format!("prune-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.yaml");
+    std::fs::write(&f, "pruning:\n  approach:\n    weight_compression:\n      target_sparsity: 2\n      pruners: []\n").unwrap();
+    let (code, out, err) = prune(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("weight_compression.target_sparsity: 2 is not in [0, 1)"), "{err}");
+    assert!(err.contains("weight_compression.pruners: empty"), "{err}");
+    let (code, _, err) = prune(&["check", dir.join("missing.yaml").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("missing.yaml"), "{err}");
+    let (code, _, err) = prune(&["check"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("usage"), "{err}");
+}

@@ -1,0 +1,172 @@
+//! Configuration loading: every YAML file in the repository, INC files as written, and bad input.
+
+use prune::config::{ImportanceMetric, OptimizerConfig, Pattern, PruneType};
+use prune::{PruneError, PruningConfig};
+use std::path::{Path, PathBuf};
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            if !["target", ".git", ".deps", "node_modules"].contains(&name.as_str()) {
+                yaml_files(&path, out);
+            }
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(path);
+        }
+    }
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_pruning_yaml_in_the_repository_loads() {
+    let mut files = Vec::new();
+    for dir in ["examples", "tests", "docs"] {
+        if repo().join(dir).exists() {
+            yaml_files(&repo().join(dir), &mut files);
+        }
+    }
+    assert!(files.len() >= 7, "expected the example and fixture configs, found {files:?}");
+    for f in files {
+        let config = PruningConfig::from_file(&f).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.weight_compression.pruners.is_empty(), "{}", f.display());
+    }
+}
+
+fn fixture(name: &str) -> PruningConfig {
+    PruningConfig::from_file(repo().join("tests/fixtures/inc").join(name)).unwrap()
+}
+
+#[test]
+fn the_inc_template_loads_as_written() {
+    let c = fixture("template.yaml");
+    let train = c.train.as_ref().unwrap();
+    assert_eq!((train.start_epoch, train.end_epoch, train.iteration, train.frequency), (0, Some(10), Some(100), Some(2)));
+    assert_eq!(train.batch_size, 256);
+    assert_eq!(
+        train.optimizer,
+        OptimizerConfig::Sgd { learning_rate: 0.1, momentum: 0.9, weight_decay: 0.0004, nesterov: false }
+    );
+    let wc = &c.weight_compression;
+    assert_eq!((wc.initial_sparsity, wc.target_sparsity, wc.start_epoch, wc.end_epoch, wc.frequency), (0.0, 0.3, 0, 4, 1.0));
+    let p = &c.resolved_pruners()[0];
+    assert_eq!(p.prune_type, PruneType::BasicMagnitude);
+    assert_eq!(p.names, vec!["layer1.0.conv1.weight"]);
+    assert_eq!((p.target_sparsity, p.end_epoch, p.frequency), (0.97, 2, 0.1));
+    let params = &p.parameters;
+    assert_eq!((params.target, params.stride, params.index), (Some(8), Some(64), Some(0)));
+    assert!(params.transpose && params.normalize);
+    assert_eq!(params.importance_inputs, vec!["head_mask"]);
+    assert_eq!(params.importance_metric, ImportanceMetric::AbsGradient);
+}
+
+#[test]
+fn pruner_values_fall_back_to_globals_only_when_absent() {
+    let c = fixture("mobilenet_frequency.yaml");
+    let p = c.resolved_pruners();
+    assert_eq!(p[0].target_sparsity, 0.5, "absent: global value");
+    assert_eq!(p[0].initial_sparsity, 0.0, "0 is a value, not absence");
+    assert_eq!(p[1].initial_sparsity, 0.05, "absent: global value");
+    assert_eq!((p[0].frequency, p[0].start_epoch), (2.0, 1));
+    assert_eq!(p[0].pattern, Pattern::Tile { rows: 4, cols: 1 });
+    assert_eq!(p[1].pattern, Pattern::NOfM { n: 2, m: 4 });
+    assert!(matches!(c.train.unwrap().optimizer, OptimizerConfig::Adam { learning_rate, .. } if learning_rate == 0.0001));
+}
+
+#[test]
+fn structured_and_group_lasso_files_load() {
+    let c = fixture("bert_heads_gradient_sensitivity.yaml");
+    let p = c.resolved_pruners();
+    assert_eq!(p.len(), 3);
+    assert_eq!(p[0].names.len(), 6);
+    assert_eq!((p[0].parameters.target, p[0].parameters.stride), (Some(8), Some(64)));
+    assert!(p[1].parameters.transpose);
+    assert_eq!(p[2].parameters.importance_metric, ImportanceMetric::WeightedGradient);
+    assert_eq!(p[2].end_epoch, 1, "global end_epoch");
+    let g = fixture("bert_group_lasso.yaml").resolved_pruners();
+    assert_eq!(g[0].parameters.alpha, Some(0.006));
+    assert_eq!(g[0].pattern, Pattern::Tile { rows: 1, cols: 2 }, "pattern inside parameters is honoured");
+    assert_eq!(fixture("bert_pattern_lock.yaml").resolved_pruners()[0].prune_type, PruneType::PatternLock);
+}
+
+fn problems(yaml: &str) -> Vec<String> {
+    match PruningConfig::from_yaml(yaml) {
+        Err(PruneError::Config { problems, .. }) => problems.0.iter().map(|p| p.to_string()).collect(),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+const HEAD: &str = "pruning:\n  approach:\n    weight_compression:\n";
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let yaml = format!(
+        "{HEAD}      target_sparsity: 1.5\n      start_epoch: 5\n      end_epoch: 2\n      pruners:\n        - !Pruner\n            \
+         prune_type: basic_magnitude\n            target_sparsty: 0.5\n        - !Pruner\n            prune_type: magnitude\n"
+    );
+    let p = problems(&yaml);
+    let want = [
+        "pruning.approach.weight_compression.target_sparsity: 1.5 is not in [0, 1)",
+        "pruning.approach.weight_compression.start_epoch: 5 is after end_epoch 2",
+        "pruning.approach.weight_compression.pruners[0].target_sparsty: unknown key; did you mean `target_sparsity`?",
+        "pruning.approach.weight_compression.pruners[1].prune_type: unknown prune_type `magnitude`",
+    ];
+    for w in want {
+        assert!(p.iter().any(|x| x.starts_with(w)), "missing `{w}` in {p:#?}");
+    }
+    assert!(p.iter().any(|x| x.contains("supported: basic_magnitude, pattern_lock, gradient_sensitivity, group_lasso")));
+}
+
+#[test]
+fn wrong_types_and_ranges_are_named() {
+    let yaml = format!(
+        "{HEAD}      frequency: 0\n      pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            \
+         names: fc1.weight\n            start_epoch: -1\n            pattern: 3y3\n            parameters: {{transpose: maybe}}\n"
+    );
+    let p = problems(&yaml);
+    for w in [
+        "weight_compression.frequency: 0 must be > 0",
+        "pruners[0].start_epoch: expected a whole number >= 0, found -1",
+        "pruners[0].pattern: `3y3` is not a pattern",
+        "pruners[0].parameters.transpose: expected True or False, found a string",
+    ] {
+        assert!(p.iter().any(|x| x.contains(w)), "missing `{w}` in {p:#?}");
+    }
+}
+
+#[test]
+fn malformed_yaml_gives_line_and_column() {
+    let err = PruningConfig::from_yaml("pruning:\n  approach: [unclosed\n").unwrap_err();
+    match err {
+        PruneError::Yaml { line, column, .. } => assert!(line >= 2 && column > 0, "line {line} column {column}"),
+        other => panic!("expected a YAML error, got {other:?}"),
+    }
+}
+
+#[test]
+fn missing_sections_and_bad_train_values_are_named() {
+    assert!(problems("model: {name: x}\n")[0].starts_with("pruning: missing"));
+    assert!(problems("pruning:\n  train: {}\n")[0].starts_with("pruning.approach: missing"));
+    let yaml = format!(
+        "pruning:\n  train:\n    optimizer:\n      RMSprop: {{learning_rate: 0.1}}\n    dataloader: {{batch_size: 0}}\n  \
+         approach:\n    weight_compression:\n      pruners:\n        - !Pruner\n            prune_type: group_lasso\n"
+    );
+    let p = problems(&yaml);
+    for w in [
+        "pruning.train.optimizer.RMSprop: unsupported optimizer `RMSprop`",
+        "pruning.train.dataloader.batch_size: 0 must be >= 1",
+        "pruners[0].parameters.alpha: missing",
+    ] {
+        assert!(p.iter().any(|x| x.contains(w)), "missing `{w}` in {p:#?}");
+    }
+}
+
+#[test]
+fn valid_but_unimplemented_algorithms_say_so() {
+    let err = prune::Pruning::<prune::Reference>::new(fixture("bert_group_lasso.yaml")).err().unwrap().to_string();
+    assert!(err.contains("group_lasso") && err.contains("not implemented"), "{err}");
+}
