@@ -1,0 +1,181 @@
+//! [`Model`] over a tch [`VarStore`]: weights by their VarStore names, written in place under
+//! `no_grad` (the optimizer keeps training the same tensors), gradients through `.grad()`.
+
+use crate::backend::{torch_error, Torch, TorchMask, TorchTensor};
+use prune_core::names::canonical_name;
+use prune_core::suggest::closest;
+use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+/// A tch model seen through its [`VarStore`]; `V` is a `VarStore`, a `&VarStore`, or any type
+/// that borrows as one (e.g. a struct holding the VarStore and the layers built from it).
+pub struct TorchModel<V: Borrow<VarStore>> {
+    vs: V,
+    /// Canonical name -> the variable (a shallow handle sharing its storage), in name order.
+    vars: Vec<(String, Tensor)>,
+}
+
+/// Orders names so that `layer.10` comes after `layer.9`.
+fn natural_key(name: &str) -> Vec<(String, u64)> {
+    name.split('.').map(|seg| match seg.parse::<u64>() {
+        Ok(n) => (String::new(), n),
+        Err(_) => (seg.to_string(), 0),
+    }).collect()
+}
+
+impl<V: Borrow<VarStore>> TorchModel<V> {
+    /// Wraps a VarStore (owned or borrowed). Names lose wrapper prefixes such as `module.`.
+    pub fn new(vs: V) -> Self {
+        let mut vars: Vec<(String, Tensor)> =
+            vs.borrow().variables().into_iter().map(|(n, t)| (canonical_name(&n).to_string(), t)).collect();
+        vars.sort_by_cached_key(|(n, _)| natural_key(n));
+        TorchModel { vs, vars }
+    }
+
+    /// The VarStore.
+    pub fn var_store(&self) -> &VarStore {
+        self.vs.borrow()
+    }
+
+    /// What the model was built from (the VarStore, or a struct holding it).
+    pub fn inner(&self) -> &V {
+        &self.vs
+    }
+
+    /// Unwraps what the model was built from.
+    pub fn into_inner(self) -> V {
+        self.vs
+    }
+
+    fn var(&self, name: &str) -> Result<&Tensor> {
+        self.vars.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
+            let names: Vec<String> = self.vars.iter().map(|(n, _)| n.clone()).collect();
+            PruneError::UnknownWeight { weight: name.to_string(), candidates: closest(name, &names, 3) }
+        })
+    }
+
+    /// The variable, checked to be f32.
+    fn float_var(&self, name: &str) -> Result<&Tensor> {
+        let t = self.var(name)?;
+        match t.kind() {
+            Kind::Float => Ok(t),
+            other => Err(PruneError::Unsupported {
+                op: format!("weight `{name}` of dtype {other:?} (the torch backend prunes f32 weights)"),
+                backend: "torch".into(),
+            }),
+        }
+    }
+
+    fn check_writes(&self, updates: &[(String, TorchTensor)]) -> Result<Vec<&Tensor>> {
+        updates
+            .iter()
+            .map(|(name, t)| {
+                let v = self.float_var(name)?;
+                if v.size() != t.0.size() {
+                    return Err(PruneError::Shape {
+                        weight: name.clone(),
+                        shape: t.0.size().iter().map(|&d| d as usize).collect(),
+                        reason: format!("write does not match stored shape {:?}", v.size()),
+                    });
+                }
+                if v.device() != t.0.device() {
+                    return Err(torch_error(format!("`{name}`: value on {:?}, weight on {:?}", t.0.device(), v.device())));
+                }
+                Ok(v)
+            })
+            .collect()
+    }
+}
+
+impl<V: Borrow<VarStore>> Model for TorchModel<V> {
+    type Backend = Torch;
+
+    fn backend(&self) -> &Torch {
+        &Torch
+    }
+
+    fn weights(&self) -> Result<Vec<WeightInfo>> {
+        Ok(self
+            .vars
+            .iter()
+            .filter(|(_, t)| t.kind() == Kind::Float)
+            .map(|(n, t)| WeightInfo {
+                name: n.clone(),
+                shape: t.size().iter().map(|&d| d as usize).collect(),
+                layout: Layout::Canonical,
+            })
+            .collect())
+    }
+
+    fn weight(&self, name: &str) -> Result<TorchTensor> {
+        Ok(TorchTensor(self.float_var(name)?.detach()))
+    }
+
+    fn set_weights(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
+        let targets = self.check_writes(&updates)?;
+        tch::no_grad(|| {
+            for (mut target, (_, value)) in targets.into_iter().map(Tensor::shallow_clone).zip(updates) {
+                target.copy_(&value.0);
+            }
+        });
+        Ok(())
+    }
+
+    fn apply_masks(&mut self, masks: &[(&str, &TorchMask)]) -> Result<()> {
+        let mut targets = Vec::with_capacity(masks.len());
+        for (name, mask) in masks {
+            let v = self.float_var(name)?;
+            if v.size() != mask.0.size() {
+                return Err(PruneError::Shape {
+                    weight: name.to_string(),
+                    shape: v.size().iter().map(|&d| d as usize).collect(),
+                    reason: format!("mask has shape {:?}", mask.0.size()),
+                });
+            }
+            targets.push(v.shallow_clone());
+        }
+        tch::no_grad(|| {
+            for (mut t, (_, mask)) in targets.into_iter().zip(masks) {
+                let _ = t.g_mul_(&mask.0);
+            }
+        });
+        Ok(())
+    }
+
+    fn gradient(&self, name: &str) -> Result<Option<TorchTensor>> {
+        let g = self.float_var(name)?.grad();
+        Ok(g.defined().then(|| TorchTensor(g)))
+    }
+
+    fn set_gradients(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
+        let targets = self.check_writes(&updates)?;
+        let mut grads = Vec::with_capacity(targets.len());
+        for ((name, _), v) in updates.iter().zip(&targets) {
+            let g = v.grad();
+            if !g.defined() {
+                return Err(PruneError::HookOrder {
+                    hook: "on_before_optimizer_step",
+                    reason: format!("before backward: `{name}` has no gradient"),
+                });
+            }
+            grads.push(g);
+        }
+        tch::no_grad(|| {
+            for (mut g, (_, value)) in grads.into_iter().zip(updates) {
+                g.copy_(&value.0);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Names of every variable, canonical, for diagnostics.
+pub fn variable_names(vs: &VarStore) -> Vec<String> {
+    let map: HashMap<String, Tensor> = vs.variables();
+    let mut names: Vec<String> = map.keys().map(|n| canonical_name(n).to_string()).collect();
+    names.sort_by_cached_key(|n| natural_key(n));
+    names
+}

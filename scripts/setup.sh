@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Installs the native libraries and data the non-default backends and examples need, into the
+# ignored project folder .deps/, from the package registries only. Idempotent: downloads are
+# cached under ${XDG_CACHE_HOME:-~/.cache}/prune-deps and reused; a second run takes seconds.
+#
+#   bash scripts/setup.sh            # everything: torch, tf
+#   bash scripts/setup.sh torch      # only libtorch
+#   bash scripts/setup.sh tf         # only the TensorFlow C library
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEPS="$ROOT/.deps"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/prune-deps"
+WHEELS="$CACHE/wheels"
+PY="${PYTHON:-python3}"
+
+# tch 0.22 (the version burn 0.22's own optional tch backend pins; one lockfile holds both)
+# expects PyTorch 2.9.0. Its PyPI wheel's libtorch_cpu.so links the CUDA runtime and CUPTI
+# (small wheels), and its libtorch.so links libtorch_cuda.so, which a CPU build does not need:
+# a stub libtorch.so with no dependencies takes its place.
+TORCH_VERSION=2.9.0
+CUDA_RUNTIME_VERSION=12.8.90
+CUPTI_VERSION=12.8.90
+TF_VERSION=2.21.0
+
+mkdir -p "$DEPS" "$WHEELS"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# Downloads one wheel (no dependencies) into the cache unless a matching file is there already.
+fetch_wheel() {
+  local spec="$1" pattern="$2"
+  if ! ls "$WHEELS"/$pattern >/dev/null 2>&1; then
+    log "downloading $spec"
+    "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$WHEELS" "$spec"
+  fi
+  ls "$WHEELS"/$pattern | head -n 1
+}
+
+setup_torch() {
+  local lt="$DEPS/libtorch" stamp="$DEPS/libtorch/.stamp-$TORCH_VERSION"
+  if [ -f "$stamp" ]; then log "libtorch $TORCH_VERSION ready in $lt"; return; fi
+  local torch cudart cupti site="$DEPS/torch-site"
+  torch=$(fetch_wheel "torch==$TORCH_VERSION" "torch-$TORCH_VERSION-*.whl")
+  cudart=$(fetch_wheel "nvidia-cuda-runtime-cu12==$CUDA_RUNTIME_VERSION" "nvidia_cuda_runtime_cu12-$CUDA_RUNTIME_VERSION-*.whl")
+  cupti=$(fetch_wheel "nvidia-cuda-cupti-cu12==$CUPTI_VERSION" "nvidia_cuda_cupti_cu12-$CUPTI_VERSION-*.whl")
+  log "unpacking libtorch"
+  rm -rf "$site" "$lt"
+  mkdir -p "$site" "$lt/lib"
+  "$PY" - "$site" "$torch" "$cudart" "$cupti" <<'PY'
+import sys, zipfile
+site = sys.argv[1]
+for wheel in sys.argv[2:]:
+    with zipfile.ZipFile(wheel) as z:
+        keep_lib = ("torch/lib/libc10.so", "torch/lib/libtorch_cpu.so", "torch/lib/libgomp.so.1")
+        names = [n for n in z.namelist()
+                 if n.startswith("torch/include/") or n in keep_lib
+                 or (n.startswith("nvidia/") and ("libcudart.so" in n or "libcupti.so" in n))]
+        z.extractall(site, names)
+PY
+  ln -s "$site/torch/include" "$lt/include"
+  for f in libc10.so libtorch_cpu.so libgomp.so.1; do
+    local src
+    src=$(find "$site/torch/lib" -name "$f" | head -n 1)
+    [ -n "$src" ] || { log "missing $f in the torch wheel"; exit 1; }
+    ln -s "$src" "$lt/lib/$f"
+  done
+  cc -shared -fPIC -Wl,-soname,libtorch.so -o "$lt/lib/libtorch.so" -x c /dev/null
+  for f in libcudart.so.12 libcupti.so.12; do
+    local src
+    src=$(find "$site/nvidia" -name "$f*" | head -n 1)
+    [ -n "$src" ] || { log "missing $f in the nvidia wheels"; exit 1; }
+    ln -s "$src" "$lt/lib/$f"
+  done
+  touch "$stamp"
+  log "libtorch $TORCH_VERSION ready in $lt"
+}
+
+setup_tf() {
+  local tf="$DEPS/tensorflow" stamp="$DEPS/tensorflow/.stamp-$TF_VERSION"
+  if ! command -v pkg-config >/dev/null 2>&1 || ! dpkg -s libssl-dev >/dev/null 2>&1; then
+    log "installing pkg-config and libssl-dev (apt)"
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq pkg-config libssl-dev >/dev/null
+    else sudo apt-get update -qq && sudo apt-get install -y -qq pkg-config libssl-dev >/dev/null; fi
+  fi
+  if [ -f "$stamp" ]; then log "TensorFlow C library $TF_VERSION ready in $tf"; return; fi
+  local wheel
+  wheel=$(fetch_wheel "tensorflow-cpu==$TF_VERSION" "tensorflow_cpu-$TF_VERSION-*.whl")
+  log "unpacking the TensorFlow C library"
+  rm -rf "$tf"
+  mkdir -p "$tf/lib/pkgconfig"
+  "$PY" - "$tf/lib" "$wheel" <<'PY'
+import sys, zipfile, os, shutil
+dest, wheel = sys.argv[1], sys.argv[2]
+want = {"tensorflow/libtensorflow_cc.so.2", "tensorflow/libtensorflow_framework.so.2"}
+with zipfile.ZipFile(wheel) as z:
+    for n in want:
+        with z.open(n) as src, open(os.path.join(dest, os.path.basename(n)), "wb") as out:
+            shutil.copyfileobj(src, out)
+PY
+  ln -s libtensorflow_cc.so.2 "$tf/lib/libtensorflow.so.2"
+  ln -s libtensorflow_cc.so.2 "$tf/lib/libtensorflow.so"
+  ln -s libtensorflow_framework.so.2 "$tf/lib/libtensorflow_framework.so"
+  cat > "$tf/lib/pkgconfig/tensorflow.pc" <<PC
+prefix=$tf
+libdir=\${prefix}/lib
+includedir=\${prefix}/include
+
+Name: TensorFlow
+Version: $TF_VERSION
+Description: TensorFlow C library (from the tensorflow-cpu wheel)
+Libs: -L\${libdir} -ltensorflow -ltensorflow_framework
+Cflags: -I\${includedir}
+PC
+  touch "$stamp"
+  log "TensorFlow C library $TF_VERSION ready in $tf"
+}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(torch)
+for t in "${targets[@]}"; do
+  case "$t" in
+    torch) setup_torch ;;
+    tf) setup_tf ;;
+    all) setup_torch; setup_tf ;;
+    *) log "unknown target '$t' (expected torch, tf, all)"; exit 2 ;;
+  esac
+done
