@@ -3,7 +3,8 @@
 //! Everything framework-independent comes from [`prune_core`] and is re-exported here; the
 //! framework backend is chosen by feature:
 //!
-//! - `burn` (default, pure Rust): [`burn`] module.
+//! - `burn` (default, pure Rust): the [`burn`] module.
+//! - `torch` (libtorch through tch; `bash scripts/setup.sh torch` first): the [`torch`] module.
 //!
 //! ```no_run
 //! # #[cfg(feature = "burn")] {
@@ -18,4 +19,10 @@ pub use prune_core::*;
 #[cfg(feature = "burn")]
 pub mod burn {
     pub use prune_burn::*;
+}
+
+/// The libtorch backend (feature `torch`).
+#[cfg(feature = "torch")]
+pub mod torch {
+    pub use prune_torch::*;
 }

@@ -36,3 +36,16 @@ fn quickstart_meets_its_target_on_burn() {
     let outcome = burn_run::run(&config, &train, &test, Settings::default()).unwrap();
     check("burn", &outcome);
 }
+
+#[cfg(feature = "torch")]
+#[path = "../examples/quickstart/torch_run.rs"]
+mod torch_run;
+
+#[cfg(feature = "torch")]
+#[test]
+fn quickstart_meets_its_target_on_torch() {
+    let config = PruningConfig::from_file(common::CONFIG).unwrap();
+    let (train, test) = common::digits().unwrap();
+    let outcome = torch_run::run(&config, &train, &test, Settings::default()).unwrap();
+    check("torch", &outcome);
+}

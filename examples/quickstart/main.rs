@@ -43,8 +43,14 @@ fn main() -> Result<()> {
     let config = PruningConfig::from_file(&args.config)?;
     let (train, test) = common::digits()?;
     let outcome = match args.backend.as_str() {
+        #[cfg(feature = "burn")]
         "burn" => burn_run::run(&config, &train, &test, args.settings)?,
-        other => bail!("backend `{other}` is not available in this build (built with: burn)"),
+        #[cfg(feature = "torch")]
+        "torch" => torch_run::run(&config, &train, &test, args.settings)?,
+        other => bail!(
+            "backend `{other}` is not available in this build (built with: {}); enable its feature, e.g. --features torch",
+            built_backends().join(", ")
+        ),
     };
     let sparsity = outcome.report.overall();
     if args.json {
@@ -71,5 +77,18 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The backends compiled into this build.
+fn built_backends() -> Vec<&'static str> {
+    [("burn", cfg!(feature = "burn")), ("torch", cfg!(feature = "torch"))]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect()
+}
+
+#[cfg(feature = "burn")]
 #[path = "burn_run.rs"]
 mod burn_run;
+
+#[cfg(feature = "torch")]
+#[path = "torch_run.rs"]
+mod torch_run;

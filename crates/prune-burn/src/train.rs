@@ -11,23 +11,12 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::config::{OptimizerConfig, TrainConfig};
 use prune_core::data::{shuffled, Dataset};
 use prune_core::error::{ConfigProblem, ConfigProblems};
-use prune_core::{PruneError, Result};
+use prune_core::{EpochLog, PruneError, Result};
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.
 pub trait Classifier: Module {
     /// Forward pass.
     fn logits(&self, features: Tensor<2>) -> Tensor<2>;
-}
-
-/// What one epoch of the built-in loop did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochLog {
-    /// The epoch number.
-    pub epoch: usize,
-    /// Mean training loss over its steps.
-    pub mean_loss: f64,
-    /// Steps run.
-    pub steps: usize,
 }
 
 /// The optimizer and its learning rate from the `train` section.

@@ -22,7 +22,7 @@ fn the_inc_template_checks_as_written() {
 
 #[test]
 fn json_plan_has_the_documented_keys_and_schedule() {
-    let (code, out, err) = prune(&["check", &repo_file("examples/configs/quickstart.yaml"), "--json", "--epochs", "16"]);
+    let (code, out, err) = prune(&["check", &repo_file("examples/configs/quickstart.yaml"), "--json", "--epochs", "26"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
     let p = &v["pruners"][0];
@@ -31,10 +31,10 @@ fn json_plan_has_the_documented_keys_and_schedule() {
     }
     assert_eq!(p["prune_type"], "basic_magnitude");
     let schedule = p["schedule"].as_array().unwrap();
-    assert_eq!(schedule.len(), 16);
+    assert_eq!(schedule.len(), 26);
     let s: Vec<f64> = schedule.iter().map(|e| e["sparsity"].as_f64().unwrap()).collect();
-    assert!((s[0] - 0.06).abs() < 1e-9, "{s:?}");
-    assert!((s[14] - 0.9).abs() < 1e-12 && (s[15] - 0.9).abs() < 1e-12, "{s:?}");
+    assert!((s[0] - 0.036).abs() < 1e-9, "{s:?}");
+    assert!((s[24] - 0.9).abs() < 1e-12 && (s[25] - 0.9).abs() < 1e-12, "{s:?}");
     assert!(s.windows(2).all(|w| w[0] <= w[1]));
 }
 

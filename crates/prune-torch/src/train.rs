@@ -1,1 +1,141 @@
-//! placeholder
+//! The built-in training loop of `fit()` for tch classifiers, driven by the `train` section.
+
+use crate::backend::{host_f32, torch_error};
+use crate::{TorchModel, TorchPruning};
+use prune_core::config::{OptimizerConfig, TrainConfig};
+use prune_core::data::{shuffled, Dataset};
+use prune_core::error::{ConfigProblem, ConfigProblems};
+use prune_core::{EpochLog, PruneError, Result};
+use std::borrow::Borrow;
+use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};
+use tch::{Device, Kind, Tensor};
+
+/// The optimizer of the `train` section over every trainable variable of `vs`.
+pub fn optimizer(vs: &VarStore, config: &OptimizerConfig) -> Result<nn::Optimizer> {
+    let built = match *config {
+        OptimizerConfig::Sgd { learning_rate, momentum, weight_decay, nesterov } => {
+            nn::Sgd { momentum, dampening: 0.0, wd: weight_decay, nesterov }.build(vs, learning_rate)
+        }
+        OptimizerConfig::Adam { learning_rate, beta_1, beta_2, epsilon, weight_decay } => {
+            nn::Adam { beta1: beta_1, beta2: beta_2, wd: weight_decay, eps: epsilon, amsgrad: false }.build(vs, learning_rate)
+        }
+    };
+    built.map_err(|e| torch_error(format!("building the optimizer: {e}")))
+}
+
+/// The `train` section, or an error saying `fit()` needs one.
+pub fn train_section(pruning: &TorchPruning) -> Result<TrainConfig> {
+    pruning.config().train.clone().ok_or_else(|| PruneError::Config {
+        source_name: "<config>".into(),
+        problems: ConfigProblems(vec![ConfigProblem {
+            path: "pruning.train".into(),
+            reason: "missing: the built-in training loop needs a train section (or call the hooks from your own loop)"
+                .into(),
+        }]),
+    })
+}
+
+/// A batch of rows as tensors on `device`.
+pub fn batch(data: &Dataset, rows: &[usize], device: Device) -> (Tensor, Tensor) {
+    let sub = data.subset(rows);
+    let x = Tensor::from_slice(&sub.features).reshape([rows.len() as i64, data.n_features as i64]).to_device(device);
+    let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
+    (x, Tensor::from_slice(&labels).to_device(device))
+}
+
+struct EpochRunner<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Dataset,
+    optim: nn::Optimizer,
+    device: Device,
+}
+
+impl EpochRunner<'_> {
+    fn run<V: Borrow<VarStore>>(
+        &mut self,
+        model: &mut TorchModel<V>,
+        net: &impl ModuleT,
+        mut pruning: Option<&mut TorchPruning>,
+        epoch: usize,
+    ) -> Result<EpochLog> {
+        let order = shuffled(self.data.len(), self.cfg.seed.wrapping_add(epoch as u64));
+        let (mut total, mut steps) = (0.0, 0usize);
+        for rows in order.chunks(self.cfg.batch_size).take(self.cfg.iteration.unwrap_or(usize::MAX)) {
+            if let Some(p) = pruning.as_deref_mut() {
+                p.on_step_begin(model)?;
+            }
+            let (x, y) = batch(self.data, rows, self.device);
+            self.optim.zero_grad();
+            let loss = net.forward_t(&x, true).cross_entropy_for_logits(&y);
+            let loss_value = host_f32(&loss)?[0];
+            if !loss_value.is_finite() {
+                return Err(torch_error(format!("epoch {epoch} step {steps}: loss is {loss_value}")));
+            }
+            loss.backward();
+            if let Some(p) = pruning.as_deref_mut() {
+                p.on_before_optimizer_step(model)?;
+            }
+            self.optim.step();
+            if let Some(p) = pruning.as_deref_mut() {
+                p.on_step_end(model)?;
+            }
+            total += loss_value as f64;
+            steps += 1;
+            if self.cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
+                eprintln!("epoch {epoch} step {steps}: loss {loss_value:.4}");
+            }
+        }
+        Ok(EpochLog { epoch, mean_loss: total / steps.max(1) as f64, steps })
+    }
+}
+
+fn runner<'a, V: Borrow<VarStore>>(cfg: &'a TrainConfig, data: &'a Dataset, model: &TorchModel<V>) -> Result<EpochRunner<'a>> {
+    if data.is_empty() {
+        return Err(PruneError::Shape { weight: "dataset".into(), shape: vec![0], reason: "no training rows".into() });
+    }
+    let vs = model.var_store();
+    Ok(EpochRunner { cfg, data, optim: optimizer(vs, &cfg.optimizer)?, device: vs.device() })
+}
+
+/// Trains `net` (whose variables live in `model`'s VarStore) on `data` as the `train` section
+/// says, with the pruning hooks around every epoch and step.
+pub fn fit<V: Borrow<VarStore>>(
+    pruning: &mut TorchPruning,
+    model: &mut TorchModel<V>,
+    net: &impl ModuleT,
+    data: &Dataset,
+) -> Result<Vec<EpochLog>> {
+    let cfg = train_section(pruning)?;
+    let end = cfg.end_epoch.unwrap_or(pruning.config().last_schedule_epoch() + 1);
+    let mut run = runner(&cfg, data, model)?;
+    let mut logs = Vec::new();
+    pruning.fit(model, cfg.start_epoch..end, |pruning, model, epoch| {
+        logs.push(run.run(model, net, Some(pruning), epoch)?);
+        Ok(())
+    })?;
+    Ok(logs)
+}
+
+/// Trains for `epochs` with the same loop and no pruning (e.g. the dense baseline).
+pub fn train_dense<V: Borrow<VarStore>>(
+    model: &mut TorchModel<V>,
+    net: &impl ModuleT,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    epochs: usize,
+) -> Result<Vec<EpochLog>> {
+    let mut run = runner(cfg, data, model)?;
+    (0..epochs).map(|e| run.run(model, net, None, e)).collect()
+}
+
+/// Fraction of rows whose arg-max logit is the label.
+pub fn accuracy(net: &impl ModuleT, data: &Dataset, device: Device) -> Result<f64> {
+    let all: Vec<usize> = (0..data.len()).collect();
+    let mut correct = 0usize;
+    for rows in all.chunks(512) {
+        let (x, y) = batch(data, rows, device);
+        let hits = tch::no_grad(|| net.forward_t(&x, false).argmax(1, false).eq_tensor(&y).sum(Kind::Int64));
+        correct += hits.int64_value(&[]) as usize;
+    }
+    Ok(correct as f64 / data.len().max(1) as f64)
+}
