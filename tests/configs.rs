@@ -30,10 +30,17 @@ fn every_pruning_yaml_in_the_repository_loads() {
             yaml_files(&repo().join(dir), &mut files);
         }
     }
-    assert!(files.len() >= 7, "expected the example and fixture configs, found {files:?}");
+    assert!(
+        files.len() >= 7,
+        "expected the example and fixture configs, found {files:?}"
+    );
     for f in files {
         let config = PruningConfig::from_file(&f).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!config.weight_compression.pruners.is_empty(), "{}", f.display());
+        assert!(
+            !config.weight_compression.pruners.is_empty(),
+            "{}",
+            f.display()
+        );
     }
 }
 
@@ -45,20 +52,48 @@ fn fixture(name: &str) -> PruningConfig {
 fn the_inc_template_loads_as_written() {
     let c = fixture("template.yaml");
     let train = c.train.as_ref().unwrap();
-    assert_eq!((train.start_epoch, train.end_epoch, train.iteration, train.frequency), (0, Some(10), Some(100), Some(2)));
+    assert_eq!(
+        (
+            train.start_epoch,
+            train.end_epoch,
+            train.iteration,
+            train.frequency
+        ),
+        (0, Some(10), Some(100), Some(2))
+    );
     assert_eq!(train.batch_size, 256);
     assert_eq!(
         train.optimizer,
-        OptimizerConfig::Sgd { learning_rate: 0.1, momentum: 0.9, weight_decay: 0.0004, nesterov: false }
+        OptimizerConfig::Sgd {
+            learning_rate: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.0004,
+            nesterov: false
+        }
     );
     let wc = &c.weight_compression;
-    assert_eq!((wc.initial_sparsity, wc.target_sparsity, wc.start_epoch, wc.end_epoch, wc.frequency), (0.0, 0.3, 0, 4, 1.0));
+    assert_eq!(
+        (
+            wc.initial_sparsity,
+            wc.target_sparsity,
+            wc.start_epoch,
+            wc.end_epoch,
+            wc.frequency
+        ),
+        (0.0, 0.3, 0, 4, 1.0)
+    );
     let p = &c.resolved_pruners()[0];
     assert_eq!(p.prune_type, PruneType::BasicMagnitude);
     assert_eq!(p.names, vec!["layer1.0.conv1.weight"]);
-    assert_eq!((p.target_sparsity, p.end_epoch, p.frequency), (0.97, 2, 0.1));
+    assert_eq!(
+        (p.target_sparsity, p.end_epoch, p.frequency),
+        (0.97, 2, 0.1)
+    );
     let params = &p.parameters;
-    assert_eq!((params.target, params.stride, params.index), (Some(8), Some(64), Some(0)));
+    assert_eq!(
+        (params.target, params.stride, params.index),
+        (Some(8), Some(64), Some(0))
+    );
     assert!(params.transpose && params.normalize);
     assert_eq!(params.importance_inputs, vec!["head_mask"]);
     assert_eq!(params.importance_metric, ImportanceMetric::AbsGradient);
@@ -74,7 +109,9 @@ fn pruner_values_fall_back_to_globals_only_when_absent() {
     assert_eq!((p[0].frequency, p[0].start_epoch), (2.0, 1));
     assert_eq!(p[0].pattern, Pattern::Tile { rows: 4, cols: 1 });
     assert_eq!(p[1].pattern, Pattern::NOfM { n: 2, m: 4 });
-    assert!(matches!(c.train.unwrap().optimizer, OptimizerConfig::Adam { learning_rate, .. } if learning_rate == 0.0001));
+    assert!(
+        matches!(c.train.unwrap().optimizer, OptimizerConfig::Adam { learning_rate, .. } if learning_rate == 0.0001)
+    );
 }
 
 #[test]
@@ -83,19 +120,34 @@ fn structured_and_group_lasso_files_load() {
     let p = c.resolved_pruners();
     assert_eq!(p.len(), 3);
     assert_eq!(p[0].names.len(), 6);
-    assert_eq!((p[0].parameters.target, p[0].parameters.stride), (Some(8), Some(64)));
+    assert_eq!(
+        (p[0].parameters.target, p[0].parameters.stride),
+        (Some(8), Some(64))
+    );
     assert!(p[1].parameters.transpose);
-    assert_eq!(p[2].parameters.importance_metric, ImportanceMetric::WeightedGradient);
+    assert_eq!(
+        p[2].parameters.importance_metric,
+        ImportanceMetric::WeightedGradient
+    );
     assert_eq!(p[2].end_epoch, 1, "global end_epoch");
     let g = fixture("bert_group_lasso.yaml").resolved_pruners();
     assert_eq!(g[0].parameters.alpha, Some(0.006));
-    assert_eq!(g[0].pattern, Pattern::Tile { rows: 1, cols: 2 }, "pattern inside parameters is honoured");
-    assert_eq!(fixture("bert_pattern_lock.yaml").resolved_pruners()[0].prune_type, PruneType::PatternLock);
+    assert_eq!(
+        g[0].pattern,
+        Pattern::Tile { rows: 1, cols: 2 },
+        "pattern inside parameters is honoured"
+    );
+    assert_eq!(
+        fixture("bert_pattern_lock.yaml").resolved_pruners()[0].prune_type,
+        PruneType::PatternLock
+    );
 }
 
 fn problems(yaml: &str) -> Vec<String> {
     match PruningConfig::from_yaml(yaml) {
-        Err(PruneError::Config { problems, .. }) => problems.0.iter().map(|p| p.to_string()).collect(),
+        Err(PruneError::Config { problems, .. }) => {
+            problems.0.iter().map(|p| p.to_string()).collect()
+        }
         other => panic!("expected a config error, got {other:?}"),
     }
 }
@@ -116,9 +168,13 @@ fn every_problem_is_reported_with_its_path() {
         "pruning.approach.weight_compression.pruners[1].prune_type: unknown prune_type `magnitude`",
     ];
     for w in want {
-        assert!(p.iter().any(|x| x.starts_with(w)), "missing `{w}` in {p:#?}");
+        assert!(
+            p.iter().any(|x| x.starts_with(w)),
+            "missing `{w}` in {p:#?}"
+        );
     }
-    assert!(p.iter().any(|x| x.contains("supported: basic_magnitude, pattern_lock, gradient_sensitivity, group_lasso")));
+    assert!(p.iter().any(|x| x
+        .contains("supported: basic_magnitude, pattern_lock, gradient_sensitivity, group_lasso")));
 }
 
 #[test]
@@ -142,7 +198,9 @@ fn wrong_types_and_ranges_are_named() {
 fn malformed_yaml_gives_line_and_column() {
     let err = PruningConfig::from_yaml("pruning:\n  approach: [unclosed\n").unwrap_err();
     match err {
-        PruneError::Yaml { line, column, .. } => assert!(line >= 2 && column > 0, "line {line} column {column}"),
+        PruneError::Yaml { line, column, .. } => {
+            assert!(line >= 2 && column > 0, "line {line} column {column}")
+        }
         other => panic!("expected a YAML error, got {other:?}"),
     }
 }
@@ -167,6 +225,12 @@ fn missing_sections_and_bad_train_values_are_named() {
 
 #[test]
 fn valid_but_unimplemented_algorithms_say_so() {
-    let err = prune::Pruning::<prune::Reference>::new(fixture("bert_group_lasso.yaml")).err().unwrap().to_string();
-    assert!(err.contains("group_lasso") && err.contains("not implemented"), "{err}");
+    let err = prune::Pruning::<prune::Reference>::new(fixture("bert_group_lasso.yaml"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("group_lasso") && err.contains("not implemented"),
+        "{err}"
+    );
 }

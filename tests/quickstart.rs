@@ -10,12 +10,23 @@ use prune::PruningConfig;
 
 fn check(backend: &str, o: &Outcome) {
     let sparsity = o.report.overall();
-    assert!(sparsity >= 0.899, "{backend}: sparsity {sparsity} below 0.899");
+    assert!(
+        sparsity >= 0.899,
+        "{backend}: sparsity {sparsity} below 0.899"
+    );
     for l in &o.report.layers {
         let want = (0.9 * l.numel as f64).round() as usize;
-        assert_eq!(l.zeros, want, "{backend}: {} has {} zeros, expected exactly {want}", l.name, l.zeros);
+        assert_eq!(
+            l.zeros, want,
+            "{backend}: {} has {} zeros, expected exactly {want}",
+            l.name, l.zeros
+        );
     }
-    assert!(o.dense_accuracy > 0.9, "{backend}: dense accuracy {} is implausibly low", o.dense_accuracy);
+    assert!(
+        o.dense_accuracy > 0.9,
+        "{backend}: dense accuracy {} is implausibly low",
+        o.dense_accuracy
+    );
     assert!(
         o.pruned_accuracy >= o.dense_accuracy - 0.015,
         "{backend}: pruned accuracy {} more than 1.5 points below dense {}",

@@ -9,7 +9,9 @@ fn main() {
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         }
         other => {
-            let at = other.map(|d| format!(" (LIBTORCH={d})")).unwrap_or_default();
+            let at = other
+                .map(|d| format!(" (LIBTORCH={d})"))
+                .unwrap_or_default();
             panic!("libtorch not found{at}: run `bash scripts/setup.sh torch` from the repository root");
         }
     }

@@ -34,12 +34,19 @@ pub fn run(
         fc1: LinearConfig::new(train.n_features, s.hidden).init(&device),
         fc2: LinearConfig::new(s.hidden, train.n_classes).init(&device),
     };
-    let train_cfg = config.train.clone().context("the config needs a train section")?;
+    let train_cfg = config
+        .train
+        .clone()
+        .context("the config needs a train section")?;
     let (model, _) = train_dense(model, train, &train_cfg, s.dense_epochs, &device)?;
     let dense_accuracy = accuracy(&model, test, &device)?;
     let mut pruning = BurnPruning::new(config.clone())?;
     let (model, _) = fit(&mut pruning, model, train, &device)?;
     let pruned_accuracy = accuracy(&model, test, &device)?;
     let report = pruning.report(&BurnModel::new(model))?;
-    Ok(Outcome { dense_accuracy, pruned_accuracy, report })
+    Ok(Outcome {
+        dense_accuracy,
+        pruned_accuracy,
+        report,
+    })
 }

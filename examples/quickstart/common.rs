@@ -16,7 +16,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { dense_epochs: 40, hidden: 512, seed: 42 }
+        Settings {
+            dense_epochs: 40,
+            hidden: 512,
+            seed: 42,
+        }
     }
 }
 
@@ -32,9 +36,15 @@ pub struct Outcome {
 
 /// The 8x8 digits, pixels scaled to [0, 1], split 80/20 with seed 42.
 pub fn digits() -> anyhow::Result<(Dataset, Dataset)> {
-    let data = Dataset::from_csv_gz(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz"), 1.0 / 16.0)?;
+    let data = Dataset::from_csv_gz(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz"),
+        1.0 / 16.0,
+    )?;
     Ok(data.split(0.2, 42))
 }
 
 /// The quickstart's committed configuration.
-pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/configs/quickstart.yaml");
+pub const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/configs/quickstart.yaml"
+);

@@ -58,7 +58,9 @@ fn main() -> Result<()> {
             .report
             .layers
             .iter()
-            .map(|l| serde_json::json!({"name": l.name, "shape": l.shape, "sparsity": l.sparsity()}))
+            .map(
+                |l| serde_json::json!({"name": l.name, "shape": l.shape, "sparsity": l.sparsity()}),
+            )
             .collect();
         let out = serde_json::json!({
             "backend": args.backend,
@@ -69,20 +71,32 @@ fn main() -> Result<()> {
         });
         println!("{out}");
     } else {
-        println!("backend: {}   train rows: {}   test rows: {}", args.backend, train.len(), test.len());
+        println!(
+            "backend: {}   train rows: {}   test rows: {}",
+            args.backend,
+            train.len(),
+            test.len()
+        );
         print!("{}", outcome.report.table());
         println!("dense accuracy:  {:.2}%", 100.0 * outcome.dense_accuracy);
-        println!("pruned accuracy: {:.2}%  at {:.2}% sparsity", 100.0 * outcome.pruned_accuracy, 100.0 * sparsity);
+        println!(
+            "pruned accuracy: {:.2}%  at {:.2}% sparsity",
+            100.0 * outcome.pruned_accuracy,
+            100.0 * sparsity
+        );
     }
     Ok(())
 }
 
 /// The backends compiled into this build.
 fn built_backends() -> Vec<&'static str> {
-    [("burn", cfg!(feature = "burn")), ("torch", cfg!(feature = "torch"))]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect()
+    [
+        ("burn", cfg!(feature = "burn")),
+        ("torch", cfg!(feature = "torch")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
 }
 
 #[cfg(feature = "burn")]

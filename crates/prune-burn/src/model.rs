@@ -28,7 +28,10 @@ pub struct BurnModel<M: Module> {
 impl<M: Module> BurnModel<M> {
     /// Wraps a module.
     pub fn new(module: M) -> Self {
-        BurnModel { module, grads: None }
+        BurnModel {
+            module,
+            grads: None,
+        }
     }
 
     /// The module.
@@ -57,7 +60,11 @@ impl<M: Module> BurnModel<M> {
     }
 
     /// Runs one optimizer step with the gradients given by [`set_grads`](Self::set_grads).
-    pub fn optimizer_step(&mut self, optim: &mut burn::optim::ModuleOptimizer, lr: f64) -> Result<()> {
+    pub fn optimizer_step(
+        &mut self,
+        optim: &mut burn::optim::ModuleOptimizer,
+        lr: f64,
+    ) -> Result<()> {
         let grads = self.grads.take().ok_or_else(|| PruneError::HookOrder {
             hook: "optimizer_step",
             reason: "without gradients; call set_grads after backward".into(),
@@ -123,9 +130,20 @@ impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let stored: Vec<usize> = param.val().dims().to_vec();
         let transposed = D == 2 && self.path.in_linear();
-        let (layout, shape) =
-            if transposed { (Layout::Transposed, vec![stored[1], stored[0]]) } else { (Layout::Canonical, stored.clone()) };
-        self.found.push(Found { info: WeightInfo { name: self.path.path().to_string(), shape, layout }, id: param.id, stored_shape: stored });
+        let (layout, shape) = if transposed {
+            (Layout::Transposed, vec![stored[1], stored[0]])
+        } else {
+            (Layout::Canonical, stored.clone())
+        };
+        self.found.push(Found {
+            info: WeightInfo {
+                name: self.path.path().to_string(),
+                shape,
+                layout,
+            },
+            id: param.id,
+            stored_shape: stored,
+        });
     }
 }
 
@@ -148,7 +166,10 @@ impl ModuleVisitor for Read<'_> {
             let t = param.val().inner();
             let shape = t.dims().to_vec();
             let n = shape.iter().product::<usize>();
-            self.value = Some(BurnTensor { flat: t.reshape([n]), shape });
+            self.value = Some(BurnTensor {
+                flat: t.reshape([n]),
+                shape,
+            });
         }
     }
 }
@@ -179,7 +200,9 @@ impl ModuleMapper for Write<'_> {
             return param;
         }
         let path = self.path.path();
-        let Some(i) = self.updates.iter().position(|(n, _)| n == path) else { return param };
+        let Some(i) = self.updates.iter().position(|(n, _)| n == path) else {
+            return param;
+        };
         let (_, update) = self.updates.swap_remove(i);
         param.map(|old| {
             let dims = old.dims();
@@ -210,14 +233,20 @@ impl<M: Module> BurnModel<M> {
 
     fn unknown(&self, name: &str, found: &[Found]) -> PruneError {
         let names: Vec<String> = found.iter().map(|f| f.info.name.clone()).collect();
-        PruneError::UnknownWeight { weight: name.to_string(), candidates: closest(name, &names, 3) }
+        PruneError::UnknownWeight {
+            weight: name.to_string(),
+            candidates: closest(name, &names, 3),
+        }
     }
 
     /// Checks every update names a parameter and has its stored shape.
     fn check(&self, updates: &[(String, BurnTensor)]) -> Result<Vec<Found>> {
         let found = self.collect();
         for (name, t) in updates {
-            let f = found.iter().find(|f| f.info.name == *name).ok_or_else(|| self.unknown(name, &found))?;
+            let f = found
+                .iter()
+                .find(|f| f.info.name == *name)
+                .ok_or_else(|| self.unknown(name, &found))?;
             if t.shape != f.stored_shape {
                 return Err(PruneError::Shape {
                     weight: name.clone(),
@@ -230,7 +259,10 @@ impl<M: Module> BurnModel<M> {
     }
 
     fn map_params(&mut self, updates: Vec<(String, NewValue<'_>)>) {
-        let mut w = Write { path: PathTracker::default(), updates };
+        let mut w = Write {
+            path: PathTracker::default(),
+            updates,
+        };
         self.module = self.module.clone().map(&mut w);
     }
 
@@ -257,7 +289,12 @@ fn grad_of(grads: &GradientsParams, id: ParamId, rank: usize) -> Option<Tensor<1
     }
 }
 
-fn replace_grad(grads: &mut GradientsParams, id: ParamId, value: Tensor<1>, shape: &[usize]) -> Result<()> {
+fn replace_grad(
+    grads: &mut GradientsParams,
+    id: ParamId,
+    value: Tensor<1>,
+    shape: &[usize],
+) -> Result<()> {
     macro_rules! put {
         ($d:literal) => {{
             let dims: [usize; $d] = shape.try_into().expect("rank checked");
@@ -271,7 +308,12 @@ fn replace_grad(grads: &mut GradientsParams, id: ParamId, value: Tensor<1>, shap
         3 => put!(3),
         4 => put!(4),
         5 => put!(5),
-        r => return Err(PruneError::Unsupported { op: format!("gradients of rank {r}"), backend: "burn".into() }),
+        r => {
+            return Err(PruneError::Unsupported {
+                op: format!("gradients of rank {r}"),
+                backend: "burn".into(),
+            })
+        }
     }
     Ok(())
 }
@@ -288,21 +330,33 @@ impl<M: Module> Model for BurnModel<M> {
     }
 
     fn weight(&self, name: &str) -> Result<BurnTensor> {
-        let mut r = Read { path: PathTracker::default(), name, value: None };
+        let mut r = Read {
+            path: PathTracker::default(),
+            name,
+            value: None,
+        };
         self.module.visit(&mut r);
         r.value.ok_or_else(|| self.unknown(name, &self.collect()))
     }
 
     fn set_weights(&mut self, updates: Vec<(String, BurnTensor)>) -> Result<()> {
         self.check(&updates)?;
-        self.map_params(updates.into_iter().map(|(n, t)| (n, NewValue::Value(t.flat))).collect());
+        self.map_params(
+            updates
+                .into_iter()
+                .map(|(n, t)| (n, NewValue::Value(t.flat)))
+                .collect(),
+        );
         Ok(())
     }
 
     fn apply_masks(&mut self, masks: &[(&str, &BurnMask)]) -> Result<()> {
         let found = self.collect();
         for (name, mask) in masks {
-            let f = found.iter().find(|f| f.info.name == *name).ok_or_else(|| self.unknown(name, &found))?;
+            let f = found
+                .iter()
+                .find(|f| f.info.name == *name)
+                .ok_or_else(|| self.unknown(name, &found))?;
             if mask.flat.dims()[0] != f.info.numel() {
                 return Err(PruneError::Shape {
                     weight: name.to_string(),
@@ -311,22 +365,40 @@ impl<M: Module> Model for BurnModel<M> {
                 });
             }
         }
-        self.map_params(masks.iter().map(|(n, m)| (n.to_string(), NewValue::Mask(m))).collect());
+        self.map_params(
+            masks
+                .iter()
+                .map(|(n, m)| (n.to_string(), NewValue::Mask(m)))
+                .collect(),
+        );
         Ok(())
     }
 
     fn gradient(&self, name: &str) -> Result<Option<BurnTensor>> {
         let found = self.collect();
-        let f = found.iter().find(|f| f.info.name == name).ok_or_else(|| self.unknown(name, &found))?;
-        let Some(grads) = self.grads.as_ref() else { return Ok(None) };
-        Ok(grad_of(grads, f.id, f.stored_shape.len()).map(|g| BurnTensor { flat: g.inner(), shape: f.stored_shape.clone() }))
+        let f = found
+            .iter()
+            .find(|f| f.info.name == name)
+            .ok_or_else(|| self.unknown(name, &found))?;
+        let Some(grads) = self.grads.as_ref() else {
+            return Ok(None);
+        };
+        Ok(
+            grad_of(grads, f.id, f.stored_shape.len()).map(|g| BurnTensor {
+                flat: g.inner(),
+                shape: f.stored_shape.clone(),
+            }),
+        )
     }
 
     fn set_gradients(&mut self, updates: Vec<(String, BurnTensor)>) -> Result<()> {
         let found = self.check(&updates)?;
         let grads = self.grads_mut()?;
         for (name, t) in updates {
-            let f = found.iter().find(|f| f.info.name == name).expect("checked above");
+            let f = found
+                .iter()
+                .find(|f| f.info.name == name)
+                .expect("checked above");
             replace_grad(grads, f.id, t.flat, &f.stored_shape)?;
         }
         Ok(())

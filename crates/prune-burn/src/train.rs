@@ -22,20 +22,42 @@ pub trait Classifier: Module {
 /// The optimizer and its learning rate from the `train` section.
 pub fn optimizer(config: &OptimizerConfig) -> (ModuleOptimizer, f64) {
     match *config {
-        OptimizerConfig::Sgd { learning_rate, momentum, weight_decay, nesterov } => {
+        OptimizerConfig::Sgd {
+            learning_rate,
+            momentum,
+            weight_decay,
+            nesterov,
+        } => {
             let mut c = SgdConfig::new();
             if momentum > 0.0 {
-                c = c.with_momentum(Some(MomentumConfig { momentum, dampening: 0.0, nesterov }));
+                c = c.with_momentum(Some(MomentumConfig {
+                    momentum,
+                    dampening: 0.0,
+                    nesterov,
+                }));
             }
             if weight_decay > 0.0 {
-                c = c.with_weight_decay(Some(WeightDecayConfig { penalty: weight_decay as f32 }));
+                c = c.with_weight_decay(Some(WeightDecayConfig {
+                    penalty: weight_decay as f32,
+                }));
             }
             (c.init(), learning_rate)
         }
-        OptimizerConfig::Adam { learning_rate, beta_1, beta_2, epsilon, weight_decay } => {
-            let mut c = AdamConfig::new().with_beta_1(beta_1 as f32).with_beta_2(beta_2 as f32).with_epsilon(epsilon as f32);
+        OptimizerConfig::Adam {
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+        } => {
+            let mut c = AdamConfig::new()
+                .with_beta_1(beta_1 as f32)
+                .with_beta_2(beta_2 as f32)
+                .with_epsilon(epsilon as f32);
             if weight_decay > 0.0 {
-                c = c.with_weight_decay(Some(WeightDecayConfig { penalty: weight_decay as f32 }));
+                c = c.with_weight_decay(Some(WeightDecayConfig {
+                    penalty: weight_decay as f32,
+                }));
             }
             (c.init(), learning_rate)
         }
@@ -57,7 +79,10 @@ pub fn train_section(pruning: &BurnPruning) -> Result<TrainConfig> {
 /// A batch of rows as tensors on `device`.
 pub fn batch(data: &Dataset, rows: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
     let sub = data.subset(rows);
-    let x = Tensor::<2>::from_data(TensorData::new(sub.features, [rows.len(), data.n_features]), device);
+    let x = Tensor::<2>::from_data(
+        TensorData::new(sub.features, [rows.len(), data.n_features]),
+        device,
+    );
     let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [rows.len()]), device);
     (x, y)
@@ -83,7 +108,10 @@ impl EpochRunner<'_> {
     ) -> Result<EpochLog> {
         let order = shuffled(self.data.len(), self.cfg.seed.wrapping_add(epoch as u64));
         let (mut total, mut steps) = (0.0, 0usize);
-        for rows in order.chunks(self.cfg.batch_size).take(self.cfg.iteration.unwrap_or(usize::MAX)) {
+        for rows in order
+            .chunks(self.cfg.batch_size)
+            .take(self.cfg.iteration.unwrap_or(usize::MAX))
+        {
             if let Some(p) = pruning.as_deref_mut() {
                 p.on_step_begin(model)?;
             }
@@ -91,7 +119,9 @@ impl EpochRunner<'_> {
             let loss = self.loss_fn.forward(model.module().logits(x), y);
             let loss_value = host_f32(&loss.clone().inner().reshape([1]))?[0];
             if !loss_value.is_finite() {
-                return Err(backend_error(format!("epoch {epoch} step {steps}: loss is {loss_value}")));
+                return Err(backend_error(format!(
+                    "epoch {epoch} step {steps}: loss is {loss_value}"
+                )));
             }
             let grads = GradientsParams::from_grads(loss.backward(), model.module());
             model.set_grads(grads);
@@ -108,16 +138,35 @@ impl EpochRunner<'_> {
                 eprintln!("epoch {epoch} step {steps}: loss {loss_value:.4}");
             }
         }
-        Ok(EpochLog { epoch, mean_loss: total / steps.max(1) as f64, steps })
+        Ok(EpochLog {
+            epoch,
+            mean_loss: total / steps.max(1) as f64,
+            steps,
+        })
     }
 }
 
-fn runner<'a>(cfg: &'a TrainConfig, data: &'a Dataset, device: &'a Device) -> Result<EpochRunner<'a>> {
+fn runner<'a>(
+    cfg: &'a TrainConfig,
+    data: &'a Dataset,
+    device: &'a Device,
+) -> Result<EpochRunner<'a>> {
     if data.is_empty() {
-        return Err(PruneError::Shape { weight: "dataset".into(), shape: vec![0], reason: "no training rows".into() });
+        return Err(PruneError::Shape {
+            weight: "dataset".into(),
+            shape: vec![0],
+            reason: "no training rows".into(),
+        });
     }
     let (optim, lr) = optimizer(&cfg.optimizer);
-    Ok(EpochRunner { cfg, data, device, optim, lr, loss_fn: CrossEntropyLossConfig::new().init(device) })
+    Ok(EpochRunner {
+        cfg,
+        data,
+        device,
+        optim,
+        lr,
+        loss_fn: CrossEntropyLossConfig::new().init(device),
+    })
 }
 
 /// Trains `model` on `data` as the `train` section says, with the pruning hooks around every
@@ -129,14 +178,20 @@ pub fn fit<M: Classifier>(
     device: &Device,
 ) -> Result<(M, Vec<EpochLog>)> {
     let cfg = train_section(pruning)?;
-    let end = cfg.end_epoch.unwrap_or(pruning.config().last_schedule_epoch() + 1);
+    let end = cfg
+        .end_epoch
+        .unwrap_or(pruning.config().last_schedule_epoch() + 1);
     let mut run = runner(&cfg, data, device)?;
     let mut logs = Vec::new();
     let mut wrapped = BurnModel::new(model);
-    pruning.fit(&mut wrapped, cfg.start_epoch..end, |pruning, wrapped, epoch| {
-        logs.push(run.run(wrapped, Some(pruning), epoch)?);
-        Ok(())
-    })?;
+    pruning.fit(
+        &mut wrapped,
+        cfg.start_epoch..end,
+        |pruning, wrapped, epoch| {
+            logs.push(run.run(wrapped, Some(pruning), epoch)?);
+            Ok(())
+        },
+    )?;
     Ok((wrapped.into_inner(), logs))
 }
 
@@ -150,7 +205,9 @@ pub fn train_dense<M: Classifier>(
 ) -> Result<(M, Vec<EpochLog>)> {
     let mut run = runner(cfg, data, device)?;
     let mut wrapped = BurnModel::new(model);
-    let logs = (0..epochs).map(|e| run.run(&mut wrapped, None, e)).collect::<Result<Vec<_>>>()?;
+    let logs = (0..epochs)
+        .map(|e| run.run(&mut wrapped, None, e))
+        .collect::<Result<Vec<_>>>()?;
     Ok((wrapped.into_inner(), logs))
 }
 
@@ -167,7 +224,11 @@ pub fn accuracy<M: Classifier>(model: &M, data: &Dataset, device: &Device) -> Re
             .convert::<i64>()
             .try_to_vec::<i64>()
             .map_err(|e| backend_error(format!("reading predictions: {e:?}")))?;
-        correct += pred.iter().zip(rows).filter(|(p, &r)| **p as usize == data.labels[r]).count();
+        correct += pred
+            .iter()
+            .zip(rows)
+            .filter(|(p, &r)| **p as usize == data.labels[r])
+            .count();
     }
     Ok(correct as f64 / data.len().max(1) as f64)
 }

@@ -27,8 +27,12 @@ fn device() -> Device {
 fn linear(out: usize, inp: usize, canonical: &[f32], dev: &Device) -> Linear {
     let mut l = LinearConfig::new(inp, out).init(dev);
     let stored = transpose(canonical, out, inp);
-    l.weight = Param::from_tensor(Tensor::<2>::from_data(TensorData::new(stored, [inp, out]), dev).require_grad());
-    l.bias = Some(Param::from_tensor(Tensor::<1>::zeros([out], dev).require_grad()));
+    l.weight = Param::from_tensor(
+        Tensor::<2>::from_data(TensorData::new(stored, [inp, out]), dev).require_grad(),
+    );
+    l.bias = Some(Param::from_tensor(
+        Tensor::<1>::zeros([out], dev).require_grad(),
+    ));
     l
 }
 
@@ -38,13 +42,19 @@ struct BurnHarness {
 
 fn fresh_optimizers() -> (ModuleOptimizer, ModuleOptimizer) {
     use burn::optim::momentum::MomentumConfig;
-    let sgd = SgdConfig::new().with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov: false }));
+    let sgd = SgdConfig::new().with_momentum(Some(MomentumConfig {
+        momentum: 0.9,
+        dampening: 0.0,
+        nesterov: false,
+    }));
     (sgd.init(), AdamConfig::new().init())
 }
 
 impl Default for BurnHarness {
     fn default() -> Self {
-        BurnHarness { optims: RefCell::new(fresh_optimizers()) }
+        BurnHarness {
+            optims: RefCell::new(fresh_optimizers()),
+        }
     }
 }
 
@@ -55,11 +65,23 @@ impl Harness for BurnHarness {
         *self.optims.borrow_mut() = fresh_optimizers();
         let dev = device();
         let mut c = Conv2dConfig::new([2, 4], [3, 3]).init(&dev);
-        c.weight = Param::from_tensor(Tensor::<4>::from_data(TensorData::new(conv.to_vec(), [4, 2, 3, 3]), &dev).require_grad());
-        BurnModel::new(Fixture { fc1: linear(8, 16, fc1, &dev), fc2: linear(4, 8, fc2, &dev), conv: c })
+        c.weight = Param::from_tensor(
+            Tensor::<4>::from_data(TensorData::new(conv.to_vec(), [4, 2, 3, 3]), &dev)
+                .require_grad(),
+        );
+        BurnModel::new(Fixture {
+            fc1: linear(8, 16, fc1, &dev),
+            fc2: linear(4, 8, fc2, &dev),
+            conv: c,
+        })
     }
 
-    fn train_step(&self, model: &mut BurnModel<Fixture>, pruning: &mut Pruning<Burn>, adam: bool) -> Result<()> {
+    fn train_step(
+        &self,
+        model: &mut BurnModel<Fixture>,
+        pruning: &mut Pruning<Burn>,
+        adam: bool,
+    ) -> Result<()> {
         let dev = device();
         pruning.on_step_begin(model)?;
         let x = Tensor::<2>::from_data(TensorData::new(values(99, 32), [2, 16]), &dev);

@@ -29,14 +29,21 @@ fn parse_check(args: &[String]) -> Result<CheckArgs, String> {
             "--json" => json = true,
             "--epochs" => {
                 let v = it.next().ok_or("--epochs needs a number")?;
-                epochs = Some(v.parse::<usize>().map_err(|_| format!("--epochs: `{v}` is not a whole number"))?);
+                epochs = Some(
+                    v.parse::<usize>()
+                        .map_err(|_| format!("--epochs: `{v}` is not a whole number"))?,
+                );
             }
             s if s.starts_with("--") => return Err(format!("unknown option `{s}`")),
             s if file.is_none() => file = Some(s.to_string()),
             s => return Err(format!("unexpected argument `{s}`")),
         }
     }
-    Ok(CheckArgs { file: file.ok_or("missing CONFIG.yaml")?, epochs, json })
+    Ok(CheckArgs {
+        file: file.ok_or("missing CONFIG.yaml")?,
+        epochs,
+        json,
+    })
 }
 
 fn main() -> ExitCode {

@@ -14,7 +14,10 @@ fn default_epochs(config: &PruningConfig) -> usize {
 
 fn print_error(e: &PruneError) {
     match e {
-        PruneError::Config { source_name, problems } => {
+        PruneError::Config {
+            source_name,
+            problems,
+        } => {
             eprintln!("{source_name}: {} problem(s):", problems.0.len());
             for p in &problems.0 {
                 eprintln!("  {p}");
@@ -60,8 +63,9 @@ pub fn check(file: &str, epochs: Option<usize>, as_json: bool) -> ExitCode {
 }
 
 fn pruner_json(p: &ResolvedPruner, epochs: usize) -> serde_json::Value {
-    let schedule: Vec<_> =
-        (0..epochs).map(|e| json!({"epoch": e, "sparsity": planned_sparsity(p, e)})).collect();
+    let schedule: Vec<_> = (0..epochs)
+        .map(|e| json!({"epoch": e, "sparsity": planned_sparsity(p, e)}))
+        .collect();
     json!({
         "index": p.index,
         "prune_type": p.prune_type,
@@ -81,11 +85,21 @@ fn pruner_json(p: &ResolvedPruner, epochs: usize) -> serde_json::Value {
 fn text(file: &str, pruners: &[ResolvedPruner], epochs: usize) -> String {
     let mut s = format!("{file}: OK, {} pruner(s)\n", pruners.len());
     for p in pruners {
-        let names = if p.names.is_empty() { "every 2-D and 4-D weight".to_string() } else { p.names.join(", ") };
+        let names = if p.names.is_empty() {
+            "every 2-D and 4-D weight".to_string()
+        } else {
+            p.names.join(", ")
+        };
         s += &format!("\npruners[{}]: {} on {names}\n", p.index, p.prune_type);
         s += &format!(
             "  epochs {}..={}  sparsity {} -> {}  frequency {}  pattern {}  method {}\n",
-            p.start_epoch, p.end_epoch, p.initial_sparsity, p.target_sparsity, p.frequency, p.pattern, p.method
+            p.start_epoch,
+            p.end_epoch,
+            p.initial_sparsity,
+            p.target_sparsity,
+            p.frequency,
+            p.pattern,
+            p.method
         );
         s += "  epoch:    ";
         s += &(0..epochs).map(|e| format!("{e:>6}")).collect::<String>();

@@ -3,8 +3,15 @@
 use std::process::Command;
 
 fn prune(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_prune")).args(args).output().expect("run prune");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_prune"))
+        .args(args)
+        .output()
+        .expect("run prune");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn repo_file(rel: &str) -> String {
@@ -15,36 +22,70 @@ fn repo_file(rel: &str) -> String {
 fn the_inc_template_checks_as_written() {
     let (code, out, err) = prune(&["check", &repo_file("tests/fixtures/inc/template.yaml")]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("basic_magnitude on layer1.0.conv1.weight"), "{out}");
-    assert!(out.contains("0.323  0.647  0.970") || out.contains(" 0.323 0.647 0.970"), "{out}");
+    assert!(
+        out.contains("basic_magnitude on layer1.0.conv1.weight"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0.323  0.647  0.970") || out.contains(" 0.323 0.647 0.970"),
+        "{out}"
+    );
     assert!(err.contains("are not used by basic_magnitude"), "{err}");
 }
 
 #[test]
 fn json_plan_has_the_documented_keys_and_schedule() {
-    let (code, out, err) = prune(&["check", &repo_file("examples/configs/quickstart.yaml"), "--json", "--epochs", "26"]);
+    let (code, out, err) = prune(&[
+        "check",
+        &repo_file("examples/configs/quickstart.yaml"),
+        "--json",
+        "--epochs",
+        "26",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
     let p = &v["pruners"][0];
-    for key in ["prune_type", "names", "start_epoch", "end_epoch", "initial_sparsity", "target_sparsity", "frequency", "schedule"] {
+    for key in [
+        "prune_type",
+        "names",
+        "start_epoch",
+        "end_epoch",
+        "initial_sparsity",
+        "target_sparsity",
+        "frequency",
+        "schedule",
+    ] {
         assert!(!p[key].is_null(), "missing {key} in {p}");
     }
     assert_eq!(p["prune_type"], "basic_magnitude");
     let schedule = p["schedule"].as_array().unwrap();
     assert_eq!(schedule.len(), 26);
-    let s: Vec<f64> = schedule.iter().map(|e| e["sparsity"].as_f64().unwrap()).collect();
+    let s: Vec<f64> = schedule
+        .iter()
+        .map(|e| e["sparsity"].as_f64().unwrap())
+        .collect();
     assert!((s[0] - 0.036).abs() < 1e-9, "{s:?}");
-    assert!((s[24] - 0.9).abs() < 1e-12 && (s[25] - 0.9).abs() < 1e-12, "{s:?}");
+    assert!(
+        (s[24] - 0.9).abs() < 1e-12 && (s[25] - 0.9).abs() < 1e-12,
+        "{s:?}"
+    );
     assert!(s.windows(2).all(|w| w[0] <= w[1]));
 }
 
 #[test]
 fn n_of_m_shows_its_fixed_sparsity() {
-    let (code, out, _) = prune(&["check", &repo_file("tests/fixtures/inc/mobilenet_frequency.yaml"), "--json"]);
+    let (code, out, _) = prune(&[
+        "check",
+        &repo_file("tests/fixtures/inc/mobilenet_frequency.yaml"),
+        "--json",
+    ]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["pruners"][1]["pattern"], "2:4");
-    assert_eq!(v["pruners"][1]["schedule"][3]["sparsity"].as_f64(), Some(0.5));
+    assert_eq!(
+        v["pruners"][1]["schedule"][3]["sparsity"].as_f64(),
+        Some(0.5)
+    );
 }
 
 #[test]
@@ -56,7 +97,10 @@ fn bad_configs_exit_1_with_every_problem() {
     let (code, out, err) = prune(&["check", f.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(out.is_empty(), "{out}");
-    assert!(err.contains("weight_compression.target_sparsity: 2 is not in [0, 1)"), "{err}");
+    assert!(
+        err.contains("weight_compression.target_sparsity: 2 is not in [0, 1)"),
+        "{err}"
+    );
     assert!(err.contains("weight_compression.pruners: empty"), "{err}");
     let (code, _, err) = prune(&["check", dir.join("missing.yaml").to_str().unwrap()]);
     assert_eq!(code, 1);

@@ -36,7 +36,12 @@ pub trait TensorBackend {
     fn to_vec(&self, t: &Self::Tensor) -> Result<Vec<f32>>;
 
     /// A new tensor of the given shape, on the same device as `like`.
-    fn from_vec(&self, like: &Self::Tensor, data: Vec<f32>, shape: &[usize]) -> Result<Self::Tensor>;
+    fn from_vec(
+        &self,
+        like: &Self::Tensor,
+        data: Vec<f32>,
+        shape: &[usize],
+    ) -> Result<Self::Tensor>;
 
     /// A mask for tensors shaped like `like`, keeping the positions where `keep` is true
     /// (row-major, in `like`'s own layout).
@@ -77,20 +82,41 @@ pub trait TensorBackend {
     fn select(&self, t: &Self::Tensor, axis: usize, indices: &[usize]) -> Result<Self::Tensor> {
         let shape = self.shape(t);
         let data = self.to_vec(t)?;
-        let (out, new_shape) = crate::host::select_axis(&data, &shape, axis, indices)
-            .map_err(|reason| PruneError::Shape { weight: "select".into(), shape: shape.clone(), reason })?;
+        let (out, new_shape) =
+            crate::host::select_axis(&data, &shape, axis, indices).map_err(|reason| {
+                PruneError::Shape {
+                    weight: "select".into(),
+                    shape: shape.clone(),
+                    reason,
+                }
+            })?;
         self.from_vec(t, out, &new_shape)
     }
 
     /// Combines `rows` x `cols` blocks of a 2-D tensor `[r, c]` into a `[r/rows, c/cols]` score grid.
-    fn reduce_blocks(&self, t: &Self::Tensor, rows: usize, cols: usize, how: Reduce) -> Result<Vec<f32>> {
+    fn reduce_blocks(
+        &self,
+        t: &Self::Tensor,
+        rows: usize,
+        cols: usize,
+        how: Reduce,
+    ) -> Result<Vec<f32>> {
         let shape = self.shape(t);
         if shape.len() != 2 {
-            return Err(PruneError::Shape { weight: "reduce_blocks".into(), shape, reason: "needs a 2-D tensor".into() });
+            return Err(PruneError::Shape {
+                weight: "reduce_blocks".into(),
+                shape,
+                reason: "needs a 2-D tensor".into(),
+            });
         }
         let data = self.to_vec(t)?;
-        crate::host::reduce_blocks(&data, shape[0], shape[1], rows, cols, how)
-            .map_err(|reason| PruneError::Shape { weight: "reduce_blocks".into(), shape, reason })
+        crate::host::reduce_blocks(&data, shape[0], shape[1], rows, cols, how).map_err(|reason| {
+            PruneError::Shape {
+                weight: "reduce_blocks".into(),
+                shape,
+                reason,
+            }
+        })
     }
 }
 
@@ -140,10 +166,16 @@ pub trait Model {
     fn weight(&self, name: &str) -> Result<<Self::Backend as TensorBackend>::Tensor>;
 
     /// Writes new values into existing weights, all or none: on error nothing has changed.
-    fn set_weights(&mut self, updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>) -> Result<()>;
+    fn set_weights(
+        &mut self,
+        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+    ) -> Result<()>;
 
     /// Re-applies masks to weights: `w = w * mask` for each pair, in place.
-    fn apply_masks(&mut self, masks: &[(&str, &<Self::Backend as TensorBackend>::Mask)]) -> Result<()> {
+    fn apply_masks(
+        &mut self,
+        masks: &[(&str, &<Self::Backend as TensorBackend>::Mask)],
+    ) -> Result<()> {
         let mut updates = Vec::with_capacity(masks.len());
         for (name, mask) in masks {
             let w = self.weight(name)?;
@@ -159,8 +191,14 @@ pub trait Model {
     }
 
     /// Replaces gradients before the optimizer step, all or none.
-    fn set_gradients(&mut self, updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>) -> Result<()> {
+    fn set_gradients(
+        &mut self,
+        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+    ) -> Result<()> {
         let _ = updates;
-        Err(PruneError::Unsupported { op: "writing gradients".into(), backend: self.backend().name().into() })
+        Err(PruneError::Unsupported {
+            op: "writing gradients".into(),
+            backend: self.backend().name().into(),
+        })
     }
 }

@@ -15,8 +15,11 @@ use crate::masks::{prune_count, pruned_flags};
 use crate::session::Pruning;
 
 /// Canonical shapes of the fixture's prunable weights.
-pub const FIXTURE: [(&str, [usize; 4], usize); 3] =
-    [("fc1.weight", [8, 16, 1, 1], 2), ("fc2.weight", [4, 8, 1, 1], 2), ("conv.weight", [4, 2, 3, 3], 4)];
+pub const FIXTURE: [(&str, [usize; 4], usize); 3] = [
+    ("fc1.weight", [8, 16, 1, 1], 2),
+    ("fc2.weight", [4, 8, 1, 1], 2),
+    ("conv.weight", [4, 2, 3, 3], 4),
+];
 
 /// What a backend gives the suite.
 pub trait Harness {
@@ -41,17 +44,25 @@ pub trait Harness {
 
 /// Deterministic pseudo-random values in [-1, 1) (a small LCG; no dependency).
 pub fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
 }
 
 fn fixture_values(seed: u64) -> [Vec<f32>; 3] {
-    [values(seed, 128), values(seed + 1, 32), values(seed + 2, 72)]
+    [
+        values(seed, 128),
+        values(seed + 1, 32),
+        values(seed + 2, 72),
+    ]
 }
 
 fn build<H: Harness>(h: &H, v: &[Vec<f32>; 3]) -> H::Model {
@@ -60,8 +71,16 @@ fn build<H: Harness>(h: &H, v: &[Vec<f32>; 3]) -> H::Model {
 
 /// Canonical values of a weight, read back from the model.
 pub fn canonical<M: Model>(model: &M, name: &str) -> Vec<f32> {
-    let info = model.weights().unwrap().into_iter().find(|w| w.name == name).expect("weight in fixture");
-    let stored = model.backend().to_vec(&model.weight(name).unwrap()).unwrap();
+    let info = model
+        .weights()
+        .unwrap()
+        .into_iter()
+        .find(|w| w.name == name)
+        .expect("weight in fixture");
+    let stored = model
+        .backend()
+        .to_vec(&model.weight(name).unwrap())
+        .unwrap();
     to_canonical(stored, info.layout, &info.shape)
 }
 
@@ -77,7 +96,11 @@ fn magnitude_yaml(names: &str, sparsity: f64, pattern: &str) -> String {
     )
 }
 
-fn one_shot<H: Harness>(h: &H, v: &[Vec<f32>; 3], yaml: &str) -> (H::Model, Pruning<<H::Model as Model>::Backend>) {
+fn one_shot<H: Harness>(
+    h: &H,
+    v: &[Vec<f32>; 3],
+    yaml: &str,
+) -> (H::Model, Pruning<<H::Model as Model>::Backend>) {
     let mut model = build(h, v);
     let mut p = Pruning::from_yaml(yaml).expect("valid yaml");
     p.on_epoch_begin(&mut model, 0).expect("epoch begin");
@@ -89,7 +112,16 @@ fn expected(v: &[f32], shape: &[usize], pattern: Pattern, sparsity: f64) -> Vec<
     let rows = shape[0];
     let cols = v.len() / rows;
     let scores: Vec<f32> = v.iter().map(|x| x.abs()).collect();
-    pruned_flags(&scores, rows, cols, pattern, Method::PerTensor, sparsity, None).unwrap()
+    pruned_flags(
+        &scores,
+        rows,
+        cols,
+        pattern,
+        Method::PerTensor,
+        sparsity,
+        None,
+    )
+    .unwrap()
 }
 
 /// Exactly round(s * n) elements pruned per layer, at exactly the expected positions.
@@ -111,12 +143,22 @@ pub fn exact_count_and_positions<H: Harness>(h: &H) {
 /// Equal scores are pruned in canonical index order (lowest first).
 pub fn ties_broken_by_index<H: Harness>(h: &H) {
     let v = [vec![0.5; 128], vec![0.5; 32], vec![0.5; 72]];
-    let (model, _) = one_shot(h, &v, &magnitude_yaml("[fc1.weight, fc2.weight]", 0.25, "1x1"));
+    let (model, _) = one_shot(
+        h,
+        &v,
+        &magnitude_yaml("[fc1.weight, fc2.weight]", 0.25, "1x1"),
+    );
     for name in ["fc1.weight", "fc2.weight"] {
         let got = canonical(&model, name);
         let k = prune_count(0.25, got.len());
-        assert!(got[..k].iter().all(|x| *x == 0.0), "{name}: first {k} canonical elements must be pruned");
-        assert!(got[k..].iter().all(|x| *x == 0.5), "{name}: the rest must be kept");
+        assert!(
+            got[..k].iter().all(|x| *x == 0.0),
+            "{name}: first {k} canonical elements must be pruned"
+        );
+        assert!(
+            got[k..].iter().all(|x| *x == 0.5),
+            "{name}: the rest must be kept"
+        );
     }
 }
 
@@ -128,8 +170,16 @@ pub fn tiles_pruned_whole<H: Harness>(h: &H) {
         let (model, _) = one_shot(h, &v, &magnitude_yaml("[fc1.weight]", 0.5, &pat));
         let got = canonical(&model, "fc1.weight");
         let want = expected(&v[0], &[8, 16], Pattern::Tile { rows, cols }, 0.5);
-        assert_eq!(got.iter().map(|x| *x == 0.0).collect::<Vec<_>>(), want, "tile {pat}");
-        assert_eq!(zeros(&got), prune_count(0.5, 128 / (rows * cols)) * rows * cols, "tile {pat}");
+        assert_eq!(
+            got.iter().map(|x| *x == 0.0).collect::<Vec<_>>(),
+            want,
+            "tile {pat}"
+        );
+        assert_eq!(
+            zeros(&got),
+            prune_count(0.5, 128 / (rows * cols)) * rows * cols,
+            "tile {pat}"
+        );
     }
 }
 
@@ -137,11 +187,19 @@ pub fn tiles_pruned_whole<H: Harness>(h: &H) {
 pub fn n_of_m_exact<H: Harness>(h: &H) {
     let v = fixture_values(8);
     for (n, m) in [(2usize, 4usize), (4, 8), (1, 4)] {
-        let (model, _) = one_shot(h, &v, &magnitude_yaml("[fc1.weight, fc2.weight]", 0.5, &format!("'{n}:{m}'")));
+        let (model, _) = one_shot(
+            h,
+            &v,
+            &magnitude_yaml("[fc1.weight, fc2.weight]", 0.5, &format!("'{n}:{m}'")),
+        );
         for name in ["fc1.weight", "fc2.weight"] {
             let got = canonical(&model, name);
             for group in got.chunks(m) {
-                assert_eq!(group.iter().filter(|x| **x != 0.0).count(), n, "{name} {n}:{m}");
+                assert_eq!(
+                    group.iter().filter(|x| **x != 0.0).count(),
+                    n,
+                    "{name} {n}:{m}"
+                );
             }
         }
     }
@@ -152,11 +210,16 @@ pub fn failed_call_leaves_model_untouched<H: Harness>(h: &H) {
     let v = fixture_values(9);
     let mut model = build(h, &v);
     // fc1 [8,16] divides 1x3? no: 16 % 3 != 0. fc2 comes first in nothing; both are in one call.
-    let mut p = Pruning::from_yaml(&magnitude_yaml("[fc2.weight, fc1.weight]", 0.5, "1x3")).unwrap();
+    let mut p =
+        Pruning::from_yaml(&magnitude_yaml("[fc2.weight, fc1.weight]", 0.5, "1x3")).unwrap();
     let err = p.on_epoch_begin(&mut model, 0).unwrap_err().to_string();
     assert!(err.contains("does not divide"), "{err}");
     for (i, (name, _, _)) in FIXTURE.iter().enumerate() {
-        assert_eq!(canonical(&model, name), v[i], "{name} changed by a failed call");
+        assert_eq!(
+            canonical(&model, name),
+            v[i],
+            "{name} changed by a failed call"
+        );
     }
 }
 
@@ -174,7 +237,10 @@ pub fn schedule_is_followed_and_masks_grow<H: Harness>(h: &H) {
         let got = canonical(&model, "fc1.weight");
         assert_eq!(zeros(&got), prune_count(s, 128), "epoch {epoch}");
         let now: Vec<bool> = got.iter().map(|x| *x == 0.0).collect();
-        assert!(previous.iter().zip(&now).all(|(a, b)| !*a || *b), "epoch {epoch}: a pruned weight came back");
+        assert!(
+            previous.iter().zip(&now).all(|(a, b)| !*a || *b),
+            "epoch {epoch}: a pruned weight came back"
+        );
         previous = now;
         h.train_step(&mut model, &mut p, false).unwrap();
         p.on_epoch_end(&mut model).unwrap();
@@ -185,7 +251,11 @@ pub fn schedule_is_followed_and_masks_grow<H: Harness>(h: &H) {
 pub fn masks_survive_momentum<H: Harness>(h: &H) {
     for adam in [false, true] {
         let v = fixture_values(11);
-        let (mut model, mut p) = one_shot(h, &v, &magnitude_yaml("[fc1.weight, fc2.weight]", 0.6, "1x1"));
+        let (mut model, mut p) = one_shot(
+            h,
+            &v,
+            &magnitude_yaml("[fc1.weight, fc2.weight]", 0.6, "1x1"),
+        );
         let before = canonical(&model, "fc1.weight");
         let pruned: Vec<bool> = before.iter().map(|x| *x == 0.0).collect();
         for _ in 0..5 {
@@ -197,8 +267,15 @@ pub fn masks_survive_momentum<H: Harness>(h: &H) {
                 assert_eq!(x, 0.0, "adam={adam}: pruned fc1.weight[{i}] moved to {x}");
             }
         }
-        let moved = before.iter().zip(&after).filter(|(b, a)| **b != 0.0 && b != a).count();
-        assert!(moved > 0, "adam={adam}: no kept weight trained; the optimizer lost its parameters");
+        let moved = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| **b != 0.0 && b != a)
+            .count();
+        assert!(
+            moved > 0,
+            "adam={adam}: no kept weight trained; the optimizer lost its parameters"
+        );
         assert_eq!(zeros(&after), prune_count(0.6, 128), "adam={adam}");
     }
 }
@@ -232,7 +309,10 @@ pub fn unknown_name_is_an_error<H: Harness>(h: &H) {
     let mut model = build(h, &v);
     let mut p = Pruning::from_yaml(&magnitude_yaml("['fc3.weight']", 0.5, "1x1")).unwrap();
     let err = p.on_epoch_begin(&mut model, 0).unwrap_err().to_string();
-    assert!(err.contains("fc3.weight") && err.contains("fc1.weight"), "{err}");
+    assert!(
+        err.contains("fc3.weight") && err.contains("fc1.weight"),
+        "{err}"
+    );
     assert_eq!(canonical(&model, "fc1.weight"), v[0]);
 }
 
@@ -241,10 +321,15 @@ pub fn canonical_names_and_shapes<H: Harness>(h: &H) {
     let model = build(h, &fixture_values(14));
     let ws = model.weights().unwrap();
     for (name, shape, rank) in FIXTURE {
-        let w = ws.iter().find(|w| w.name == name).unwrap_or_else(|| panic!("{name} missing from {ws:?}"));
+        let w = ws
+            .iter()
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from {ws:?}"));
         assert_eq!(w.shape, shape[..rank].to_vec(), "{name}");
     }
-    assert!(ws.iter().any(|w| w.name == "fc1.bias" && w.shape == vec![8]));
+    assert!(ws
+        .iter()
+        .any(|w| w.name == "fc1.bias" && w.shape == vec![8]));
 }
 
 /// Generates one `#[test]` per conformance function for a harness expression.

@@ -21,10 +21,15 @@ impl Dataset {
     /// Features are multiplied by `scale` (e.g. 1/16 for the 8x8 digits).
     pub fn from_csv_gz(path: impl AsRef<std::path::Path>, scale: f32) -> Result<Self> {
         let path = path.as_ref();
-        let io = |source| PruneError::Io { path: path.display().to_string(), source };
+        let io = |source| PruneError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let mut text = String::new();
-        flate2::read::GzDecoder::new(file).read_to_string(&mut text).map_err(io)?;
+        flate2::read::GzDecoder::new(file)
+            .read_to_string(&mut text)
+            .map_err(io)?;
         Self::from_csv(&text, scale).map_err(|reason| PruneError::Io {
             path: path.display().to_string(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
@@ -36,28 +41,51 @@ impl Dataset {
         let mut features = Vec::new();
         let mut labels = Vec::new();
         let mut width = None;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let cells: Vec<&str> = line.split(',').collect();
             if cells.len() < 2 {
                 return Err(format!("line {}: expected features and a label", i + 1));
             }
             if *width.get_or_insert(cells.len()) != cells.len() {
-                return Err(format!("line {}: {} columns, expected {}", i + 1, cells.len(), width.unwrap_or(0)));
+                return Err(format!(
+                    "line {}: {} columns, expected {}",
+                    i + 1,
+                    cells.len(),
+                    width.unwrap_or(0)
+                ));
             }
             let (label, feats) = cells.split_last().expect("two or more cells");
             for c in feats {
-                let v: f32 = c.trim().parse().map_err(|_| format!("line {}: `{c}` is not a number", i + 1))?;
+                let v: f32 = c
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("line {}: `{c}` is not a number", i + 1))?;
                 features.push(v * scale);
             }
-            let l: f32 = label.trim().parse().map_err(|_| format!("line {}: label `{label}` is not a number", i + 1))?;
+            let l: f32 = label
+                .trim()
+                .parse()
+                .map_err(|_| format!("line {}: label `{label}` is not a number", i + 1))?;
             if l < 0.0 || l.fract() != 0.0 {
-                return Err(format!("line {}: label `{label}` is not a class index", i + 1));
+                return Err(format!(
+                    "line {}: label `{label}` is not a class index",
+                    i + 1
+                ));
             }
             labels.push(l as usize);
         }
         let n_features = width.map(|w| w - 1).ok_or("no rows")?;
         let n_classes = labels.iter().max().map(|m| m + 1).unwrap_or(0);
-        Ok(Dataset { features, labels, n_features, n_classes })
+        Ok(Dataset {
+            features,
+            labels,
+            n_features,
+            n_classes,
+        })
     }
 
     /// Number of rows.
@@ -74,7 +102,8 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let mut features = Vec::with_capacity(indices.len() * self.n_features);
         for &i in indices {
-            features.extend_from_slice(&self.features[i * self.n_features..(i + 1) * self.n_features]);
+            features
+                .extend_from_slice(&self.features[i * self.n_features..(i + 1) * self.n_features]);
         }
         Dataset {
             features,
@@ -97,7 +126,9 @@ pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
     for i in (1..n).rev() {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let j = ((s >> 33) as usize) % (i + 1);
         order.swap(i, j);
     }
@@ -113,13 +144,23 @@ mod tests {
         let d = Dataset::from_csv("1,2,0\n3,4,1\n", 0.5).unwrap();
         assert_eq!((d.len(), d.n_features, d.n_classes), (2, 2, 2));
         assert_eq!(d.features, vec![0.5, 1.0, 1.5, 2.0]);
-        assert!(Dataset::from_csv("1,2,0\n3,1\n", 1.0).unwrap_err().contains("line 2"));
-        assert!(Dataset::from_csv("1,x,0\n", 1.0).unwrap_err().contains("`x`"));
+        assert!(Dataset::from_csv("1,2,0\n3,1\n", 1.0)
+            .unwrap_err()
+            .contains("line 2"));
+        assert!(Dataset::from_csv("1,x,0\n", 1.0)
+            .unwrap_err()
+            .contains("`x`"));
     }
 
     #[test]
     fn split_is_a_partition() {
-        let d = Dataset::from_csv(&(0..10).map(|i| format!("{i},{}\n", i % 2)).collect::<String>(), 1.0).unwrap();
+        let d = Dataset::from_csv(
+            &(0..10)
+                .map(|i| format!("{i},{}\n", i % 2))
+                .collect::<String>(),
+            1.0,
+        )
+        .unwrap();
         let (a, b) = d.split(0.3, 7);
         assert_eq!((a.len(), b.len()), (7, 3));
         let mut all: Vec<f32> = a.features.iter().chain(&b.features).copied().collect();

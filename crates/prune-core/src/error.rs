@@ -28,7 +28,11 @@ pub struct ConfigProblems(pub Vec<ConfigProblem>);
 impl fmt::Display for ConfigProblems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "{n} problem{} in the configuration", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{n} problem{} in the configuration",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.0 {
             write!(f, "\n  - {p}")?;
         }
@@ -101,7 +105,9 @@ pub enum PruneError {
         reason: String,
     },
     /// A weight holds NaN or infinite values where a score is needed.
-    #[error("weight `{weight}`: {what} holds {count} non-finite value(s) (NaN or Inf); pruning refused")]
+    #[error(
+        "weight `{weight}`: {what} holds {count} non-finite value(s) (NaN or Inf); pruning refused"
+    )]
     NonFinite {
         /// Canonical weight name.
         weight: String,

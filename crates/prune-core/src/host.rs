@@ -31,7 +31,14 @@ pub fn to_stored<T: Copy>(canonical: Vec<T>, layout: Layout, canonical_shape: &[
 }
 
 /// Block reduction of a row-major `[r, c]` buffer into a `[r/rows, c/cols]` grid.
-pub fn reduce_blocks(data: &[f32], r: usize, c: usize, rows: usize, cols: usize, how: Reduce) -> Result<Vec<f32>, String> {
+pub fn reduce_blocks(
+    data: &[f32],
+    r: usize,
+    c: usize,
+    rows: usize,
+    cols: usize,
+    how: Reduce,
+) -> Result<Vec<f32>, String> {
     if rows == 0 || cols == 0 || r % rows != 0 || c % cols != 0 {
         return Err(format!("a {rows}x{cols} block does not divide [{r}, {c}]"));
     }
@@ -57,12 +64,20 @@ pub fn reduce_blocks(data: &[f32], r: usize, c: usize, rows: usize, cols: usize,
 }
 
 /// Keeps `indices` along `axis` of a row-major tensor.
-pub fn select_axis(data: &[f32], shape: &[usize], axis: usize, indices: &[usize]) -> Result<(Vec<f32>, Vec<usize>), String> {
+pub fn select_axis(
+    data: &[f32],
+    shape: &[usize],
+    axis: usize,
+    indices: &[usize],
+) -> Result<(Vec<f32>, Vec<usize>), String> {
     if axis >= shape.len() {
         return Err(format!("axis {axis} out of range for rank {}", shape.len()));
     }
     if let Some(bad) = indices.iter().find(|&&i| i >= shape[axis]) {
-        return Err(format!("index {bad} out of range for axis {axis} of size {}", shape[axis]));
+        return Err(format!(
+            "index {bad} out of range for axis {axis} of size {}",
+            shape[axis]
+        ));
     }
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
@@ -93,18 +108,36 @@ mod tests {
     #[test]
     fn blocks_reduce_each_way() {
         let d = vec![1., -2., 3., -4., 5., -6., 7., -8.]; // [2, 4]
-        assert_eq!(reduce_blocks(&d, 2, 4, 1, 2, Reduce::L1).unwrap(), vec![3., 7., 11., 15.]);
-        assert_eq!(reduce_blocks(&d, 2, 4, 2, 2, Reduce::Sum).unwrap(), vec![-2., -2.]);
-        assert_eq!(reduce_blocks(&d, 2, 4, 2, 1, Reduce::Max).unwrap(), vec![5., 6., 7., 8.]);
-        assert_eq!(reduce_blocks(&[3., 4.], 1, 2, 1, 2, Reduce::L2).unwrap(), vec![5.]);
+        assert_eq!(
+            reduce_blocks(&d, 2, 4, 1, 2, Reduce::L1).unwrap(),
+            vec![3., 7., 11., 15.]
+        );
+        assert_eq!(
+            reduce_blocks(&d, 2, 4, 2, 2, Reduce::Sum).unwrap(),
+            vec![-2., -2.]
+        );
+        assert_eq!(
+            reduce_blocks(&d, 2, 4, 2, 1, Reduce::Max).unwrap(),
+            vec![5., 6., 7., 8.]
+        );
+        assert_eq!(
+            reduce_blocks(&[3., 4.], 1, 2, 1, 2, Reduce::L2).unwrap(),
+            vec![5.]
+        );
         assert!(reduce_blocks(&d, 2, 4, 1, 3, Reduce::L1).is_err());
     }
 
     #[test]
     fn select_keeps_rows_and_columns() {
         let d: Vec<f32> = (0..6).map(|x| x as f32).collect(); // [2, 3]
-        assert_eq!(select_axis(&d, &[2, 3], 1, &[0, 2]).unwrap(), (vec![0., 2., 3., 5.], vec![2, 2]));
-        assert_eq!(select_axis(&d, &[2, 3], 0, &[1]).unwrap(), (vec![3., 4., 5.], vec![1, 3]));
+        assert_eq!(
+            select_axis(&d, &[2, 3], 1, &[0, 2]).unwrap(),
+            (vec![0., 2., 3., 5.], vec![2, 2])
+        );
+        assert_eq!(
+            select_axis(&d, &[2, 3], 0, &[1]).unwrap(),
+            (vec![3., 4., 5.], vec![1, 3])
+        );
         assert!(select_axis(&d, &[2, 3], 0, &[2]).is_err());
     }
 }

@@ -29,7 +29,7 @@ pub mod conformance;
 pub use backend::{Layout, Model, Reduce, TensorBackend, WeightInfo};
 pub use config::{PruneType, PruningConfig, ResolvedPruner};
 pub use error::{PruneError, Result};
+pub use reference::Reference;
 pub use report::{EpochLog, LayerSparsity, SparsityReport};
 pub use schedule::Schedule;
-pub use reference::Reference;
 pub use session::Pruning;

@@ -27,7 +27,10 @@ pub fn smallest_k(scores: &[f32], k: usize) -> Vec<bool> {
     }
     let mut work = scores.to_vec();
     let (_, &mut thr, _) = work.select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
-    let below = scores.iter().filter(|s| s.total_cmp(&thr) == Ordering::Less).count();
+    let below = scores
+        .iter()
+        .filter(|s| s.total_cmp(&thr) == Ordering::Less)
+        .count();
     let mut equal_left = k - below;
     scores
         .iter()
@@ -64,7 +67,10 @@ pub fn pruned_flags(
                 Some(prev) => {
                     let prev_f: Vec<f32> = prev.iter().map(|&p| f32::from(u8::from(p))).collect();
                     let hit = reduce_blocks(&prev_f, rows, cols, br, bc, Reduce::Max)?;
-                    grid.iter().zip(hit).map(|(&s, h)| if h > 0.0 { f32::NEG_INFINITY } else { s }).collect()
+                    grid.iter()
+                        .zip(hit)
+                        .map(|(&s, h)| if h > 0.0 { f32::NEG_INFINITY } else { s })
+                        .collect()
                 }
                 None => grid,
             };
@@ -72,14 +78,18 @@ pub fn pruned_flags(
                 Method::PerTensor => smallest_k(&grid, prune_count(sparsity, grid.len())),
                 Method::PerChannel => {
                     let k = prune_count(sparsity, gc);
-                    grid.chunks(gc.max(1)).flat_map(|row| smallest_k(row, k)).collect()
+                    grid.chunks(gc.max(1))
+                        .flat_map(|row| smallest_k(row, k))
+                        .collect()
                 }
             };
             Ok(expand_tiles(&tile_flags, gr, gc, br, bc))
         }
         Pattern::NOfM { n, m } => {
             if cols % m != 0 {
-                return Err(format!("an N:M group of {m} does not divide the input dimension {cols}"));
+                return Err(format!(
+                    "an N:M group of {m} does not divide the input dimension {cols}"
+                ));
             }
             let mut out = Vec::with_capacity(scores.len());
             for (g, group) in scores.chunks(m).enumerate() {
@@ -138,9 +148,27 @@ mod tests {
     fn tiles_prune_whole_blocks() {
         // [2, 4] with 1x2 tiles: sums 3, 7, 11, 1 -> 50% prunes tiles 3 and 0.
         let s = [1., 2., 3., 4., 5., 6., 0.5, 0.5];
-        let f = pruned_flags(&s, 2, 4, Pattern::Tile { rows: 1, cols: 2 }, Method::PerTensor, 0.5, None).unwrap();
+        let f = pruned_flags(
+            &s,
+            2,
+            4,
+            Pattern::Tile { rows: 1, cols: 2 },
+            Method::PerTensor,
+            0.5,
+            None,
+        )
+        .unwrap();
         assert_eq!(f, vec![true, true, false, false, false, false, true, true]);
-        assert!(pruned_flags(&s, 2, 4, Pattern::Tile { rows: 1, cols: 3 }, Method::PerTensor, 0.5, None).is_err());
+        assert!(pruned_flags(
+            &s,
+            2,
+            4,
+            Pattern::Tile { rows: 1, cols: 3 },
+            Method::PerTensor,
+            0.5,
+            None
+        )
+        .is_err());
     }
 
     #[test]
@@ -153,7 +181,16 @@ mod tests {
     #[test]
     fn n_of_m_keeps_exactly_n() {
         let s = [4., 1., 3., 2., 0., 0., 0., 0.];
-        let f = pruned_flags(&s, 1, 8, Pattern::NOfM { n: 2, m: 4 }, Method::PerTensor, 0.5, None).unwrap();
+        let f = pruned_flags(
+            &s,
+            1,
+            8,
+            Pattern::NOfM { n: 2, m: 4 },
+            Method::PerTensor,
+            0.5,
+            None,
+        )
+        .unwrap();
         assert_eq!(f, vec![false, true, false, true, true, true, false, false]);
     }
 
@@ -161,7 +198,16 @@ mod tests {
     fn previous_mask_is_kept() {
         let s = [0.0, 5.0, 1.0, 2.0];
         let prev = [false, true, false, false];
-        let f = pruned_flags(&s, 1, 4, Pattern::default(), Method::PerTensor, 0.5, Some(&prev)).unwrap();
+        let f = pruned_flags(
+            &s,
+            1,
+            4,
+            Pattern::default(),
+            Method::PerTensor,
+            0.5,
+            Some(&prev),
+        )
+        .unwrap();
         assert_eq!(f, vec![true, true, false, false]);
     }
 }

@@ -47,7 +47,11 @@ pub fn prunable_by_default(w: &WeightInfo) -> bool {
 }
 
 /// The weights a pruner acts on, in model order. Every configured name must match something.
-pub fn select_weights<'w>(pruner: usize, names: &[String], weights: &'w [WeightInfo]) -> Result<Vec<&'w WeightInfo>> {
+pub fn select_weights<'w>(
+    pruner: usize,
+    names: &[String],
+    weights: &'w [WeightInfo],
+) -> Result<Vec<&'w WeightInfo>> {
     if names.is_empty() {
         return Ok(weights.iter().filter(|w| prunable_by_default(w)).collect());
     }
@@ -63,10 +67,19 @@ pub fn select_weights<'w>(pruner: usize, names: &[String], weights: &'w [WeightI
         }
         if !hit {
             let all: Vec<String> = weights.iter().map(|w| w.name.clone()).collect();
-            return Err(PruneError::NoMatch { pruner, pattern: pattern.to_string(), candidates: closest(pattern, &all, 3) });
+            return Err(PruneError::NoMatch {
+                pruner,
+                pattern: pattern.to_string(),
+                candidates: closest(pattern, &all, 3),
+            });
         }
     }
-    Ok(weights.iter().zip(chosen).filter(|(_, c)| *c).map(|(w, _)| w).collect())
+    Ok(weights
+        .iter()
+        .zip(chosen)
+        .filter(|(_, c)| *c)
+        .map(|(w, _)| w)
+        .collect())
 }
 
 #[cfg(test)]
@@ -76,9 +89,18 @@ mod tests {
 
     #[test]
     fn globs_match_one_segment() {
-        assert!(glob_match("encoder.layer.*.query.weight", "encoder.layer.11.query.weight"));
-        assert!(!glob_match("encoder.layer.*.weight", "encoder.layer.1.query.weight"));
-        assert!(glob_match("encoder.**.weight", "encoder.layer.1.query.weight"));
+        assert!(glob_match(
+            "encoder.layer.*.query.weight",
+            "encoder.layer.11.query.weight"
+        ));
+        assert!(!glob_match(
+            "encoder.layer.*.weight",
+            "encoder.layer.1.query.weight"
+        ));
+        assert!(glob_match(
+            "encoder.**.weight",
+            "encoder.layer.1.query.weight"
+        ));
         assert!(glob_match("fc1.weight", "fc1.weight"));
         assert!(!glob_match("fc1.weight", "fc1.weights"));
     }
@@ -92,11 +114,24 @@ mod tests {
     #[test]
     fn no_match_lists_candidates() {
         let ws = vec![
-            WeightInfo { name: "fc1.weight".into(), shape: vec![4, 4], layout: Layout::Canonical },
-            WeightInfo { name: "fc1.bias".into(), shape: vec![4], layout: Layout::Canonical },
+            WeightInfo {
+                name: "fc1.weight".into(),
+                shape: vec![4, 4],
+                layout: Layout::Canonical,
+            },
+            WeightInfo {
+                name: "fc1.bias".into(),
+                shape: vec![4],
+                layout: Layout::Canonical,
+            },
         ];
-        let err = select_weights(0, &["fc.weight".into()], &ws).unwrap_err().to_string();
-        assert!(err.contains("`fc.weight` matches no prunable weight") && err.contains("fc1.weight"), "{err}");
+        let err = select_weights(0, &["fc.weight".into()], &ws)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`fc.weight` matches no prunable weight") && err.contains("fc1.weight"),
+            "{err}"
+        );
         assert_eq!(select_weights(0, &[], &ws).unwrap().len(), 1);
         assert_eq!(select_weights(0, &["fc1.*".into()], &ws).unwrap().len(), 2);
     }

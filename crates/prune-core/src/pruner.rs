@@ -46,14 +46,25 @@ impl<B: TensorBackend> BoundPruner<B> {
     pub fn new(spec: ResolvedPruner, weights: Vec<WeightInfo>) -> Self {
         BoundPruner {
             schedule: Schedule::of(&spec),
-            weights: weights.into_iter().map(|info| MaskedWeight { info, mask: None, pruned: 0 }).collect(),
+            weights: weights
+                .into_iter()
+                .map(|info| MaskedWeight {
+                    info,
+                    mask: None,
+                    pruned: 0,
+                })
+                .collect(),
             spec,
             applied_sparsity: 0.0,
         }
     }
 
     /// Masks for pattern_lock: every weight's existing zeros.
-    pub fn lock_masks<M: Model<Backend = B>>(&self, index: usize, model: &M) -> Result<Vec<PendingMask<B>>> {
+    pub fn lock_masks<M: Model<Backend = B>>(
+        &self,
+        index: usize,
+        model: &M,
+    ) -> Result<Vec<PendingMask<B>>> {
         let be = model.backend();
         let mut out = Vec::with_capacity(self.weights.len());
         for (wi, w) in self.weights.iter().enumerate() {
@@ -62,7 +73,13 @@ impl<B: TensorBackend> BoundPruner<B> {
             let pruned = keep.iter().filter(|k| !**k).count();
             let mask = be.mask_from_keep(&value, &keep)?;
             let masked_value = be.apply_mask(&value, &mask)?;
-            out.push(PendingMask { pruner: index, weight: wi, mask, pruned, masked_value });
+            out.push(PendingMask {
+                pruner: index,
+                weight: wi,
+                mask,
+                pruned,
+                masked_value,
+            });
         }
         Ok(out)
     }
@@ -81,12 +98,20 @@ impl<B: TensorBackend> BoundPruner<B> {
             let stored = be.to_vec(&value)?;
             let bad = stored.iter().filter(|x| !x.is_finite()).count();
             if bad > 0 {
-                return Err(PruneError::NonFinite { weight: w.info.name.clone(), what: "weight", count: bad });
+                return Err(PruneError::NonFinite {
+                    weight: w.info.name.clone(),
+                    what: "weight",
+                    count: bad,
+                });
             }
             let canonical = to_canonical(stored, w.info.layout, &w.info.shape);
             let scores: Vec<f32> = canonical.iter().map(|x| x.abs()).collect();
             let previous = match &w.mask {
-                Some(m) => Some(to_canonical(be.mask_to_keep(m)?, w.info.layout, &w.info.shape)),
+                Some(m) => Some(to_canonical(
+                    be.mask_to_keep(m)?,
+                    w.info.layout,
+                    &w.info.shape,
+                )),
                 None => None,
             }
             .map(|keep| keep.into_iter().map(|k| !k).collect::<Vec<bool>>());
@@ -106,10 +131,20 @@ impl<B: TensorBackend> BoundPruner<B> {
                 reason: format!("pruner {}: {reason}", self.spec.index),
             })?;
             let pruned = flags.iter().filter(|p| **p).count();
-            let keep = to_stored(flags.into_iter().map(|p| !p).collect(), w.info.layout, &w.info.shape);
+            let keep = to_stored(
+                flags.into_iter().map(|p| !p).collect(),
+                w.info.layout,
+                &w.info.shape,
+            );
             let mask = be.mask_from_keep(&value, &keep)?;
             let masked_value = be.apply_mask(&value, &mask)?;
-            out.push(PendingMask { pruner: index, weight: wi, mask, pruned, masked_value });
+            out.push(PendingMask {
+                pruner: index,
+                weight: wi,
+                mask,
+                pruned,
+                masked_value,
+            });
         }
         Ok(out)
     }

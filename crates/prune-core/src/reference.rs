@@ -21,15 +21,28 @@ pub struct RefTensor {
 }
 
 fn shape_error(op: &str, a: &[usize], b: &[usize]) -> PruneError {
-    PruneError::Shape { weight: op.to_string(), shape: a.to_vec(), reason: format!("does not match shape {b:?}") }
+    PruneError::Shape {
+        weight: op.to_string(),
+        shape: a.to_vec(),
+        reason: format!("does not match shape {b:?}"),
+    }
 }
 
 impl Reference {
-    fn zip(&self, op: &str, a: &RefTensor, b: &RefTensor, f: impl Fn(f32, f32) -> f32) -> Result<RefTensor> {
+    fn zip(
+        &self,
+        op: &str,
+        a: &RefTensor,
+        b: &RefTensor,
+        f: impl Fn(f32, f32) -> f32,
+    ) -> Result<RefTensor> {
         if a.shape != b.shape {
             return Err(shape_error(op, &a.shape, &b.shape));
         }
-        Ok(RefTensor { data: a.data.iter().zip(&b.data).map(|(x, y)| f(*x, *y)).collect(), shape: a.shape.clone() })
+        Ok(RefTensor {
+            data: a.data.iter().zip(&b.data).map(|(x, y)| f(*x, *y)).collect(),
+            shape: a.shape.clone(),
+        })
     }
 }
 
@@ -54,7 +67,10 @@ impl TensorBackend for Reference {
                 reason: format!("{} values given", data.len()),
             });
         }
-        Ok(RefTensor { data, shape: shape.to_vec() })
+        Ok(RefTensor {
+            data,
+            shape: shape.to_vec(),
+        })
     }
     fn mask_from_keep(&self, like: &RefTensor, keep: &[bool]) -> Result<Vec<bool>> {
         if keep.len() != like.data.len() {
@@ -70,7 +86,12 @@ impl TensorBackend for Reference {
             return Err(shape_error("apply_mask", &[mask.len()], &t.shape));
         }
         Ok(RefTensor {
-            data: t.data.iter().zip(mask).map(|(x, k)| if *k { *x } else { 0.0 }).collect(),
+            data: t
+                .data
+                .iter()
+                .zip(mask)
+                .map(|(x, k)| if *k { *x } else { 0.0 })
+                .collect(),
             shape: t.shape.clone(),
         })
     }
@@ -102,24 +123,43 @@ pub struct RefModel {
 
 impl RefModel {
     /// Adds a weight given in the canonical layout, stored in `layout`.
-    pub fn push(&mut self, name: &str, canonical_shape: &[usize], canonical: Vec<f32>, layout: Layout) {
+    pub fn push(
+        &mut self,
+        name: &str,
+        canonical_shape: &[usize],
+        canonical: Vec<f32>,
+        layout: Layout,
+    ) {
         let stored = crate::host::to_stored(canonical, layout, canonical_shape);
         let stored_shape = match layout {
             Layout::Transposed => vec![canonical_shape[1], canonical_shape[0]],
             Layout::Canonical => canonical_shape.to_vec(),
         };
         self.params.push(RefParam {
-            info: WeightInfo { name: name.into(), shape: canonical_shape.to_vec(), layout },
-            value: RefTensor { data: stored, shape: stored_shape },
+            info: WeightInfo {
+                name: name.into(),
+                shape: canonical_shape.to_vec(),
+                layout,
+            },
+            value: RefTensor {
+                data: stored,
+                shape: stored_shape,
+            },
             grad: None,
         });
     }
 
     fn index(&self, name: &str) -> Result<usize> {
-        self.params.iter().position(|p| p.info.name == name).ok_or_else(|| {
-            let names: Vec<String> = self.params.iter().map(|p| p.info.name.clone()).collect();
-            PruneError::UnknownWeight { weight: name.into(), candidates: closest(name, &names, 3) }
-        })
+        self.params
+            .iter()
+            .position(|p| p.info.name == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = self.params.iter().map(|p| p.info.name.clone()).collect();
+                PruneError::UnknownWeight {
+                    weight: name.into(),
+                    candidates: closest(name, &names, 3),
+                }
+            })
     }
 
     fn check_updates(&self, updates: &[(String, RefTensor)]) -> Result<Vec<usize>> {
@@ -131,7 +171,10 @@ impl RefModel {
                     return Err(PruneError::Shape {
                         weight: name.clone(),
                         shape: t.shape.clone(),
-                        reason: format!("write does not match stored shape {:?}", self.params[i].value.shape),
+                        reason: format!(
+                            "write does not match stored shape {:?}",
+                            self.params[i].value.shape
+                        ),
                     });
                 }
                 Ok(i)

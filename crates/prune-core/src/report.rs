@@ -36,7 +36,10 @@ pub struct SparsityReport {
 impl SparsityReport {
     /// Zeros over elements of all weights together.
     pub fn overall(&self) -> f64 {
-        let (z, n) = self.layers.iter().fold((0, 0), |(z, n), l| (z + l.zeros, n + l.numel));
+        let (z, n) = self
+            .layers
+            .iter()
+            .fold((0, 0), |(z, n), l| (z + l.zeros, n + l.numel));
         if n == 0 {
             0.0
         } else {
@@ -46,13 +49,34 @@ impl SparsityReport {
 
     /// A text table: name, shape, zeros, sparsity.
     pub fn table(&self) -> String {
-        let width = self.layers.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
-        let mut s = format!("{:<width$}  {:>14}  {:>10}  {:>8}\n", "name", "shape", "zeros", "sparsity");
+        let width = self
+            .layers
+            .iter()
+            .map(|l| l.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let mut s = format!(
+            "{:<width$}  {:>14}  {:>10}  {:>8}\n",
+            "name", "shape", "zeros", "sparsity"
+        );
         for l in &self.layers {
             let shape = format!("{:?}", l.shape);
-            s += &format!("{:<width$}  {:>14}  {:>10}  {:>7.2}%\n", l.name, shape, l.zeros, 100.0 * l.sparsity());
+            s += &format!(
+                "{:<width$}  {:>14}  {:>10}  {:>7.2}%\n",
+                l.name,
+                shape,
+                l.zeros,
+                100.0 * l.sparsity()
+            );
         }
-        s += &format!("{:<width$}  {:>14}  {:>10}  {:>7.2}%\n", "overall", "", self.layers.iter().map(|l| l.zeros).sum::<usize>(), 100.0 * self.overall());
+        s += &format!(
+            "{:<width$}  {:>14}  {:>10}  {:>7.2}%\n",
+            "overall",
+            "",
+            self.layers.iter().map(|l| l.zeros).sum::<usize>(),
+            100.0 * self.overall()
+        );
         s
     }
 }

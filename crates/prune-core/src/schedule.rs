@@ -62,7 +62,11 @@ pub fn planned_sparsity(p: &ResolvedPruner, epoch: usize) -> Option<f64> {
     let s = Schedule::of(p).sparsity_at(epoch);
     match (p.prune_type, p.pattern) {
         (PruneType::PatternLock, _) => None,
-        (_, Pattern::NOfM { n, m }) => Some(if s > 0.0 { (m - n) as f64 / m as f64 } else { 0.0 }),
+        (_, Pattern::NOfM { n, m }) => Some(if s > 0.0 {
+            (m - n) as f64 / m as f64
+        } else {
+            0.0
+        }),
         _ => Some(s),
     }
 }
@@ -72,7 +76,13 @@ mod tests {
     use super::*;
 
     fn s(initial: f64, target: f64, start: usize, end: usize, frequency: f64) -> Schedule {
-        Schedule { initial, target, start, end, frequency }
+        Schedule {
+            initial,
+            target,
+            start,
+            end,
+            frequency,
+        }
     }
 
     fn close(a: f64, b: f64) -> bool {
@@ -112,7 +122,10 @@ mod tests {
             for end in 0..8 {
                 let sch = s(0.05, 0.95, 0, end, f);
                 let v: Vec<f64> = (0..10).map(|e| sch.sparsity_at(e)).collect();
-                assert!(v.windows(2).all(|w| w[0] <= w[1] + 1e-15), "f={f} end={end}: {v:?}");
+                assert!(
+                    v.windows(2).all(|w| w[0] <= w[1] + 1e-15),
+                    "f={f} end={end}: {v:?}"
+                );
                 assert!(close(sch.sparsity_at(end), 0.95));
             }
         }

@@ -55,7 +55,13 @@ impl<B: TensorBackend> Pruning<B> {
                 });
             }
         }
-        Ok(Pruning { config, pruners, bound: None, phase: Phase::BetweenEpochs, steps: 0 })
+        Ok(Pruning {
+            config,
+            pruners,
+            bound: None,
+            phase: Phase::BetweenEpochs,
+            steps: 0,
+        })
     }
 
     /// A session from a YAML file.
@@ -96,10 +102,17 @@ impl<B: TensorBackend> Pruning<B> {
             let chosen = select_weights(p.index, &p.names, &weights)?;
             for w in &chosen {
                 if let Some(first) = owner.insert(&w.name, p.index) {
-                    return Err(PruneError::DuplicateWeight { weight: w.name.clone(), first, second: p.index });
+                    return Err(PruneError::DuplicateWeight {
+                        weight: w.name.clone(),
+                        first,
+                        second: p.index,
+                    });
                 }
             }
-            bound.push(BoundPruner::new(p.clone(), chosen.into_iter().cloned().collect()));
+            bound.push(BoundPruner::new(
+                p.clone(),
+                chosen.into_iter().cloned().collect(),
+            ));
         }
         let mut lock = Vec::new();
         for (i, b) in bound.iter().enumerate() {
@@ -123,11 +136,17 @@ impl<B: TensorBackend> Pruning<B> {
 
     /// Start of an epoch: recomputes masks where the schedule asks, and applies them.
     /// All masks are computed before any weight is written, so a failure leaves the model as it was.
-    pub fn on_epoch_begin<M: Model<Backend = B>>(&mut self, model: &mut M, epoch: usize) -> Result<()> {
+    pub fn on_epoch_begin<M: Model<Backend = B>>(
+        &mut self,
+        model: &mut M,
+        epoch: usize,
+    ) -> Result<()> {
         if let Phase::InEpoch(open) = self.phase {
             return Err(PruneError::HookOrder {
                 hook: "on_epoch_begin",
-                reason: format!("for epoch {epoch} while epoch {open} is open; call on_epoch_end first"),
+                reason: format!(
+                    "for epoch {epoch} while epoch {open} is open; call on_epoch_end first"
+                ),
             });
         }
         self.bind(model)?;
@@ -154,9 +173,10 @@ impl<B: TensorBackend> Pruning<B> {
     fn require_epoch(&self, hook: &'static str) -> Result<usize> {
         match self.phase {
             Phase::InEpoch(e) => Ok(e),
-            Phase::BetweenEpochs => {
-                Err(PruneError::HookOrder { hook, reason: "outside an epoch; call on_epoch_begin first".into() })
-            }
+            Phase::BetweenEpochs => Err(PruneError::HookOrder {
+                hook,
+                reason: "outside an epoch; call on_epoch_begin first".into(),
+            }),
         }
     }
 
@@ -202,7 +222,9 @@ impl<B: TensorBackend> Pruning<B> {
     }
 
     fn reapply<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
-        let Some(bound) = &self.bound else { return Ok(()) };
+        let Some(bound) = &self.bound else {
+            return Ok(());
+        };
         let masks: Vec<(&str, &B::Mask)> = bound
             .iter()
             .flat_map(|b| b.weights.iter())
@@ -216,7 +238,12 @@ impl<B: TensorBackend> Pruning<B> {
 
     /// Runs `epochs` with the epoch and train hooks around `train_epoch`, which trains one epoch
     /// and calls the step hooks (`on_step_begin`, `on_before_optimizer_step`, `on_step_end`).
-    pub fn fit<M, F>(&mut self, model: &mut M, epochs: Range<usize>, mut train_epoch: F) -> Result<()>
+    pub fn fit<M, F>(
+        &mut self,
+        model: &mut M,
+        epochs: Range<usize>,
+        mut train_epoch: F,
+    ) -> Result<()>
     where
         M: Model<Backend = B>,
         F: FnMut(&mut Self, &mut M, usize) -> Result<()>,
@@ -232,7 +259,10 @@ impl<B: TensorBackend> Pruning<B> {
 
     /// Target sparsity each pruner's schedule gives for `epoch`.
     pub fn scheduled_sparsity(&self, epoch: usize) -> Vec<f64> {
-        self.pruners.iter().map(|p| crate::schedule::Schedule::of(p).sparsity_at(epoch)).collect()
+        self.pruners
+            .iter()
+            .map(|p| crate::schedule::Schedule::of(p).sparsity_at(epoch))
+            .collect()
     }
 
     /// Elements each masked weight has pruned by its mask, by name.
@@ -251,7 +281,12 @@ impl<B: TensorBackend> Pruning<B> {
         for w in self.bound.iter().flatten().flat_map(|b| b.weights.iter()) {
             let v = model.backend().to_vec(&model.weight(&w.info.name)?)?;
             let zeros = v.iter().filter(|x| **x == 0.0).count();
-            layers.push(LayerSparsity { name: w.info.name.clone(), shape: w.info.shape.clone(), zeros, numel: v.len() });
+            layers.push(LayerSparsity {
+                name: w.info.name.clone(),
+                shape: w.info.shape.clone(),
+                zeros,
+                numel: v.len(),
+            });
         }
         Ok(SparsityReport { layers })
     }
@@ -266,8 +301,15 @@ fn commit<B: TensorBackend, M: Model<Backend = B>>(
     if pending.is_empty() {
         return Ok(());
     }
-    let updates =
-        pending.iter().map(|p| (bound[p.pruner].weights[p.weight].info.name.clone(), p.masked_value.clone())).collect();
+    let updates = pending
+        .iter()
+        .map(|p| {
+            (
+                bound[p.pruner].weights[p.weight].info.name.clone(),
+                p.masked_value.clone(),
+            )
+        })
+        .collect();
     model.set_weights(updates)?;
     for p in pending {
         let w = &mut bound[p.pruner].weights[p.weight];

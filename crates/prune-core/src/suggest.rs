@@ -32,12 +32,20 @@ pub fn closest(word: &str, candidates: &[String], limit: usize) -> Vec<String> {
         .iter()
         .map(|c| {
             let d = edit_distance(word, c);
-            let bonus = if c.ends_with(word) || word.ends_with(c.as_str()) { d / 2 } else { 0 };
+            let bonus = if c.ends_with(word) || word.ends_with(c.as_str()) {
+                d / 2
+            } else {
+                0
+            };
             (d - bonus, c)
         })
         .collect();
     scored.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-    scored.into_iter().take(limit).map(|(_, c)| c.clone()).collect()
+    scored
+        .into_iter()
+        .take(limit)
+        .map(|(_, c)| c.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -60,7 +68,14 @@ mod tests {
 
     #[test]
     fn closest_prefers_suffix_matches() {
-        let names = vec!["model.fc1.weight".to_string(), "model.fc2.weight".to_string(), "x".to_string()];
-        assert_eq!(closest("fc1.weight", &names, 1), vec!["model.fc1.weight".to_string()]);
+        let names = vec![
+            "model.fc1.weight".to_string(),
+            "model.fc2.weight".to_string(),
+            "x".to_string(),
+        ];
+        assert_eq!(
+            closest("fc1.weight", &names, 1),
+            vec!["model.fc1.weight".to_string()]
+        );
     }
 }

@@ -29,18 +29,34 @@ impl Harness for RefHarness {
         m.push("fc1.bias", &[8], vec![0.0; 8], Layout::Canonical);
         m.push("fc2.weight", &[4, 8], fc2.to_vec(), Layout::Canonical);
         m.push("fc2.bias", &[4], vec![0.0; 4], Layout::Canonical);
-        m.push("conv.weight", &[4, 2, 3, 3], conv.to_vec(), Layout::Canonical);
+        m.push(
+            "conv.weight",
+            &[4, 2, 3, 3],
+            conv.to_vec(),
+            Layout::Canonical,
+        );
         m
     }
 
-    fn train_step(&self, model: &mut RefModel, pruning: &mut Pruning<Reference>, adam: bool) -> Result<()> {
+    fn train_step(
+        &self,
+        model: &mut RefModel,
+        pruning: &mut Pruning<Reference>,
+        adam: bool,
+    ) -> Result<()> {
         pruning.on_step_begin(model)?;
         // Loss 0.5 * sum((w - 0.3)^2) over fc1, fc2: its gradient w - 0.3 is non-zero at pruned weights.
         let grads: Vec<(String, RefTensor)> = ["fc1.weight", "fc2.weight"]
             .iter()
             .map(|n| {
                 let w = model.weight(n).unwrap();
-                (n.to_string(), RefTensor { data: w.data.iter().map(|x| x - 0.3).collect(), shape: w.shape })
+                (
+                    n.to_string(),
+                    RefTensor {
+                        data: w.data.iter().map(|x| x - 0.3).collect(),
+                        shape: w.shape,
+                    },
+                )
             })
             .collect();
         model.set_gradients(grads)?;
@@ -51,12 +67,18 @@ impl Harness for RefHarness {
         for p in model.params.iter_mut() {
             let Some(g) = p.grad.take() else { continue };
             let n = g.data.len();
-            let (m, v) = st.moments.entry(p.info.name.clone()).or_insert_with(|| (vec![0.0; n], vec![0.0; n]));
+            let (m, v) = st
+                .moments
+                .entry(p.info.name.clone())
+                .or_insert_with(|| (vec![0.0; n], vec![0.0; n]));
             for i in 0..n {
                 let step = if adam {
                     m[i] = 0.9 * m[i] + 0.1 * g.data[i];
                     v[i] = 0.999 * v[i] + 0.001 * g.data[i] * g.data[i];
-                    let (mh, vh) = (m[i] / (1.0 - 0.9f32.powi(t)), v[i] / (1.0 - 0.999f32.powi(t)));
+                    let (mh, vh) = (
+                        m[i] / (1.0 - 0.9f32.powi(t)),
+                        v[i] / (1.0 - 0.999f32.powi(t)),
+                    );
                     0.01 * mh / (vh.sqrt() + 1e-8)
                 } else {
                     m[i] = 0.9 * m[i] + g.data[i];

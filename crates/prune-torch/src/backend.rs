@@ -28,7 +28,10 @@ impl Clone for TorchMask {
 }
 
 pub(crate) fn torch_error(message: impl std::fmt::Display) -> PruneError {
-    PruneError::Backend { backend: "torch".into(), message: message.to_string() }
+    PruneError::Backend {
+        backend: "torch".into(),
+        message: message.to_string(),
+    }
 }
 
 fn dims(t: &Tensor) -> Vec<usize> {
@@ -37,24 +40,39 @@ fn dims(t: &Tensor) -> Vec<usize> {
 
 fn check_same(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.size() != b.size() {
-        return Err(PruneError::Shape { weight: op.into(), shape: dims(a), reason: format!("does not match shape {:?}", dims(b)) });
+        return Err(PruneError::Shape {
+            weight: op.into(),
+            shape: dims(a),
+            reason: format!("does not match shape {:?}", dims(b)),
+        });
     }
     Ok(())
 }
 
 /// Copies a tensor's values to the host as f32, row-major.
 pub(crate) fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
-    let flat = t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]);
+    let flat = t
+        .detach()
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view([-1]);
     Vec::<f32>::try_from(&flat).map_err(|e| torch_error(format!("reading tensor data: {e}")))
 }
 
 fn shaped(data: &[f32], shape: &[usize], like: &Tensor) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     if data.len() != n {
-        return Err(PruneError::Shape { weight: "from_vec".into(), shape: shape.to_vec(), reason: format!("{} values given", data.len()) });
+        return Err(PruneError::Shape {
+            weight: "from_vec".into(),
+            shape: shape.to_vec(),
+            reason: format!("{} values given", data.len()),
+        });
     }
     let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    Ok(Tensor::from_slice(data).reshape(dims.as_slice()).to_device(like.device()))
+    Ok(Tensor::from_slice(data)
+        .reshape(dims.as_slice())
+        .to_device(like.device()))
 }
 
 impl TensorBackend for Torch {

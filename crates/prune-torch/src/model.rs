@@ -20,17 +20,23 @@ pub struct TorchModel<V: Borrow<VarStore>> {
 
 /// Orders names so that `layer.10` comes after `layer.9`.
 fn natural_key(name: &str) -> Vec<(String, u64)> {
-    name.split('.').map(|seg| match seg.parse::<u64>() {
-        Ok(n) => (String::new(), n),
-        Err(_) => (seg.to_string(), 0),
-    }).collect()
+    name.split('.')
+        .map(|seg| match seg.parse::<u64>() {
+            Ok(n) => (String::new(), n),
+            Err(_) => (seg.to_string(), 0),
+        })
+        .collect()
 }
 
 impl<V: Borrow<VarStore>> TorchModel<V> {
     /// Wraps a VarStore (owned or borrowed). Names lose wrapper prefixes such as `module.`.
     pub fn new(vs: V) -> Self {
-        let mut vars: Vec<(String, Tensor)> =
-            vs.borrow().variables().into_iter().map(|(n, t)| (canonical_name(&n).to_string(), t)).collect();
+        let mut vars: Vec<(String, Tensor)> = vs
+            .borrow()
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (canonical_name(&n).to_string(), t))
+            .collect();
         vars.sort_by_cached_key(|(n, _)| natural_key(n));
         TorchModel { vs, vars }
     }
@@ -51,10 +57,17 @@ impl<V: Borrow<VarStore>> TorchModel<V> {
     }
 
     fn var(&self, name: &str) -> Result<&Tensor> {
-        self.vars.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
-            let names: Vec<String> = self.vars.iter().map(|(n, _)| n.clone()).collect();
-            PruneError::UnknownWeight { weight: name.to_string(), candidates: closest(name, &names, 3) }
-        })
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| {
+                let names: Vec<String> = self.vars.iter().map(|(n, _)| n.clone()).collect();
+                PruneError::UnknownWeight {
+                    weight: name.to_string(),
+                    candidates: closest(name, &names, 3),
+                }
+            })
     }
 
     /// The variable, checked to be f32.
@@ -63,7 +76,9 @@ impl<V: Borrow<VarStore>> TorchModel<V> {
         match t.kind() {
             Kind::Float => Ok(t),
             other => Err(PruneError::Unsupported {
-                op: format!("weight `{name}` of dtype {other:?} (the torch backend prunes f32 weights)"),
+                op: format!(
+                    "weight `{name}` of dtype {other:?} (the torch backend prunes f32 weights)"
+                ),
                 backend: "torch".into(),
             }),
         }
@@ -82,7 +97,11 @@ impl<V: Borrow<VarStore>> TorchModel<V> {
                     });
                 }
                 if v.device() != t.0.device() {
-                    return Err(torch_error(format!("`{name}`: value on {:?}, weight on {:?}", t.0.device(), v.device())));
+                    return Err(torch_error(format!(
+                        "`{name}`: value on {:?}, weight on {:?}",
+                        t.0.device(),
+                        v.device()
+                    )));
                 }
                 Ok(v)
             })
@@ -117,7 +136,9 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
     fn set_weights(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
         let targets = self.check_writes(&updates)?;
         tch::no_grad(|| {
-            for (mut target, (_, value)) in targets.into_iter().map(Tensor::shallow_clone).zip(updates) {
+            for (mut target, (_, value)) in
+                targets.into_iter().map(Tensor::shallow_clone).zip(updates)
+            {
                 target.copy_(&value.0);
             }
         });

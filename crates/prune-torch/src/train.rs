@@ -13,12 +13,32 @@ use tch::{Device, Kind, Tensor};
 /// The optimizer of the `train` section over every trainable variable of `vs`.
 pub fn optimizer(vs: &VarStore, config: &OptimizerConfig) -> Result<nn::Optimizer> {
     let built = match *config {
-        OptimizerConfig::Sgd { learning_rate, momentum, weight_decay, nesterov } => {
-            nn::Sgd { momentum, dampening: 0.0, wd: weight_decay, nesterov }.build(vs, learning_rate)
+        OptimizerConfig::Sgd {
+            learning_rate,
+            momentum,
+            weight_decay,
+            nesterov,
+        } => nn::Sgd {
+            momentum,
+            dampening: 0.0,
+            wd: weight_decay,
+            nesterov,
         }
-        OptimizerConfig::Adam { learning_rate, beta_1, beta_2, epsilon, weight_decay } => {
-            nn::Adam { beta1: beta_1, beta2: beta_2, wd: weight_decay, eps: epsilon, amsgrad: false }.build(vs, learning_rate)
+        .build(vs, learning_rate),
+        OptimizerConfig::Adam {
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+        } => nn::Adam {
+            beta1: beta_1,
+            beta2: beta_2,
+            wd: weight_decay,
+            eps: epsilon,
+            amsgrad: false,
         }
+        .build(vs, learning_rate),
     };
     built.map_err(|e| torch_error(format!("building the optimizer: {e}")))
 }
@@ -38,7 +58,9 @@ pub fn train_section(pruning: &TorchPruning) -> Result<TrainConfig> {
 /// A batch of rows as tensors on `device`.
 pub fn batch(data: &Dataset, rows: &[usize], device: Device) -> (Tensor, Tensor) {
     let sub = data.subset(rows);
-    let x = Tensor::from_slice(&sub.features).reshape([rows.len() as i64, data.n_features as i64]).to_device(device);
+    let x = Tensor::from_slice(&sub.features)
+        .reshape([rows.len() as i64, data.n_features as i64])
+        .to_device(device);
     let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
     (x, Tensor::from_slice(&labels).to_device(device))
 }
@@ -60,7 +82,10 @@ impl EpochRunner<'_> {
     ) -> Result<EpochLog> {
         let order = shuffled(self.data.len(), self.cfg.seed.wrapping_add(epoch as u64));
         let (mut total, mut steps) = (0.0, 0usize);
-        for rows in order.chunks(self.cfg.batch_size).take(self.cfg.iteration.unwrap_or(usize::MAX)) {
+        for rows in order
+            .chunks(self.cfg.batch_size)
+            .take(self.cfg.iteration.unwrap_or(usize::MAX))
+        {
             if let Some(p) = pruning.as_deref_mut() {
                 p.on_step_begin(model)?;
             }
@@ -69,7 +94,9 @@ impl EpochRunner<'_> {
             let loss = net.forward_t(&x, true).cross_entropy_for_logits(&y);
             let loss_value = host_f32(&loss)?[0];
             if !loss_value.is_finite() {
-                return Err(torch_error(format!("epoch {epoch} step {steps}: loss is {loss_value}")));
+                return Err(torch_error(format!(
+                    "epoch {epoch} step {steps}: loss is {loss_value}"
+                )));
             }
             loss.backward();
             if let Some(p) = pruning.as_deref_mut() {
@@ -85,16 +112,33 @@ impl EpochRunner<'_> {
                 eprintln!("epoch {epoch} step {steps}: loss {loss_value:.4}");
             }
         }
-        Ok(EpochLog { epoch, mean_loss: total / steps.max(1) as f64, steps })
+        Ok(EpochLog {
+            epoch,
+            mean_loss: total / steps.max(1) as f64,
+            steps,
+        })
     }
 }
 
-fn runner<'a, V: Borrow<VarStore>>(cfg: &'a TrainConfig, data: &'a Dataset, model: &TorchModel<V>) -> Result<EpochRunner<'a>> {
+fn runner<'a, V: Borrow<VarStore>>(
+    cfg: &'a TrainConfig,
+    data: &'a Dataset,
+    model: &TorchModel<V>,
+) -> Result<EpochRunner<'a>> {
     if data.is_empty() {
-        return Err(PruneError::Shape { weight: "dataset".into(), shape: vec![0], reason: "no training rows".into() });
+        return Err(PruneError::Shape {
+            weight: "dataset".into(),
+            shape: vec![0],
+            reason: "no training rows".into(),
+        });
     }
     let vs = model.var_store();
-    Ok(EpochRunner { cfg, data, optim: optimizer(vs, &cfg.optimizer)?, device: vs.device() })
+    Ok(EpochRunner {
+        cfg,
+        data,
+        optim: optimizer(vs, &cfg.optimizer)?,
+        device: vs.device(),
+    })
 }
 
 /// Trains `net` (whose variables live in `model`'s VarStore) on `data` as the `train` section
@@ -106,7 +150,9 @@ pub fn fit<V: Borrow<VarStore>>(
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
     let cfg = train_section(pruning)?;
-    let end = cfg.end_epoch.unwrap_or(pruning.config().last_schedule_epoch() + 1);
+    let end = cfg
+        .end_epoch
+        .unwrap_or(pruning.config().last_schedule_epoch() + 1);
     let mut run = runner(&cfg, data, model)?;
     let mut logs = Vec::new();
     pruning.fit(model, cfg.start_epoch..end, |pruning, model, epoch| {
@@ -134,7 +180,12 @@ pub fn accuracy(net: &impl ModuleT, data: &Dataset, device: Device) -> Result<f6
     let mut correct = 0usize;
     for rows in all.chunks(512) {
         let (x, y) = batch(data, rows, device);
-        let hits = tch::no_grad(|| net.forward_t(&x, false).argmax(1, false).eq_tensor(&y).sum(Kind::Int64));
+        let hits = tch::no_grad(|| {
+            net.forward_t(&x, false)
+                .argmax(1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64)
+        });
         correct += hits.int64_value(&[]) as usize;
     }
     Ok(correct as f64 / data.len().max(1) as f64)

@@ -45,13 +45,27 @@ impl Harness for TorchHarness {
         for b in [&l1.bs, &l2.bs, &c.bs].into_iter().flatten() {
             let _ = tch::no_grad(|| b.shallow_clone().zero_());
         }
-        let sgd = nn::Sgd { momentum: 0.9, ..Default::default() }.build(&vs, 0.05).unwrap();
+        let sgd = nn::Sgd {
+            momentum: 0.9,
+            ..Default::default()
+        }
+        .build(&vs, 0.05)
+        .unwrap();
         let adam = nn::Adam::default().build(&vs, 0.05).unwrap();
         *self.optims.borrow_mut() = Some((sgd, adam));
-        TorchModel::new(Fixture { vs, fc1: l1, fc2: l2 })
+        TorchModel::new(Fixture {
+            vs,
+            fc1: l1,
+            fc2: l2,
+        })
     }
 
-    fn train_step(&self, model: &mut TorchModel<Fixture>, pruning: &mut Pruning<Torch>, adam: bool) -> Result<()> {
+    fn train_step(
+        &self,
+        model: &mut TorchModel<Fixture>,
+        pruning: &mut Pruning<Torch>,
+        adam: bool,
+    ) -> Result<()> {
         pruning.on_step_begin(model)?;
         let mut optims = self.optims.borrow_mut();
         let (sgd, adam_opt) = optims.as_mut().expect("built");

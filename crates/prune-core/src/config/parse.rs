@@ -70,7 +70,14 @@ const TRAIN_KEYS: &[&str] = &[
     "hostfile",
 ];
 const SGD_KEYS: &[&str] = &["learning_rate", "momentum", "weight_decay", "nesterov"];
-const ADAM_KEYS: &[&str] = &["learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay", "amsgrad"];
+const ADAM_KEYS: &[&str] = &[
+    "learning_rate",
+    "beta_1",
+    "beta_2",
+    "epsilon",
+    "weight_decay",
+    "amsgrad",
+];
 
 /// Default global sparsity target, as in INC's schema.
 pub const DEFAULT_TARGET_SPARSITY: f64 = 0.97;
@@ -81,8 +88,10 @@ impl PruningConfig {
     /// Reads a YAML file.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PruneError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PruneError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_yaml_named(&text, &path.display().to_string())
     }
 
@@ -94,8 +103,16 @@ impl PruningConfig {
     /// Reads YAML text, naming its source in errors.
     pub fn from_yaml_named(text: &str, source_name: &str) -> Result<Self> {
         let root: Value = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-            PruneError::Yaml { source_name: source_name.to_string(), line, column, message: e.to_string() }
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            PruneError::Yaml {
+                source_name: source_name.to_string(),
+                line,
+                column,
+                message: e.to_string(),
+            }
         })?;
         let mut w = Walker::default();
         let config = read_root(&mut w, &root);
@@ -132,7 +149,11 @@ impl PruningConfig {
 
     /// The last epoch any pruner's schedule acts in.
     pub fn last_schedule_epoch(&self) -> usize {
-        self.resolved_pruners().iter().map(|p| p.end_epoch).max().unwrap_or(self.weight_compression.end_epoch)
+        self.resolved_pruners()
+            .iter()
+            .map(|p| p.end_epoch)
+            .max()
+            .unwrap_or(self.weight_compression.end_epoch)
     }
 }
 
@@ -147,7 +168,10 @@ fn read_root(w: &mut Walker, root: &Value) -> Option<PruningConfig> {
     w.check_keys(pm, "pruning", PRUNING_KEYS);
     let train = get(pm, "train").and_then(|t| read_train(w, t, "pruning.train"));
     let Some(approach) = get(pm, "approach") else {
-        w.problem("pruning.approach", "missing: expected `approach: {weight_compression: ...}`");
+        w.problem(
+            "pruning.approach",
+            "missing: expected `approach: {weight_compression: ...}`",
+        );
         return None;
     };
     let am = w.mapping(approach, "pruning.approach")?;
@@ -157,7 +181,10 @@ fn read_root(w: &mut Walker, root: &Value) -> Option<PruningConfig> {
         return None;
     };
     let weight_compression = read_weight_compression(w, wc, "pruning.approach.weight_compression")?;
-    Some(PruningConfig { train, weight_compression })
+    Some(PruningConfig {
+        train,
+        weight_compression,
+    })
 }
 
 /// Reads `frequency` or its alias `update_frequency`; both at once is a problem.
@@ -165,11 +192,18 @@ fn read_frequency(w: &mut Walker, m: &Mapping, path: &str) -> Option<f64> {
     let a = w.f64(m, path, "frequency");
     let b = w.f64(m, path, "update_frequency");
     if a.is_some() && b.is_some() {
-        w.problem(join(path, "update_frequency"), "both `frequency` and `update_frequency` given; keep one");
+        w.problem(
+            join(path, "update_frequency"),
+            "both `frequency` and `update_frequency` given; keep one",
+        );
     }
     let f = a.or(b)?;
     if !(f > 0.0 && f.is_finite()) {
-        let key = if a.is_some() { "frequency" } else { "update_frequency" };
+        let key = if a.is_some() {
+            "frequency"
+        } else {
+            "update_frequency"
+        };
         w.problem(join(path, key), format!("{f} must be > 0"));
     }
     Some(f)
@@ -204,11 +238,17 @@ fn read_weight_compression(w: &mut Walker, v: &Value, path: &str) -> Option<Weig
     if g.initial_sparsity > g.target_sparsity {
         w.problem(
             join(path, "initial_sparsity"),
-            format!("{} is above target_sparsity {}", g.initial_sparsity, g.target_sparsity),
+            format!(
+                "{} is above target_sparsity {}",
+                g.initial_sparsity, g.target_sparsity
+            ),
         );
     }
     if g.start_epoch > g.end_epoch {
-        w.problem(join(path, "start_epoch"), format!("{} is after end_epoch {}", g.start_epoch, g.end_epoch));
+        w.problem(
+            join(path, "start_epoch"),
+            format!("{} is after end_epoch {}", g.start_epoch, g.end_epoch),
+        );
     }
     let ppath = join(path, "pruners");
     let pruners = match get(m, "pruners").map(untag) {
@@ -238,7 +278,10 @@ fn read_prune_type(w: &mut Walker, m: &Mapping, path: &str) -> Option<PruneType>
     let p = join(path, "prune_type");
     let Some(s) = w.string(m, path, "prune_type") else {
         if get(m, "prune_type").is_none() {
-            w.problem(p, "missing: one of basic_magnitude, pattern_lock, gradient_sensitivity, group_lasso");
+            w.problem(
+                p,
+                "missing: one of basic_magnitude, pattern_lock, gradient_sensitivity, group_lasso",
+            );
         }
         return None;
     };
@@ -246,8 +289,16 @@ fn read_prune_type(w: &mut Walker, m: &Mapping, path: &str) -> Option<PruneType>
         return Some(*t);
     }
     let names: Vec<&str> = PruneType::ALL.iter().map(|(n, _)| *n).collect();
-    let hint = nearest(&s, &names).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
-    w.problem(p, format!("unknown prune_type `{s}`{hint}; supported: {}", names.join(", ")));
+    let hint = nearest(&s, &names)
+        .map(|n| format!(" (did you mean `{n}`?)"))
+        .unwrap_or_default();
+    w.problem(
+        p,
+        format!(
+            "unknown prune_type `{s}`{hint}; supported: {}",
+            names.join(", ")
+        ),
+    );
     None
 }
 
@@ -258,15 +309,20 @@ pub fn parse_pattern(s: &str) -> std::result::Result<Pattern, String> {
         format!("`{s}` is not a pattern; expected tile_pattern_RxC, RxC (e.g. 1x1, 4x1, 1x16) or N:M (e.g. 2:4)")
     };
     if let Some((a, b)) = body.split_once(':') {
-        let (n, m) = (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?);
+        let (n, m) = (
+            a.trim().parse::<usize>().map_err(|_| bad())?,
+            b.trim().parse::<usize>().map_err(|_| bad())?,
+        );
         if n == 0 || n >= m {
             return Err(format!("`{s}`: N:M needs 0 < N < M"));
         }
         return Ok(Pattern::NOfM { n, m });
     }
     if let Some((a, b)) = body.split_once(['x', 'X']) {
-        let (rows, cols) =
-            (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?);
+        let (rows, cols) = (
+            a.trim().parse::<usize>().map_err(|_| bad())?,
+            b.trim().parse::<usize>().map_err(|_| bad())?,
+        );
         if rows == 0 || cols == 0 {
             return Err(format!("`{s}`: tile sides must be >= 1"));
         }
@@ -286,10 +342,21 @@ fn read_pattern(w: &mut Walker, m: &Mapping, path: &str) -> Option<Pattern> {
     }
 }
 
-fn read_pruner(w: &mut Walker, v: &Value, path: &str, g: &WeightCompression) -> Option<PrunerConfig> {
+fn read_pruner(
+    w: &mut Walker,
+    v: &Value,
+    path: &str,
+    g: &WeightCompression,
+) -> Option<PrunerConfig> {
     if let Value::Tagged(t) = v {
         if t.tag != "!Pruner" {
-            w.problem(path, format!("unexpected tag `{}`; pruner items are tagged `!Pruner`", t.tag));
+            w.problem(
+                path,
+                format!(
+                    "unexpected tag `{}`; pruner items are tagged `!Pruner`",
+                    t.tag
+                ),
+            );
         }
     }
     let m = w.mapping(v, path)?;
@@ -312,7 +379,10 @@ fn read_pruner(w: &mut Walker, v: &Value, path: &str, g: &WeightCompression) -> 
         None | Some("per_tensor") => Method::PerTensor,
         Some("per_channel") => Method::PerChannel,
         Some(other) => {
-            w.problem(join(path, "method"), format!("unknown method `{other}`; supported: per_tensor, per_channel"));
+            w.problem(
+                join(path, "method"),
+                format!("unknown method `{other}`; supported: per_tensor, per_channel"),
+            );
             Method::PerTensor
         }
     };
@@ -322,17 +392,29 @@ fn read_pruner(w: &mut Walker, v: &Value, path: &str, g: &WeightCompression) -> 
         None => (PrunerParameters::default(), None),
     };
     if pattern_here.is_some() && pattern_in_params.is_some() && pattern_here != pattern_in_params {
-        w.problem(join(path, "parameters.pattern"), "differs from the pruner's `pattern`; give it once");
+        w.problem(
+            join(path, "parameters.pattern"),
+            "differs from the pruner's `pattern`; give it once",
+        );
     }
     let pattern = pattern_here.or(pattern_in_params).unwrap_or_default();
 
-    let (i, t) = (initial.unwrap_or(g.initial_sparsity), target.unwrap_or(g.target_sparsity));
+    let (i, t) = (
+        initial.unwrap_or(g.initial_sparsity),
+        target.unwrap_or(g.target_sparsity),
+    );
     if i > t {
-        w.problem(join(path, "initial_sparsity"), format!("{i} is above target_sparsity {t}"));
+        w.problem(
+            join(path, "initial_sparsity"),
+            format!("{i} is above target_sparsity {t}"),
+        );
     }
     let (s, e) = (start.unwrap_or(g.start_epoch), end.unwrap_or(g.end_epoch));
     if s > e {
-        w.problem(join(path, "start_epoch"), format!("{s} is after end_epoch {e}"));
+        w.problem(
+            join(path, "start_epoch"),
+            format!("{s} is after end_epoch {e}"),
+        );
     }
     let prune_type = prune_type?;
     check_type_specifics(w, path, prune_type, &parameters, pattern);
@@ -351,28 +433,50 @@ fn read_pruner(w: &mut Walker, v: &Value, path: &str, g: &WeightCompression) -> 
 }
 
 /// Checks that the parameters make sense for the algorithm.
-fn check_type_specifics(w: &mut Walker, path: &str, t: PruneType, p: &PrunerParameters, pattern: Pattern) {
+fn check_type_specifics(
+    w: &mut Walker,
+    path: &str,
+    t: PruneType,
+    p: &PrunerParameters,
+    pattern: Pattern,
+) {
     if t == PruneType::GroupLasso && p.alpha.is_none() {
-        w.problem(join(path, "parameters.alpha"), "missing: group_lasso needs `parameters: {alpha: ...}`");
+        w.problem(
+            join(path, "parameters.alpha"),
+            "missing: group_lasso needs `parameters: {alpha: ...}`",
+        );
     }
-    if t == PruneType::GradientSensitivity && (p.target.is_some() || !p.importance_inputs.is_empty()) {
+    if t == PruneType::GradientSensitivity
+        && (p.target.is_some() || !p.importance_inputs.is_empty())
+    {
         if p.target.is_none() {
-            w.problem(join(path, "parameters.target"), "missing: structured gradient_sensitivity needs `target`");
+            w.problem(
+                join(path, "parameters.target"),
+                "missing: structured gradient_sensitivity needs `target`",
+            );
         }
         if matches!(pattern, Pattern::NOfM { .. }) {
-            w.problem(join(path, "pattern"), "structured gradient_sensitivity does not take an N:M pattern");
+            w.problem(
+                join(path, "pattern"),
+                "structured gradient_sensitivity does not take an N:M pattern",
+            );
         }
     }
     if p.stride == Some(0) {
         w.problem(join(path, "parameters.stride"), "0 must be >= 1");
     }
     if p.target == Some(0) {
-        w.problem(join(path, "parameters.target"), "0 would remove every group; must be >= 1");
+        w.problem(
+            join(path, "parameters.target"),
+            "0 would remove every group; must be >= 1",
+        );
     }
 }
 
 fn read_parameters(w: &mut Walker, v: &Value, path: &str) -> (PrunerParameters, Option<Pattern>) {
-    let Some(m) = w.mapping(v, path) else { return (PrunerParameters::default(), None) };
+    let Some(m) = w.mapping(v, path) else {
+        return (PrunerParameters::default(), None);
+    };
     w.check_keys(m, path, PARAM_KEYS);
     let importance_metric = match w.string(m, path, "importance_metric").as_deref() {
         None | Some("abs_gradient") => ImportanceMetric::AbsGradient,
@@ -388,7 +492,10 @@ fn read_parameters(w: &mut Walker, v: &Value, path: &str) -> (PrunerParameters, 
     let alpha = w.f64(m, path, "alpha");
     if let Some(a) = alpha {
         if !(a >= 0.0 && a.is_finite()) {
-            w.problem(join(path, "alpha"), format!("{a} must be a finite number >= 0"));
+            w.problem(
+                join(path, "alpha"),
+                format!("{a} must be a finite number >= 0"),
+            );
         }
     }
     let params = PrunerParameters {
@@ -411,7 +518,10 @@ fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
     let end_epoch = w.usize(m, path, "end_epoch");
     if let Some(e) = end_epoch {
         if e <= start_epoch {
-            w.problem(join(path, "end_epoch"), format!("{e} must be after start_epoch {start_epoch}"));
+            w.problem(
+                join(path, "end_epoch"),
+                format!("{e} must be after start_epoch {start_epoch}"),
+            );
         }
     }
     let iteration = w.usize(m, path, "iteration");
@@ -426,7 +536,18 @@ fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
         if let Some(dm) = w.mapping(dl, &dpath) {
             // dataset / transform / filter describe INC's own data pipeline; the built-in loop takes
             // datasets from code and reads only batch_size.
-            w.check_keys(dm, &dpath, &["batch_size", "dataset", "transform", "filter", "shuffle", "last_batch"]);
+            w.check_keys(
+                dm,
+                &dpath,
+                &[
+                    "batch_size",
+                    "dataset",
+                    "transform",
+                    "filter",
+                    "shuffle",
+                    "last_batch",
+                ],
+            );
             match w.usize(dm, &dpath, "batch_size") {
                 Some(0) => w.problem(join(&dpath, "batch_size"), "0 must be >= 1"),
                 Some(b) => batch_size = b,
@@ -435,7 +556,8 @@ fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
         }
     }
     let criterion = get(m, "criterion").map(|c| read_criterion(w, c, &join(path, "criterion")));
-    let optimizer = get(m, "optimizer").and_then(|o| read_optimizer(w, o, &join(path, "optimizer")));
+    let optimizer =
+        get(m, "optimizer").and_then(|o| read_optimizer(w, o, &join(path, "optimizer")));
     Some(TrainConfig {
         start_epoch,
         end_epoch,
@@ -452,7 +574,13 @@ fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
 fn single_entry<'v>(w: &mut Walker, v: &'v Value, path: &str) -> Option<(String, &'v Value)> {
     let m = w.mapping(v, path)?;
     if m.len() != 1 {
-        w.problem(path, format!("expected exactly one entry such as `SGD: {{...}}`, found {}", m.len()));
+        w.problem(
+            path,
+            format!(
+                "expected exactly one entry such as `SGD: {{...}}`, found {}",
+                m.len()
+            ),
+        );
         return None;
     }
     let (k, v) = m.iter().next()?;
@@ -473,13 +601,21 @@ fn read_criterion(w: &mut Walker, v: &Value, path: &str) -> Criterion {
                 w.check_keys(m, &p, &["reduction", "from_logits"]);
                 if let Some(r) = w.string(m, &p, "reduction") {
                     // INC files say `reduction: None` (a Python spelling); the loop always means over the batch.
-                    if !["None", "none", "mean", "sum_over_batch_size", "auto"].contains(&r.as_str()) {
-                        w.problem(join(&p, "reduction"), format!("unsupported reduction `{r}`; the loop takes the mean"));
+                    if !["None", "none", "mean", "sum_over_batch_size", "auto"]
+                        .contains(&r.as_str())
+                    {
+                        w.problem(
+                            join(&p, "reduction"),
+                            format!("unsupported reduction `{r}`; the loop takes the mean"),
+                        );
                     }
                 }
             }
         } else {
-            w.problem(p, format!("unsupported criterion `{name}`; supported: CrossEntropyLoss"));
+            w.problem(
+                p,
+                format!("unsupported criterion `{name}`; supported: CrossEntropyLoss"),
+            );
         }
     }
     Criterion::CrossEntropyLoss
@@ -513,7 +649,10 @@ fn read_optimizer(w: &mut Walker, v: &Value, path: &str) -> Option<OptimizerConf
         "Adam" => {
             w.check_keys(m, &p, ADAM_KEYS);
             if w.bool(m, &p, "amsgrad") == Some(true) {
-                w.problem(join(&p, "amsgrad"), "amsgrad is not supported by the built-in loop");
+                w.problem(
+                    join(&p, "amsgrad"),
+                    "amsgrad is not supported by the built-in loop",
+                );
             }
             let lr = w.f64(m, &p, "learning_rate");
             let b1 = w.f64(m, &p, "beta_1");
@@ -536,8 +675,13 @@ fn read_optimizer(w: &mut Walker, v: &Value, path: &str) -> Option<OptimizerConf
             })
         }
         other => {
-            let hint = nearest(other, &["SGD", "Adam"]).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
-            w.problem(p, format!("unsupported optimizer `{other}`{hint}; supported: SGD, Adam"));
+            let hint = nearest(other, &["SGD", "Adam"])
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            w.problem(
+                p,
+                format!("unsupported optimizer `{other}`{hint}; supported: SGD, Adam"),
+            );
             None
         }
     }

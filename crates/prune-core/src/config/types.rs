@@ -92,15 +92,24 @@ impl ResolvedPruner {
             ("normalize", p.normalize),
             ("index", p.index.is_some()),
             ("importance_inputs", !p.importance_inputs.is_empty()),
-            ("importance_metric", p.importance_metric != ImportanceMetric::AbsGradient),
+            (
+                "importance_metric",
+                p.importance_metric != ImportanceMetric::AbsGradient,
+            ),
         ];
         let alpha = [("alpha", p.alpha.is_some())];
         let ignored: Vec<(&'static str, bool)> = match self.prune_type {
-            PruneType::BasicMagnitude | PruneType::PatternLock => structured.into_iter().chain(alpha).collect(),
+            PruneType::BasicMagnitude | PruneType::PatternLock => {
+                structured.into_iter().chain(alpha).collect()
+            }
             PruneType::GroupLasso => structured.into_iter().collect(),
             PruneType::GradientSensitivity => alpha.into_iter().collect(),
         };
-        ignored.into_iter().filter(|(_, set)| *set).map(|(name, _)| name).collect()
+        ignored
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(name, _)| name)
+            .collect()
     }
 }
 
@@ -129,7 +138,11 @@ impl PruneType {
 
     /// The YAML spelling.
     pub fn as_str(self) -> &'static str {
-        Self::ALL.iter().find(|(_, t)| *t == self).map(|(s, _)| *s).unwrap_or("?")
+        Self::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map(|(s, _)| *s)
+            .unwrap_or("?")
     }
 }
 
@@ -288,6 +301,11 @@ pub enum OptimizerConfig {
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
-        OptimizerConfig::Sgd { learning_rate: 0.01, momentum: 0.0, weight_decay: 0.0, nesterov: false }
+        OptimizerConfig::Sgd {
+            learning_rate: 0.01,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
     }
 }

@@ -42,7 +42,10 @@ fn kind(v: &Value) -> &'static str {
 impl Walker {
     /// Records a problem at `path`.
     pub fn problem(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.problems.push(ConfigProblem { path: path.into(), reason: reason.into() });
+        self.problems.push(ConfigProblem {
+            path: path.into(),
+            reason: reason.into(),
+        });
     }
 
     /// The value as a mapping, or a problem. A null counts as an empty mapping.
@@ -81,7 +84,10 @@ impl Walker {
         match untag(v) {
             Value::Number(n) => n.as_f64(),
             other => {
-                self.problem(join(path, key), format!("expected a number, found {}", kind(other)));
+                self.problem(
+                    join(path, key),
+                    format!("expected a number, found {}", kind(other)),
+                );
                 None
             }
         }
@@ -93,11 +99,17 @@ impl Walker {
         match untag(v) {
             Value::Number(n) if n.as_u64().is_some() => n.as_u64().map(|x| x as usize),
             Value::Number(n) => {
-                self.problem(join(path, key), format!("expected a whole number >= 0, found {n}"));
+                self.problem(
+                    join(path, key),
+                    format!("expected a whole number >= 0, found {n}"),
+                );
                 None
             }
             other => {
-                self.problem(join(path, key), format!("expected a whole number, found {}", kind(other)));
+                self.problem(
+                    join(path, key),
+                    format!("expected a whole number, found {}", kind(other)),
+                );
                 None
             }
         }
@@ -111,7 +123,10 @@ impl Walker {
             Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
             Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
             other => {
-                self.problem(join(path, key), format!("expected True or False, found {}", kind(other)));
+                self.problem(
+                    join(path, key),
+                    format!("expected True or False, found {}", kind(other)),
+                );
                 None
             }
         }
@@ -123,7 +138,10 @@ impl Walker {
         match untag(v) {
             Value::String(s) => Some(s.clone()),
             other => {
-                self.problem(join(path, key), format!("expected a string, found {}", kind(other)));
+                self.problem(
+                    join(path, key),
+                    format!("expected a string, found {}", kind(other)),
+                );
                 None
             }
         }
@@ -131,7 +149,9 @@ impl Walker {
 
     /// A list of strings at `key` (a single string counts as a list of one; null as empty).
     pub fn strings(&mut self, m: &Mapping, path: &str, key: &str) -> Vec<String> {
-        let Some(v) = get(m, key) else { return Vec::new() };
+        let Some(v) = get(m, key) else {
+            return Vec::new();
+        };
         match untag(v) {
             Value::Null => Vec::new(),
             Value::String(s) => vec![s.clone()],
@@ -149,7 +169,10 @@ impl Walker {
                 out
             }
             other => {
-                self.problem(join(path, key), format!("expected a list of strings, found {}", kind(other)));
+                self.problem(
+                    join(path, key),
+                    format!("expected a list of strings, found {}", kind(other)),
+                );
                 Vec::new()
             }
         }
