@@ -26,15 +26,24 @@ impl Classifier for Mlp {
 }
 
 fn main() -> Result<()> {
-    let data = Dataset::from_csv_gz(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz"), 1.0 / 16.0)?;
+    let data = Dataset::from_csv_gz(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz"),
+        1.0 / 16.0,
+    )?;
     let (train, test) = data.split(0.2, 42);
     let device = Device::flex().autodiff();
     device.seed(7);
-    let mlp = Mlp { fc1: LinearConfig::new(64, 256).init(&device), fc2: LinearConfig::new(256, 10).init(&device) };
+    let mlp = Mlp {
+        fc1: LinearConfig::new(64, 256).init(&device),
+        fc2: LinearConfig::new(256, 10).init(&device),
+    };
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut optim = AdamConfig::new().init();
 
-    let mut pruning = BurnPruning::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/configs/custom_loop.yaml"))?;
+    let mut pruning = BurnPruning::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/custom_loop.yaml"
+    ))?;
     let mut model = BurnModel::new(mlp);
     pruning.on_train_begin(&mut model)?;
     for epoch in 0..30 {
@@ -53,6 +62,9 @@ fn main() -> Result<()> {
     pruning.on_train_end(&mut model)?;
 
     print!("{}", pruning.report(&model)?.table());
-    println!("test accuracy: {:.2}%", 100.0 * accuracy(model.module(), &test, &device)?);
+    println!(
+        "test accuracy: {:.2}%",
+        100.0 * accuracy(model.module(), &test, &device)?
+    );
     Ok(())
 }

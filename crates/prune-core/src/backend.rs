@@ -128,6 +128,28 @@ pub enum Layout {
     Canonical,
     /// A 2-D weight stored [in, out] (burn Linear, TF Dense): transposed at the boundary.
     Transposed,
+    /// A 4-D conv kernel stored [kh, kw, in, out] (TensorFlow / Keras).
+    Hwio,
+}
+
+impl Layout {
+    /// The stored shape of a weight whose canonical shape is `canonical`.
+    pub fn stored_shape(self, canonical: &[usize]) -> Vec<usize> {
+        match (self, canonical) {
+            (Layout::Transposed, [o, i]) => vec![*i, *o],
+            (Layout::Hwio, [o, i, h, w]) => vec![*h, *w, *i, *o],
+            _ => canonical.to_vec(),
+        }
+    }
+
+    /// The canonical shape of a weight stored as `stored`.
+    pub fn canonical_shape(self, stored: &[usize]) -> Vec<usize> {
+        match (self, stored) {
+            (Layout::Transposed, [i, o]) => vec![*o, *i],
+            (Layout::Hwio, [h, w, i, o]) => vec![*o, *i, *h, *w],
+            _ => stored.to_vec(),
+        }
+    }
 }
 
 /// A named weight of a model.

@@ -13,12 +13,42 @@ pub fn transpose<T: Copy>(data: &[T], r: usize, c: usize) -> Vec<T> {
     out
 }
 
+/// Permutes the axes of a row-major buffer of shape `shape`: output axis `k` is input axis `perm[k]`.
+pub fn permute<T: Copy>(data: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
+    let rank = shape.len();
+    let mut in_strides = vec![1usize; rank];
+    for k in (0..rank.saturating_sub(1)).rev() {
+        in_strides[k] = in_strides[k + 1] * shape[k + 1];
+    }
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let mut out = Vec::with_capacity(data.len());
+    let mut idx = vec![0usize; rank];
+    for _ in 0..data.len() {
+        let offset: usize = idx.iter().zip(perm).map(|(&i, &p)| i * in_strides[p]).sum();
+        out.push(data[offset]);
+        for k in (0..rank).rev() {
+            idx[k] += 1;
+            if idx[k] < out_shape[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    out
+}
+
 /// Values of a weight in the canonical view, given its stored values.
 pub fn to_canonical<T: Copy>(stored: Vec<T>, layout: Layout, canonical_shape: &[usize]) -> Vec<T> {
     match layout {
         Layout::Canonical => stored,
         // stored [in, out] -> canonical [out, in]
         Layout::Transposed => transpose(&stored, canonical_shape[1], canonical_shape[0]),
+        // stored [kh, kw, in, out] -> canonical [out, in, kh, kw]
+        Layout::Hwio => permute(
+            &stored,
+            &layout.stored_shape(canonical_shape),
+            &[3, 2, 0, 1],
+        ),
     }
 }
 
@@ -27,6 +57,8 @@ pub fn to_stored<T: Copy>(canonical: Vec<T>, layout: Layout, canonical_shape: &[
     match layout {
         Layout::Canonical => canonical,
         Layout::Transposed => transpose(&canonical, canonical_shape[0], canonical_shape[1]),
+        // canonical [out, in, kh, kw] -> stored [kh, kw, in, out]
+        Layout::Hwio => permute(&canonical, canonical_shape, &[2, 3, 1, 0]),
     }
 }
 
@@ -103,6 +135,22 @@ mod tests {
         let t = transpose(&d, 2, 3);
         assert_eq!(t, vec![0., 3., 1., 4., 2., 5.]);
         assert_eq!(transpose(&t, 3, 2), d);
+    }
+
+    #[test]
+    fn hwio_round_trips_and_matches_transpose() {
+        let canonical: Vec<u32> = (0..4 * 2 * 3 * 3).collect();
+        let shape = [4, 2, 3, 3];
+        let stored = to_stored(canonical.clone(), Layout::Hwio, &shape);
+        // stored[h][w][i][o] == canonical[o][i][h][w]
+        let (h, w, i, o) = (1, 2, 1, 3);
+        assert_eq!(
+            stored[((h * 3 + w) * 2 + i) * 4 + o],
+            canonical[((o * 2 + i) * 3 + h) * 3 + w]
+        );
+        assert_eq!(to_canonical(stored, Layout::Hwio, &shape), canonical);
+        let m: Vec<u32> = (0..6).collect();
+        assert_eq!(permute(&m, &[2, 3], &[1, 0]), transpose(&m, 2, 3));
     }
 
     #[test]

@@ -131,10 +131,7 @@ impl RefModel {
         layout: Layout,
     ) {
         let stored = crate::host::to_stored(canonical, layout, canonical_shape);
-        let stored_shape = match layout {
-            Layout::Transposed => vec![canonical_shape[1], canonical_shape[0]],
-            Layout::Canonical => canonical_shape.to_vec(),
-        };
+        let stored_shape = layout.stored_shape(canonical_shape);
         self.params.push(RefParam {
             info: WeightInfo {
                 name: name.into(),

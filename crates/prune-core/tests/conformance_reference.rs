@@ -29,12 +29,8 @@ impl Harness for RefHarness {
         m.push("fc1.bias", &[8], vec![0.0; 8], Layout::Canonical);
         m.push("fc2.weight", &[4, 8], fc2.to_vec(), Layout::Canonical);
         m.push("fc2.bias", &[4], vec![0.0; 4], Layout::Canonical);
-        m.push(
-            "conv.weight",
-            &[4, 2, 3, 3],
-            conv.to_vec(),
-            Layout::Canonical,
-        );
+        // Stored [kh, kw, in, out] like a TensorFlow conv kernel.
+        m.push("conv.weight", &[4, 2, 3, 3], conv.to_vec(), Layout::Hwio);
         m
     }
 

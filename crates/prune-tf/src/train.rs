@@ -1,0 +1,436 @@
+//! An MLP classifier built in a TensorFlow graph from Rust, its optimizers (SGD with momentum /
+//! Nesterov / weight decay, Adam) as graph ops, and the built-in training loop of `fit()`.
+
+use crate::backend::tf_error;
+use crate::graph_ops::VarHandle;
+use crate::model::GraphHolder;
+use crate::{TfModel, TfPruning};
+use prune_core::config::{OptimizerConfig, TrainConfig};
+use prune_core::data::{shuffled, Dataset};
+use prune_core::error::{ConfigProblem, ConfigProblems};
+use prune_core::{EpochLog, PruneError, Result};
+use tensorflow::{
+    ops, DataType, Operation, Output, Scope, Session, SessionOptions, SessionRunArgs, Shape,
+    Tensor, Variable,
+};
+
+/// Graph endpoints of a classifier: features in, labels in, logits, loss and one training step.
+pub struct TfClassifier {
+    /// Placeholder `[batch, features]` f32.
+    pub x: Operation,
+    /// Placeholder `[batch]` i64 labels.
+    pub y: Operation,
+    /// Logits `[batch, classes]`.
+    pub logits: Output,
+    /// Mean cross-entropy.
+    pub loss: Output,
+    /// One optimizer step.
+    pub train_op: Operation,
+}
+
+fn err(e: tensorflow::Status) -> PruneError {
+    tf_error(e)
+}
+
+/// Seeded Glorot-uniform values (a 64-bit LCG), so runs are reproducible.
+fn glorot(fan_in: usize, fan_out: usize, seed: u64) -> Vec<f32> {
+    let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..fan_in * fan_out)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * limit
+        })
+        .collect()
+}
+
+/// A graph under construction and the initializers of the variables created in it.
+pub struct Builder {
+    /// The scope ops are added in.
+    pub scope: Scope,
+    inits: Vec<Operation>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            scope: Scope::new_root_scope(),
+            inits: Vec::new(),
+        }
+    }
+}
+
+impl Builder {
+    /// An f32 variable named `name` (e.g. `fc1/kernel`) with initial `values`.
+    pub fn variable(&mut self, name: &str, shape: &[u64], values: &[f32]) -> Result<Variable> {
+        let init = Tensor::<f32>::new(shape).with_values(values).map_err(err)?;
+        let v = Variable::builder()
+            .const_initial_value(init)
+            .data_type(DataType::Float)
+            .shape(shape)
+            .build(&mut self.scope.with_op_name(name))
+            .map_err(err)?;
+        self.inits.push(v.initializer().clone());
+        Ok(v)
+    }
+}
+
+fn scalar(scope: &mut Scope, v: f32) -> Result<Output> {
+    Ok(ops::constant(v, scope).map_err(err)?.into())
+}
+
+/// Adds update ops for `vars` minimising `loss`, as the `train` section's optimizer says.
+pub fn optimizer_step(
+    b: &mut Builder,
+    loss: Output,
+    vars: &[Variable],
+    config: &OptimizerConfig,
+) -> Result<Operation> {
+    let outputs: Vec<Output> = vars.iter().map(|v| v.output().clone()).collect();
+    let grads = b
+        .scope
+        .graph_mut()
+        .add_gradients(None, &[loss], &outputs, None)
+        .map_err(err)?;
+    let mut updates = Vec::new();
+    match *config {
+        OptimizerConfig::Sgd {
+            learning_rate,
+            momentum,
+            weight_decay,
+            nesterov,
+        } => {
+            let lr = scalar(&mut b.scope, learning_rate as f32)?;
+            let mo = scalar(&mut b.scope, momentum as f32)?;
+            for (var, g) in vars.iter().zip(grads) {
+                let Some(g) = g else { continue };
+                let g = decay(&mut b.scope, g, var, weight_decay)?;
+                let op = if momentum > 0.0 {
+                    let shape: Vec<u64> = dims_of(var);
+                    let zeros = vec![0.0; shape.iter().product::<u64>() as usize];
+                    let accum = b.variable(&format!("{}/momentum", var.name()), &shape, &zeros)?;
+                    ops::ApplyMomentum::new()
+                        .use_nesterov(nesterov)
+                        .build(
+                            var.output().clone(),
+                            accum.output().clone(),
+                            lr.clone(),
+                            g,
+                            mo.clone(),
+                            &mut b.scope,
+                        )
+                        .map_err(err)?
+                } else {
+                    ops::apply_gradient_descent(var.output().clone(), lr.clone(), g, &mut b.scope)
+                        .map_err(err)?
+                };
+                updates.push(op);
+            }
+        }
+        OptimizerConfig::Adam {
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+        } => {
+            let b1p = b.variable("adam/beta1_power", &[], &[beta_1 as f32])?;
+            let b2p = b.variable("adam/beta2_power", &[], &[beta_2 as f32])?;
+            let (lr, b1, b2, eps) = (
+                scalar(&mut b.scope, learning_rate as f32)?,
+                scalar(&mut b.scope, beta_1 as f32)?,
+                scalar(&mut b.scope, beta_2 as f32)?,
+                scalar(&mut b.scope, epsilon as f32)?,
+            );
+            for (var, g) in vars.iter().zip(grads) {
+                let Some(g) = g else { continue };
+                let g = decay(&mut b.scope, g, var, weight_decay)?;
+                let shape = dims_of(var);
+                let zeros = vec![0.0; shape.iter().product::<u64>() as usize];
+                let m = b.variable(&format!("{}/adam_m", var.name()), &shape, &zeros)?;
+                let v = b.variable(&format!("{}/adam_v", var.name()), &shape, &zeros)?;
+                updates.push(
+                    ops::apply_adam(
+                        var.output().clone(),
+                        m.output().clone(),
+                        v.output().clone(),
+                        b1p.output().clone(),
+                        b2p.output().clone(),
+                        lr.clone(),
+                        b1.clone(),
+                        b2.clone(),
+                        eps.clone(),
+                        g,
+                        &mut b.scope,
+                    )
+                    .map_err(err)?,
+                );
+            }
+            let mut after = b.scope.with_control_dependencies(&updates);
+            let n1 = ops::mul(b1p.output().clone(), b1.clone(), &mut after).map_err(err)?;
+            let n2 = ops::mul(b2p.output().clone(), b2.clone(), &mut after).map_err(err)?;
+            updates.push(ops::assign(b1p.output().clone(), n1, &mut after).map_err(err)?);
+            updates.push(ops::assign(b2p.output().clone(), n2, &mut after).map_err(err)?);
+        }
+    }
+    let mut nop = ops::NoOp::new();
+    for u in updates {
+        nop = nop.add_control_input(u);
+    }
+    nop.build(&mut b.scope).map_err(err)
+}
+
+/// `g + wd * var` (L2 weight decay folded into the gradient), or `g` when `wd` is 0.
+fn decay(scope: &mut Scope, g: Output, var: &Variable, wd: f64) -> Result<Output> {
+    if wd == 0.0 {
+        return Ok(g);
+    }
+    let c = scalar(scope, wd as f32)?;
+    let d = ops::mul(var.output().clone(), c, scope).map_err(err)?;
+    Ok(ops::add(g, d, scope).map_err(err)?.into())
+}
+
+fn dims_of(v: &Variable) -> Vec<u64> {
+    let s: &Shape = v.shape();
+    (0..s.dims().unwrap_or(0))
+        .map(|i| s[i].unwrap_or(1) as u64)
+        .collect()
+}
+
+/// Builds an MLP `sizes[0] -> sizes[1] -> ... -> classes` with ReLU between layers, named
+/// `fc1`, `fc2`, ... (Keras-style `fc1/kernel` [in, out] and `fc1/bias`), its loss and the
+/// `train` section's optimizer; initialises the variables. Returns the model and its endpoints.
+pub fn mlp(
+    sizes: &[usize],
+    optimizer: &OptimizerConfig,
+    seed: u64,
+) -> Result<(TfModel, TfClassifier)> {
+    let mut b = Builder::default();
+    let x = ops::Placeholder::new()
+        .dtype(DataType::Float)
+        .shape(Shape::from(Some(vec![None, Some(sizes[0] as i64)])))
+        .build(&mut b.scope.with_op_name("x"))
+        .map_err(err)?;
+    let y = ops::Placeholder::new()
+        .dtype(DataType::Int64)
+        .shape(Shape::from(Some(vec![None])))
+        .build(&mut b.scope.with_op_name("y"))
+        .map_err(err)?;
+    let mut h: Output = x.clone().into();
+    let mut vars = Vec::new();
+    for (i, pair) in sizes.windows(2).enumerate() {
+        let (fan_in, fan_out) = (pair[0], pair[1]);
+        let name = format!("fc{}", i + 1);
+        let init = glorot(fan_in, fan_out, seed.wrapping_add(i as u64));
+        let w = b.variable(
+            &format!("{name}/kernel"),
+            &[fan_in as u64, fan_out as u64],
+            &init,
+        )?;
+        let bias = b.variable(
+            &format!("{name}/bias"),
+            &[fan_out as u64],
+            &vec![0.0; fan_out],
+        )?;
+        let z = ops::mat_mul(h, w.output().clone(), &mut b.scope).map_err(err)?;
+        let z = ops::bias_add(z, bias.output().clone(), &mut b.scope).map_err(err)?;
+        h = if i + 2 < sizes.len() {
+            ops::relu(z, &mut b.scope).map_err(err)?.into()
+        } else {
+            z.into()
+        };
+        vars.push(w);
+        vars.push(bias);
+    }
+    let logits = h;
+    let xent =
+        ops::sparse_softmax_cross_entropy_with_logits(logits.clone(), y.clone(), &mut b.scope)
+            .map_err(err)?;
+    let axis = ops::constant(&[0i32][..], &mut b.scope).map_err(err)?;
+    let loss: Output = ops::mean(
+        Output {
+            operation: xent,
+            index: 0,
+        },
+        axis,
+        &mut b.scope,
+    )
+    .map_err(err)?
+    .into();
+    let train_op = optimizer_step(&mut b, loss.clone(), &vars, optimizer)?;
+
+    let model = b.finish(&vars)?;
+    Ok((
+        model,
+        TfClassifier {
+            x,
+            y,
+            logits,
+            loss,
+            train_op,
+        },
+    ))
+}
+
+impl Builder {
+    /// Starts a session on the graph, initialises every variable, and exposes `vars` as the
+    /// model's weights.
+    pub fn finish(self, vars: &[Variable]) -> Result<TfModel> {
+        let session = Session::new(&SessionOptions::new(), &self.scope.graph()).map_err(err)?;
+        let mut init = SessionRunArgs::new();
+        for op in &self.inits {
+            init.add_target(op);
+        }
+        session.run(&mut init).map_err(err)?;
+        let handles: Vec<(String, VarHandle, Vec<u64>)> = vars
+            .iter()
+            .map(|v| {
+                (
+                    v.name().to_string(),
+                    VarHandle::Ref(v.output().clone()),
+                    dims_of(v),
+                )
+            })
+            .collect();
+        TfModel::new(GraphHolder::Scope(self.scope), session, handles)
+    }
+}
+
+/// The `train` section, or an error saying `fit()` needs one.
+pub fn train_section(pruning: &TfPruning) -> Result<TrainConfig> {
+    pruning.config().train.clone().ok_or_else(|| PruneError::Config {
+        source_name: "<config>".into(),
+        problems: ConfigProblems(vec![ConfigProblem {
+            path: "pruning.train".into(),
+            reason: "missing: the built-in training loop needs a train section (or call the hooks from your own loop)"
+                .into(),
+        }]),
+    })
+}
+
+/// A batch of rows as feeds.
+fn batch(data: &Dataset, rows: &[usize]) -> Result<(Tensor<f32>, Tensor<i64>)> {
+    let sub = data.subset(rows);
+    let x = Tensor::new(&[rows.len() as u64, data.n_features as u64])
+        .with_values(&sub.features)
+        .map_err(err)?;
+    let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
+    let y = Tensor::new(&[rows.len() as u64])
+        .with_values(&labels)
+        .map_err(err)?;
+    Ok((x, y))
+}
+
+/// One training step: returns the loss.
+fn step(model: &TfModel, net: &TfClassifier, x: &Tensor<f32>, y: &Tensor<i64>) -> Result<f32> {
+    let mut args = SessionRunArgs::new();
+    args.add_feed(&net.x, 0, x);
+    args.add_feed(&net.y, 0, y);
+    args.add_target(&net.train_op);
+    let loss = args.request_fetch(&net.loss.operation, net.loss.index);
+    model.session().run(&mut args).map_err(err)?;
+    Ok(args.fetch::<f32>(loss).map_err(err)?[0])
+}
+
+fn run_epoch(
+    model: &mut TfModel,
+    net: &TfClassifier,
+    mut pruning: Option<&mut TfPruning>,
+    cfg: &TrainConfig,
+    data: &Dataset,
+    epoch: usize,
+) -> Result<EpochLog> {
+    let order = shuffled(data.len(), cfg.seed.wrapping_add(epoch as u64));
+    let (mut total, mut steps) = (0.0, 0usize);
+    for rows in order
+        .chunks(cfg.batch_size)
+        .take(cfg.iteration.unwrap_or(usize::MAX))
+    {
+        if let Some(p) = pruning.as_deref_mut() {
+            p.on_step_begin(model)?;
+            p.on_before_optimizer_step(model)?;
+        }
+        let (x, y) = batch(data, rows)?;
+        let loss = step(model, net, &x, &y)?;
+        if !loss.is_finite() {
+            return Err(tf_error(format!(
+                "epoch {epoch} step {steps}: loss is {loss}"
+            )));
+        }
+        if let Some(p) = pruning.as_deref_mut() {
+            p.on_step_end(model)?;
+        }
+        total += loss as f64;
+        steps += 1;
+        if cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
+            eprintln!("epoch {epoch} step {steps}: loss {loss:.4}");
+        }
+    }
+    Ok(EpochLog {
+        epoch,
+        mean_loss: total / steps.max(1) as f64,
+        steps,
+    })
+}
+
+/// Trains `net` on `data` as the `train` section says, with the pruning hooks around every epoch
+/// and step. The optimizer is the one `net.train_op` was built with.
+pub fn fit(
+    pruning: &mut TfPruning,
+    model: &mut TfModel,
+    net: &TfClassifier,
+    data: &Dataset,
+) -> Result<Vec<EpochLog>> {
+    let cfg = train_section(pruning)?;
+    let end = cfg
+        .end_epoch
+        .unwrap_or(pruning.config().last_schedule_epoch() + 1);
+    let mut logs = Vec::new();
+    pruning.fit(model, cfg.start_epoch..end, |pruning, model, epoch| {
+        logs.push(run_epoch(model, net, Some(pruning), &cfg, data, epoch)?);
+        Ok(())
+    })?;
+    Ok(logs)
+}
+
+/// Trains for `epochs` with no pruning (e.g. the dense baseline).
+pub fn train_dense(
+    model: &mut TfModel,
+    net: &TfClassifier,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    epochs: usize,
+) -> Result<Vec<EpochLog>> {
+    (0..epochs)
+        .map(|e| run_epoch(model, net, None, cfg, data, e))
+        .collect()
+}
+
+/// Fraction of rows whose arg-max logit is the label.
+pub fn accuracy(model: &TfModel, net: &TfClassifier, data: &Dataset) -> Result<f64> {
+    let all: Vec<usize> = (0..data.len()).collect();
+    let mut correct = 0usize;
+    for rows in all.chunks(512) {
+        let (x, _) = batch(data, rows)?;
+        let mut args = SessionRunArgs::new();
+        args.add_feed(&net.x, 0, &x);
+        let t = args.request_fetch(&net.logits.operation, net.logits.index);
+        model.session().run(&mut args).map_err(err)?;
+        let logits: Tensor<f32> = args.fetch(t).map_err(err)?;
+        let classes = logits.dims()[1] as usize;
+        for (r, row) in rows.iter().zip(logits.chunks(classes)) {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            correct += usize::from(best == data.labels[*r]);
+        }
+    }
+    Ok(correct as f64 / data.len().max(1) as f64)
+}
