@@ -5,6 +5,7 @@
 //!
 //! - `burn` (default, pure Rust): the [`burn`] module.
 //! - `torch` (libtorch through tch; `bash scripts/setup.sh torch` first): the [`torch`] module.
+//! - `tf` (the TensorFlow C library; `bash scripts/setup.sh tf` first): the [`tf`] module.
 //!
 //! ```no_run
 //! # #[cfg(feature = "burn")] {
@@ -25,4 +26,10 @@ pub mod burn {
 #[cfg(feature = "torch")]
 pub mod torch {
     pub use prune_torch::*;
+}
+
+/// The TensorFlow backend (feature `tf`).
+#[cfg(feature = "tf")]
+pub mod tf {
+    pub use prune_tf::*;
 }

@@ -60,3 +60,16 @@ fn quickstart_meets_its_target_on_torch() {
     let outcome = torch_run::run(&config, &train, &test, Settings::default()).unwrap();
     check("torch", &outcome);
 }
+
+#[cfg(feature = "tf")]
+#[path = "../examples/quickstart/tf_run.rs"]
+mod tf_run;
+
+#[cfg(feature = "tf")]
+#[test]
+fn quickstart_meets_its_target_on_tf() {
+    let config = PruningConfig::from_file(common::CONFIG).unwrap();
+    let (train, test) = common::digits().unwrap();
+    let outcome = tf_run::run(&config, &train, &test, Settings::default()).unwrap();
+    check("tf", &outcome);
+}

@@ -47,8 +47,10 @@ fn main() -> Result<()> {
         "burn" => burn_run::run(&config, &train, &test, args.settings)?,
         #[cfg(feature = "torch")]
         "torch" => torch_run::run(&config, &train, &test, args.settings)?,
+        #[cfg(feature = "tf")]
+        "tf" => tf_run::run(&config, &train, &test, args.settings)?,
         other => bail!(
-            "backend `{other}` is not available in this build (built with: {}); enable its feature, e.g. --features torch",
+            "backend `{other}` is not available in this build (built with: {}); enable its feature, e.g. --features torch or --features tf",
             built_backends().join(", ")
         ),
     };
@@ -106,3 +108,7 @@ mod burn_run;
 #[cfg(feature = "torch")]
 #[path = "torch_run.rs"]
 mod torch_run;
+
+#[cfg(feature = "tf")]
+#[path = "tf_run.rs"]
+mod tf_run;

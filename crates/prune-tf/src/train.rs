@@ -18,7 +18,7 @@ use tensorflow::{
 pub struct TfClassifier {
     /// Placeholder `[batch, features]` f32.
     pub x: Operation,
-    /// Placeholder `[batch]` i64 labels.
+    /// Placeholder `[batch, classes]` f32 one-hot labels.
     pub y: Operation,
     /// Logits `[batch, classes]`.
     pub logits: Output,
@@ -215,9 +215,10 @@ pub fn mlp(
         .shape(Shape::from(Some(vec![None, Some(sizes[0] as i64)])))
         .build(&mut b.scope.with_op_name("x"))
         .map_err(err)?;
+    let classes = *sizes.last().expect("at least input and output sizes");
     let y = ops::Placeholder::new()
-        .dtype(DataType::Int64)
-        .shape(Shape::from(Some(vec![None])))
+        .dtype(DataType::Float)
+        .shape(Shape::from(Some(vec![None, Some(classes as i64)])))
         .build(&mut b.scope.with_op_name("y"))
         .map_err(err)?;
     let mut h: Output = x.clone().into();
@@ -247,20 +248,16 @@ pub fn mlp(
         vars.push(bias);
     }
     let logits = h;
-    let xent =
-        ops::sparse_softmax_cross_entropy_with_logits(logits.clone(), y.clone(), &mut b.scope)
-            .map_err(err)?;
-    let axis = ops::constant(&[0i32][..], &mut b.scope).map_err(err)?;
-    let loss: Output = ops::mean(
-        Output {
-            operation: xent,
-            index: 0,
-        },
-        axis,
-        &mut b.scope,
-    )
-    .map_err(err)?
-    .into();
+    // Cross-entropy from differentiable pieces (the C API registers no gradient for the fused op):
+    // -mean_over_batch(sum_over_classes(one_hot * log_softmax(logits))).
+    let s = &mut b.scope;
+    let log_p = ops::log_softmax(logits.clone(), s).map_err(err)?;
+    let picked = ops::mul(y.clone(), log_p, s).map_err(err)?;
+    let class_axis = ops::constant(&[1i32][..], s).map_err(err)?;
+    let per_row = ops::sum(picked, class_axis, s).map_err(err)?;
+    let batch_axis = ops::constant(&[0i32][..], s).map_err(err)?;
+    let mean = ops::mean(per_row, batch_axis, s).map_err(err)?;
+    let loss: Output = ops::neg(mean, s).map_err(err)?.into();
     let train_op = optimizer_step(&mut b, loss.clone(), &vars, optimizer)?;
 
     let model = b.finish(&vars)?;
@@ -312,21 +309,24 @@ pub fn train_section(pruning: &TfPruning) -> Result<TrainConfig> {
     })
 }
 
-/// A batch of rows as feeds.
-fn batch(data: &Dataset, rows: &[usize]) -> Result<(Tensor<f32>, Tensor<i64>)> {
+/// A batch of rows as feeds: features and one-hot labels.
+fn batch(data: &Dataset, rows: &[usize]) -> Result<(Tensor<f32>, Tensor<f32>)> {
     let sub = data.subset(rows);
     let x = Tensor::new(&[rows.len() as u64, data.n_features as u64])
         .with_values(&sub.features)
         .map_err(err)?;
-    let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
-    let y = Tensor::new(&[rows.len() as u64])
-        .with_values(&labels)
+    let mut one_hot = vec![0f32; rows.len() * data.n_classes];
+    for (r, &l) in sub.labels.iter().enumerate() {
+        one_hot[r * data.n_classes + l] = 1.0;
+    }
+    let y = Tensor::new(&[rows.len() as u64, data.n_classes as u64])
+        .with_values(&one_hot)
         .map_err(err)?;
     Ok((x, y))
 }
 
 /// One training step: returns the loss.
-fn step(model: &TfModel, net: &TfClassifier, x: &Tensor<f32>, y: &Tensor<i64>) -> Result<f32> {
+fn step(model: &TfModel, net: &TfClassifier, x: &Tensor<f32>, y: &Tensor<f32>) -> Result<f32> {
     let mut args = SessionRunArgs::new();
     args.add_feed(&net.x, 0, x);
     args.add_feed(&net.y, 0, y);
