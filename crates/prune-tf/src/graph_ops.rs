@@ -39,6 +39,17 @@ pub fn read_variable(graph: &mut Graph, name: &str, handle: Output) -> Result<Op
 /// Assigns `value` to a variable: `Assign` for a ref variable (VariableV2), `AssignVariableOp`
 /// for a resource variable.
 pub fn assign(graph: &mut Graph, name: &str, var: &VarHandle, value: Output) -> Result<Operation> {
+    assign_after(graph, name, var, value, &[])
+}
+
+/// [`assign`] that runs only after `after` (control dependencies).
+pub fn assign_after(
+    graph: &mut Graph,
+    name: &str,
+    var: &VarHandle,
+    value: Output,
+    after: &[Operation],
+) -> Result<Operation> {
     let (op, target, attr) = match var {
         VarHandle::Ref(o) => ("Assign", o.clone(), "T"),
         VarHandle::Resource(o) => ("AssignVariableOp", o.clone(), "dtype"),
@@ -46,7 +57,29 @@ pub fn assign(graph: &mut Graph, name: &str, var: &VarHandle, value: Output) -> 
     let mut nd = graph.new_operation(op, name).map_err(tf_error)?;
     nd.add_input(target);
     nd.add_input(value);
+    for op in after {
+        nd.add_control_input(op);
+    }
     nd.set_attr_type(attr, DataType::Float).map_err(tf_error)?;
+    nd.finish().map_err(tf_error)
+}
+
+/// Reads a resource variable only after `after` has run.
+pub fn read_variable_after(
+    graph: &mut Graph,
+    name: &str,
+    handle: Output,
+    after: &[Operation],
+) -> Result<Operation> {
+    let mut nd = graph
+        .new_operation("ReadVariableOp", name)
+        .map_err(tf_error)?;
+    nd.add_input(handle);
+    for op in after {
+        nd.add_control_input(op);
+    }
+    nd.set_attr_type("dtype", DataType::Float)
+        .map_err(tf_error)?;
     nd.finish().map_err(tf_error)
 }
 

@@ -85,6 +85,19 @@ impl TfModel {
         })
     }
 
+    /// Runs `f` with the graph.
+    pub fn with_graph<R>(&self, f: impl FnOnce(&Graph) -> R) -> R {
+        match &self.graph {
+            GraphHolder::Scope(s) => f(&s.graph()),
+            GraphHolder::Graph(g) => f(g),
+        }
+    }
+
+    /// Runs `f` with the graph, mutably (to add ops).
+    pub fn graph_mut<R>(&mut self, f: impl FnOnce(&mut Graph) -> R) -> R {
+        self.graph.with_mut(f)
+    }
+
     /// The session.
     pub fn session(&self) -> &Session {
         &self.session
