@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod compact;
 mod model;
 pub mod train;
 

@@ -40,6 +40,11 @@ pub trait Harness {
         pruning: &mut Pruning<<Self::Model as Model>::Backend>,
         adam: bool,
     ) -> Result<()>;
+
+    /// Whether the hooks can read and write gradients on this backend (capability).
+    fn gradients(&self) -> bool {
+        true
+    }
 }
 
 /// Deterministic pseudo-random values in [-1, 1) (a small LCG; no dependency).
@@ -332,6 +337,83 @@ pub fn canonical_names_and_shapes<H: Harness>(h: &H) {
         .any(|w| w.name == "fc1.bias" && w.shape == vec![8]));
 }
 
+fn group_lasso_yaml(alpha: f64, sparsity: f64, pattern: &str) -> String {
+    format!(
+        "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 3\n      \
+         pruners:\n        - !Pruner\n            prune_type: group_lasso\n            names: ['fc1.weight']\n            \
+         start_epoch: 0\n            end_epoch: 0\n            target_sparsity: {sparsity}\n            pattern: {pattern}\n            \
+         parameters: {{alpha: {alpha}}}\n"
+    )
+}
+
+/// Sum of the L2 norms of the 1x4 blocks of fc1 that are not all zero.
+fn block_norm_sum(v: &[f32]) -> f64 {
+    v.chunks(4)
+        .map(|b| b.iter().map(|x| (x * x) as f64).sum::<f64>().sqrt())
+        .sum()
+}
+
+/// group_lasso prunes whole blocks by L2 norm in the exact count, keeps them zero through
+/// training, and its regulariser shrinks the kept blocks (compared with alpha = 0). Without
+/// gradients the backend must refuse it clearly.
+pub fn group_lasso_blocks_and_regulariser<H: Harness>(h: &H) {
+    let v = fixture_values(15);
+    if !h.gradients() {
+        let mut model = build(h, &v);
+        let mut p = Pruning::from_yaml(&group_lasso_yaml(0.1, 0.5, "1x4")).unwrap();
+        p.on_epoch_begin(&mut model, 0).unwrap();
+        let err = h
+            .train_step(&mut model, &mut p, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("group_lasso") && err.contains("gradient"),
+            "{err}"
+        );
+        return;
+    }
+    let mut after = Vec::new();
+    for alpha in [0.0, 2.0] {
+        let mut model = build(h, &v);
+        let mut p = Pruning::from_yaml(&group_lasso_yaml(alpha, 0.5, "1x4")).unwrap();
+        p.on_epoch_begin(&mut model, 0).unwrap();
+        let got = canonical(&model, "fc1.weight");
+        let squares: Vec<f32> = v[0].iter().map(|x| x * x).collect();
+        let want = pruned_flags(
+            &squares,
+            8,
+            16,
+            Pattern::Tile { rows: 1, cols: 4 },
+            Method::PerTensor,
+            0.5,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            got.iter().map(|x| *x == 0.0).collect::<Vec<_>>(),
+            want,
+            "alpha {alpha}: blocks by L2 norm"
+        );
+        for _ in 0..4 {
+            h.train_step(&mut model, &mut p, false).unwrap();
+        }
+        let trained = canonical(&model, "fc1.weight");
+        for (k, block) in trained.chunks(4).enumerate() {
+            if want[k * 4] {
+                assert!(
+                    block.iter().all(|x| *x == 0.0),
+                    "alpha {alpha}: pruned block {k} moved: {block:?}"
+                );
+            }
+        }
+        after.push(block_norm_sum(&trained));
+    }
+    assert!(
+        after[1] < after[0] - 1e-3,
+        "the regulariser did not shrink the kept blocks: {after:?}"
+    );
+}
+
 /// Generates one `#[test]` per conformance function for a harness expression.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -340,7 +422,7 @@ macro_rules! conformance_suite {
             exact_count_and_positions, ties_broken_by_index, tiles_pruned_whole, n_of_m_exact,
             failed_call_leaves_model_untouched, schedule_is_followed_and_masks_grow,
             masks_survive_momentum, pattern_lock_holds_zeros, unknown_name_is_an_error,
-            canonical_names_and_shapes);
+            canonical_names_and_shapes, group_lasso_blocks_and_regulariser);
     };
     (@tests $harness:expr; $($name:ident),*) => {
         $(

@@ -10,9 +10,11 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod compact;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod group_lasso;
 pub mod host;
 pub mod masks;
 pub mod names;

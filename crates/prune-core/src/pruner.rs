@@ -105,7 +105,12 @@ impl<B: TensorBackend> BoundPruner<B> {
                 });
             }
             let canonical = to_canonical(stored, w.info.layout, &w.info.shape);
-            let scores: Vec<f32> = canonical.iter().map(|x| x.abs()).collect();
+            // Tiles sum the scores: |w| gives the L1 norm (magnitude); w^2 ranks tiles by their
+            // L2 norm, the quantity group lasso drives to zero.
+            let scores: Vec<f32> = match self.spec.prune_type {
+                PruneType::GroupLasso => canonical.iter().map(|x| x * x).collect(),
+                _ => canonical.iter().map(|x| x.abs()).collect(),
+            };
             let previous = match &w.mask {
                 Some(m) => Some(to_canonical(
                     be.mask_to_keep(m)?,
@@ -149,10 +154,74 @@ impl<B: TensorBackend> BoundPruner<B> {
         Ok(out)
     }
 
+    /// Group lasso: every weight's gradient with the regulariser added and pruned entries zeroed,
+    /// in the stored layout, ready for [`Model::set_gradients`].
+    pub fn group_lasso_gradients<M: Model<Backend = B>>(
+        &self,
+        model: &M,
+    ) -> Result<Vec<(String, B::Tensor)>> {
+        let be = model.backend();
+        let alpha = self.spec.parameters.alpha.unwrap_or(0.0) as f32;
+        let (br, bc) = match self.spec.pattern {
+            crate::config::Pattern::Tile { rows, cols } => (rows, cols),
+            crate::config::Pattern::NOfM { .. } => (1, 1),
+        };
+        let mut out = Vec::with_capacity(self.weights.len());
+        for w in &self.weights {
+            let name = &w.info.name;
+            let Some(grad) = model.gradient(name)? else {
+                return Err(PruneError::Unsupported {
+                    op: format!("group_lasso on `{name}`: it needs the weight's gradient, and none is available"),
+                    backend: be.name().into(),
+                });
+            };
+            let g_stored = be.to_vec(&grad)?;
+            let bad = g_stored.iter().filter(|x| !x.is_finite()).count();
+            if bad > 0 {
+                return Err(PruneError::NonFinite {
+                    weight: name.clone(),
+                    what: "gradient",
+                    count: bad,
+                });
+            }
+            let value = model.weight(name)?;
+            let wv = to_canonical(be.to_vec(&value)?, w.info.layout, &w.info.shape);
+            let mut g = to_canonical(g_stored, w.info.layout, &w.info.shape);
+            let pruned = match &w.mask {
+                Some(m) => Some(
+                    to_canonical(be.mask_to_keep(m)?, w.info.layout, &w.info.shape)
+                        .into_iter()
+                        .map(|k| !k)
+                        .collect::<Vec<_>>(),
+                ),
+                None => None,
+            };
+            let (rows, cols) = view_2d(&w.info.shape);
+            crate::group_lasso::add_group_lasso_gradient(
+                &wv,
+                &mut g,
+                rows,
+                cols,
+                br,
+                bc,
+                alpha,
+                pruned.as_deref(),
+            )
+            .map_err(|reason| PruneError::Shape {
+                weight: name.clone(),
+                shape: w.info.shape.clone(),
+                reason: format!("pruner {}: {reason}", self.spec.index),
+            })?;
+            let stored = to_stored(g, w.info.layout, &w.info.shape);
+            out.push((name.clone(), be.from_vec(&grad, stored, &be.shape(&grad))?));
+        }
+        Ok(out)
+    }
+
     /// Whether this pruner recomputes masks at the start of `epoch`, and for which sparsity.
     pub fn update_due(&self, epoch: usize) -> Option<f64> {
         match self.spec.prune_type {
-            PruneType::BasicMagnitude if self.schedule.acts_at(epoch) => {
+            PruneType::BasicMagnitude | PruneType::GroupLasso if self.schedule.acts_at(epoch) => {
                 let s = self.schedule.sparsity_at(epoch);
                 let first = self.weights.iter().all(|w| w.mask.is_none());
                 (s > 0.0 && (first || s != self.applied_sparsity)).then_some(s)

@@ -39,7 +39,11 @@ pub struct Pruning<B: TensorBackend> {
 }
 
 /// The algorithms this version runs.
-pub const IMPLEMENTED: &[PruneType] = &[PruneType::BasicMagnitude, PruneType::PatternLock];
+pub const IMPLEMENTED: &[PruneType] = &[
+    PruneType::BasicMagnitude,
+    PruneType::PatternLock,
+    PruneType::GroupLasso,
+];
 
 impl<B: TensorBackend> Pruning<B> {
     /// A session from a validated configuration. Fails if a pruner's algorithm is not available.
@@ -188,11 +192,26 @@ impl<B: TensorBackend> Pruning<B> {
 
     /// After backward, before the optimizer step: where regularisers act on gradients.
     ///
-    /// Magnitude and pattern_lock leave gradients alone: pruned weights are re-zeroed after the
-    /// step, and optimizer state keeps seeing real gradients (no denormal decay in Adam).
+    /// group_lasso adds its gradient (during its scheduled epochs) and zeroes the gradient of
+    /// pruned weights. Magnitude and pattern_lock leave gradients alone: pruned weights are
+    /// re-zeroed after the step, and optimizer state keeps seeing real gradients (no denormal
+    /// decay in Adam). All new gradients are computed before any is written.
     pub fn on_before_optimizer_step<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
-        let _ = model;
-        self.require_epoch("on_before_optimizer_step").map(|_| ())
+        let epoch = self.require_epoch("on_before_optimizer_step")?;
+        let Some(bound) = &self.bound else {
+            return Ok(());
+        };
+        let mut updates = Vec::new();
+        for b in bound
+            .iter()
+            .filter(|b| b.spec.prune_type == PruneType::GroupLasso && b.schedule.acts_at(epoch))
+        {
+            updates.extend(b.group_lasso_gradients(model)?);
+        }
+        if updates.is_empty() {
+            return Ok(());
+        }
+        model.set_gradients(updates)
     }
 
     /// After the optimizer step: re-applies every mask, one multiply per masked weight.

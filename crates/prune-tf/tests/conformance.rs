@@ -110,6 +110,10 @@ impl Harness for TfHarness {
         model.session().run(&mut args).map_err(err)?;
         pruning.on_step_end(model)
     }
+
+    fn gradients(&self) -> bool {
+        false
+    }
 }
 
 prune_core::conformance_suite!(TfHarness::default());
