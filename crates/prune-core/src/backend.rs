@@ -20,7 +20,7 @@ pub enum Reduce {
 }
 
 /// Tensor math over one framework's tensors. Shapes are row-major.
-pub trait TensorBackend {
+pub trait TensorBackend: Default {
     /// A dense f32 tensor of the framework (any rank, with its device).
     type Tensor: Clone;
     /// A pruning mask in the form the framework applies fastest (e.g. a float 0/1 tensor).

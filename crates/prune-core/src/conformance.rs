@@ -414,6 +414,127 @@ pub fn group_lasso_blocks_and_regulariser<H: Harness>(h: &H) {
     );
 }
 
+/// Deterministic "training": every fixture weight moves by a small epoch-dependent amount, then
+/// the step hooks run (so masks are re-applied), as an optimizer step would.
+fn perturb<M: Model>(model: &mut M, pruning: &mut Pruning<M::Backend>, epoch: usize) {
+    let be = model.backend();
+    let mut updates = Vec::new();
+    for (k, (name, _, _)) in FIXTURE.iter().enumerate() {
+        let t = model.weight(name).unwrap();
+        let shape = be.shape(&t);
+        let noise = values(1000 + 10 * epoch as u64 + k as u64, shape.iter().product());
+        let v: Vec<f32> = be
+            .to_vec(&t)
+            .unwrap()
+            .iter()
+            .zip(noise)
+            .map(|(w, n)| w + 0.05 * n)
+            .collect();
+        updates.push((name.to_string(), be.from_vec(&t, v, &shape).unwrap()));
+    }
+    model.set_weights(updates).unwrap();
+    pruning.on_step_begin(model).unwrap();
+    pruning.on_step_end(model).unwrap();
+}
+
+const RESUME_YAML: &str = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 3\n      \
+    target_sparsity: 0.8\n      pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            \
+    names: ['fc1.weight', 'fc2.weight']\n            pattern: 1x2\n        - !Pruner\n            prune_type: pattern_lock\n            \
+    names: ['conv.weight']\n";
+
+fn run_epochs<M: Model>(
+    model: &mut M,
+    pruning: &mut Pruning<M::Backend>,
+    epochs: std::ops::Range<usize>,
+) {
+    for e in epochs {
+        pruning.on_epoch_begin(model, e).unwrap();
+        perturb(model, pruning, e);
+        pruning.on_epoch_end(model).unwrap();
+    }
+}
+
+/// A run stopped after any epoch, saved (state file + weights), and resumed in a new session on
+/// a new model ends bit-identical to an uninterrupted run; a state from another configuration
+/// is refused, naming the difference, and leaves the model untouched.
+pub fn resume_is_bit_identical<H: Harness>(h: &H) {
+    let mut v = fixture_values(16);
+    v[2].iter_mut().step_by(3).for_each(|x| *x = 0.0);
+    let mut full = build(h, &v);
+    let mut p = Pruning::from_yaml(RESUME_YAML).unwrap();
+    run_epochs(&mut full, &mut p, 0..6);
+    let want: Vec<Vec<f32>> = FIXTURE
+        .iter()
+        .map(|(n, _, _)| canonical(&full, n))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("prune-resume-{}-{:p}", std::process::id(), h));
+    std::fs::create_dir_all(&dir).unwrap();
+    for stop in 0..5 {
+        let mut first = build(h, &v);
+        let mut p1 = Pruning::from_yaml(RESUME_YAML).unwrap();
+        run_epochs(&mut first, &mut p1, 0..stop + 1);
+        let file = dir.join(format!("state-{stop}.json"));
+        p1.save_state(&file).unwrap();
+        let snap: Vec<Vec<f32>> = FIXTURE
+            .iter()
+            .map(|(n, _, _)| canonical(&first, n))
+            .collect();
+        drop(first);
+
+        let mut second = h.build(&snap[0], &snap[1], &snap[2]);
+        let mut p2 = Pruning::from_yaml(RESUME_YAML).unwrap();
+        p2.load_state(&mut second, &file).unwrap();
+        assert_eq!(
+            p2.state().unwrap(),
+            p1.state().unwrap(),
+            "stop {stop}: restored state differs"
+        );
+        run_epochs(&mut second, &mut p2, stop + 1..6);
+        for (i, (n, _, _)) in FIXTURE.iter().enumerate() {
+            let got = canonical(&second, n);
+            assert!(
+                got.iter()
+                    .zip(&want[i])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "stop {stop}: {n} differs after resume"
+            );
+        }
+    }
+    let mut other = h.build(&want[0], &want[1], &want[2]);
+    let mut p3 = Pruning::from_yaml(&RESUME_YAML.replace("0.8", "0.7")).unwrap();
+    let err = p3
+        .load_state(&mut other, dir.join("state-2.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("another configuration") && err.contains("target_sparsity"),
+        "{err}"
+    );
+    assert_eq!(canonical(&other, "fc1.weight"), want[0]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two independent sessions (two data-parallel workers) with the same weights and config
+/// compute the same masks; names with a `module.` wrapper prefix in the config still match.
+pub fn workers_agree_on_masks<H: Harness>(h: &H) {
+    let v = fixture_values(17);
+    let (a, _) = one_shot(
+        h,
+        &v,
+        &magnitude_yaml("[module.fc1.weight, fc2.weight]", 0.7, "1x1"),
+    );
+    let (b, _) = one_shot(
+        h,
+        &v,
+        &magnitude_yaml("[fc1.weight, module.fc2.weight]", 0.7, "1x1"),
+    );
+    for name in ["fc1.weight", "fc2.weight"] {
+        let (x, y) = (canonical(&a, name), canonical(&b, name));
+        assert_eq!(zeros(&x), prune_count(0.7, x.len()));
+        assert_eq!(x, y, "{name}: two workers disagree");
+    }
+}
+
 /// Generates one `#[test]` per conformance function for a harness expression.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -422,7 +543,8 @@ macro_rules! conformance_suite {
             exact_count_and_positions, ties_broken_by_index, tiles_pruned_whole, n_of_m_exact,
             failed_call_leaves_model_untouched, schedule_is_followed_and_masks_grow,
             masks_survive_momentum, pattern_lock_holds_zeros, unknown_name_is_an_error,
-            canonical_names_and_shapes, group_lasso_blocks_and_regulariser);
+            canonical_names_and_shapes, group_lasso_blocks_and_regulariser, resume_is_bit_identical,
+            workers_agree_on_masks);
     };
     (@tests $harness:expr; $($name:ident),*) => {
         $(

@@ -148,6 +148,15 @@ pub enum PruneError {
         /// The framework's message.
         message: String,
     },
+    /// A saved session state cannot be used: unreadable, another format or version, or written
+    /// by another configuration or for another model.
+    #[error("session state {path}: {reason}")]
+    State {
+        /// The state file, or `<memory>`.
+        path: String,
+        /// What does not match.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

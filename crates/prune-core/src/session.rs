@@ -1,8 +1,13 @@
 //! The pruning session: configured pruners, their masks, and the training hooks.
 
 use crate::backend::{Model, TensorBackend};
+use crate::checkpoint::{
+    first_difference, state_error, PackedMask, PrunerState, SessionState, WeightState,
+    STATE_FORMAT, STATE_VERSION,
+};
 use crate::config::{PruneType, PruningConfig, ResolvedPruner};
 use crate::error::{PruneError, Result};
+use crate::host::{to_canonical, to_stored};
 use crate::names::select_weights;
 use crate::pruner::{BoundPruner, PendingMask};
 use crate::report::{LayerSparsity, SparsityReport};
@@ -93,12 +98,9 @@ impl<B: TensorBackend> Pruning<B> {
         self.steps
     }
 
-    /// Matches every pruner's names against the model (once). Fails if a name matches nothing
-    /// or a weight is claimed twice; then nothing is bound.
-    fn bind<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
-        if self.bound.is_some() {
-            return Ok(());
-        }
+    /// Matches every pruner's names against the model. Fails if a name matches nothing, a
+    /// weight is claimed twice or is empty.
+    fn match_weights<M: Model<Backend = B>>(&self, model: &M) -> Result<Vec<BoundPruner<B>>> {
         let weights = model.weights()?;
         let mut owner: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         let mut bound = Vec::with_capacity(self.pruners.len());
@@ -112,12 +114,29 @@ impl<B: TensorBackend> Pruning<B> {
                         second: p.index,
                     });
                 }
+                if w.numel() == 0 {
+                    return Err(PruneError::Shape {
+                        weight: w.name.clone(),
+                        shape: w.shape.clone(),
+                        reason: format!("pruner {}: the weight is empty", p.index),
+                    });
+                }
             }
             bound.push(BoundPruner::new(
                 p.clone(),
                 chosen.into_iter().cloned().collect(),
             ));
         }
+        Ok(bound)
+    }
+
+    /// Binds the pruners to the model's weights (once) and locks zero patterns; on error
+    /// nothing is bound and the model is unchanged.
+    fn bind<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
+        if self.bound.is_some() {
+            return Ok(());
+        }
+        let mut bound = self.match_weights(model)?;
         let mut lock = Vec::new();
         for (i, b) in bound.iter().enumerate() {
             if b.spec.prune_type == PruneType::PatternLock {
@@ -126,6 +145,199 @@ impl<B: TensorBackend> Pruning<B> {
         }
         commit(model, &mut bound, lock)?;
         self.bound = Some(bound);
+        Ok(())
+    }
+
+    /// The session's whole state (masks, schedule position, counters), to save beside the model.
+    pub fn state(&self) -> Result<SessionState> {
+        let mut pruners_state = Vec::new();
+        for b in self.bound.iter().flatten() {
+            let mut weights = Vec::with_capacity(b.weights.len());
+            for w in &b.weights {
+                let mask = match &w.mask {
+                    Some(m) => {
+                        let keep = B::default().mask_to_keep(m)?;
+                        Some(PackedMask::pack(&to_canonical(
+                            keep,
+                            w.info.layout,
+                            &w.info.shape,
+                        )))
+                    }
+                    None => None,
+                };
+                weights.push(WeightState {
+                    name: w.info.name.clone(),
+                    shape: w.info.shape.clone(),
+                    pruned: w.pruned,
+                    mask,
+                });
+            }
+            pruners_state.push(PrunerState {
+                applied_sparsity: b.applied_sparsity,
+                weights,
+            });
+        }
+        Ok(SessionState {
+            format: STATE_FORMAT.into(),
+            version: STATE_VERSION,
+            pruners: self.pruners_json(),
+            open_epoch: match self.phase {
+                Phase::InEpoch(e) => Some(e),
+                Phase::BetweenEpochs => None,
+            },
+            steps: self.steps,
+            bound: pruners_state,
+        })
+    }
+
+    fn pruners_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.pruners).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Writes [`state`](Self::state) as JSON to `path` (through a temporary file, then renamed).
+    pub fn save_state(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        let io = |source| PruneError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = serde_json::to_string(&self.state()?)
+            .map_err(|e| state_error(&path.display().to_string(), e.to_string()))?;
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Restores a state saved by [`save_state`](Self::save_state) into this fresh session and
+    /// re-applies its masks to `model`. Fails, changing nothing, if the state comes from another
+    /// configuration or another model (the message names the first mismatch).
+    pub fn load_state<M: Model<Backend = B>>(
+        &mut self,
+        model: &mut M,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<()> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PruneError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let state: SessionState = serde_json::from_str(&text)
+            .map_err(|e| state_error(&shown, format!("not a session state: {e}")))?;
+        self.restore(model, &state).map_err(|e| match e {
+            PruneError::State { reason, .. } => state_error(&shown, reason),
+            other => other,
+        })
+    }
+
+    /// Restores a state (see [`load_state`](Self::load_state)).
+    pub fn restore<M: Model<Backend = B>>(
+        &mut self,
+        model: &mut M,
+        state: &SessionState,
+    ) -> Result<()> {
+        let here = "<memory>";
+        if state.format != STATE_FORMAT || state.version != STATE_VERSION {
+            return Err(state_error(
+                here,
+                format!("format {} version {}; this library reads {STATE_FORMAT} version {STATE_VERSION}", state.format, state.version),
+            ));
+        }
+        if self.bound.is_some() || self.steps > 0 || self.phase != Phase::BetweenEpochs {
+            return Err(PruneError::HookOrder {
+                hook: "load_state",
+                reason: "on a session that has already run hooks; restore into a new session"
+                    .into(),
+            });
+        }
+        if let Some(diff) = first_difference(&state.pruners, &self.pruners_json(), "pruners") {
+            return Err(state_error(
+                here,
+                format!("saved by another configuration: {diff}"),
+            ));
+        }
+        let mut bound = self.match_weights(model)?;
+        let mut pending = Vec::new();
+        if !state.bound.is_empty() {
+            if state.bound.len() != bound.len() {
+                return Err(state_error(
+                    here,
+                    format!(
+                        "{} pruners saved, {} configured",
+                        state.bound.len(),
+                        bound.len()
+                    ),
+                ));
+            }
+            for (i, (b, saved)) in bound.iter().zip(&state.bound).enumerate() {
+                let now: Vec<(&str, &[usize])> = b
+                    .weights
+                    .iter()
+                    .map(|w| (w.info.name.as_str(), w.info.shape.as_slice()))
+                    .collect();
+                let then: Vec<(&str, &[usize])> = saved
+                    .weights
+                    .iter()
+                    .map(|w| (w.name.as_str(), w.shape.as_slice()))
+                    .collect();
+                if now != then {
+                    let first = now
+                        .iter()
+                        .zip(&then)
+                        .find(|(a, b)| a != b)
+                        .map(|(a, b)| format!("saved {b:?}, model has {a:?}"));
+                    return Err(state_error(
+                        here,
+                        format!(
+                            "pruner {i}: saved for another model: {}",
+                            first.unwrap_or_else(|| format!(
+                                "{} weights saved, {} in the model",
+                                then.len(),
+                                now.len()
+                            ))
+                        ),
+                    ));
+                }
+                for (wi, (w, sw)) in b.weights.iter().zip(&saved.weights).enumerate() {
+                    let Some(packed) = &sw.mask else { continue };
+                    let keep = packed
+                        .unpack()
+                        .map_err(|r| state_error(here, format!("`{}`: {r}", w.info.name)))?;
+                    if keep.len() != w.info.numel() {
+                        return Err(state_error(
+                            here,
+                            format!(
+                                "`{}`: mask of {} for {} elements",
+                                w.info.name,
+                                keep.len(),
+                                w.info.numel()
+                            ),
+                        ));
+                    }
+                    let value = model.weight(&w.info.name)?;
+                    let be = model.backend();
+                    let mask =
+                        be.mask_from_keep(&value, &to_stored(keep, w.info.layout, &w.info.shape))?;
+                    let masked_value = be.apply_mask(&value, &mask)?;
+                    pending.push(PendingMask {
+                        pruner: i,
+                        weight: wi,
+                        mask,
+                        pruned: sw.pruned,
+                        masked_value,
+                    });
+                }
+            }
+            commit(model, &mut bound, pending)?;
+            for (b, saved) in bound.iter_mut().zip(&state.bound) {
+                b.applied_sparsity = saved.applied_sparsity;
+            }
+            self.bound = Some(bound);
+        }
+        self.steps = state.steps;
+        self.phase = state
+            .open_epoch
+            .map_or(Phase::BetweenEpochs, Phase::InEpoch);
         Ok(())
     }
 
