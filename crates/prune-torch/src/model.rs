@@ -120,7 +120,14 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
         Ok(self
             .vars
             .iter()
-            .filter(|(_, t)| t.kind() == Kind::Float)
+            // Every floating-point variable is listed, so that naming an f64 or f16 weight gives
+            // a dtype error rather than "no match"; integer buffers are not weights.
+            .filter(|(_, t)| {
+                matches!(
+                    t.kind(),
+                    Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+                )
+            })
             .map(|(n, t)| WeightInfo {
                 name: n.clone(),
                 shape: t.size().iter().map(|&d| d as usize).collect(),
