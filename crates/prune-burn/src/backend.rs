@@ -109,6 +109,9 @@ impl TensorBackend for Burn {
             shape: t.shape.clone(),
         })
     }
+    fn mask_bytes(&self, mask: &BurnMask) -> Result<usize> {
+        Ok(mask.flat.dims()[0] * std::mem::size_of::<f32>())
+    }
     fn mul(&self, a: &BurnTensor, b: &BurnTensor) -> Result<BurnTensor> {
         same_shape("mul", a, b)?;
         Ok(BurnTensor {

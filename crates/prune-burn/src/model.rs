@@ -79,7 +79,8 @@ impl<M: Module> BurnModel<M> {
 struct PathTracker {
     joined: String,
     lengths: Vec<usize>,
-    containers: Vec<String>,
+    /// Per level entered: whether its parent is a burn `Linear`.
+    in_linear: Vec<bool>,
 }
 
 impl PathTracker {
@@ -89,13 +90,13 @@ impl PathTracker {
             self.joined.push('.');
         }
         self.joined.push_str(name);
-        self.containers.push(container.to_string());
+        self.in_linear.push(container == "Struct:Linear");
     }
     fn exit(&mut self) {
         if let Some(len) = self.lengths.pop() {
             self.joined.truncate(len);
         }
-        self.containers.pop();
+        self.in_linear.pop();
     }
     /// The canonical path of the parameter being visited.
     fn path(&self) -> &str {
@@ -103,7 +104,7 @@ impl PathTracker {
     }
     /// Whether the parameter being visited is a field of a burn `Linear` (stored [in, out]).
     fn in_linear(&self) -> bool {
-        self.containers.last().is_some_and(|c| c == "Struct:Linear")
+        self.in_linear.last().copied().unwrap_or(false)
     }
 }
 
@@ -174,6 +175,33 @@ impl ModuleVisitor for Read<'_> {
     }
 }
 
+/// Checks that every mask names a parameter of the same number of elements.
+struct CheckMasks<'m> {
+    path: PathTracker,
+    masks: &'m [(&'m str, &'m BurnMask)],
+    seen: Vec<bool>,
+    mismatch: Option<(usize, usize)>,
+}
+
+impl ModuleVisitor for CheckMasks<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.path.path();
+        if let Some(i) = self.masks.iter().position(|(n, _)| *n == path) {
+            self.seen[i] = true;
+            let numel: usize = param.val().dims().iter().product();
+            if numel != self.masks[i].1.flat.dims()[0] {
+                self.mismatch = Some((i, numel));
+            }
+        }
+    }
+}
+
 /// What a [`Write`] puts in place of a parameter's value.
 enum NewValue<'v> {
     /// Replace by this (flattened) value.
@@ -185,7 +213,7 @@ enum NewValue<'v> {
 /// Writes new values into parameters by path, keeping ids and gradient settings.
 struct Write<'v> {
     path: PathTracker,
-    updates: Vec<(String, NewValue<'v>)>,
+    updates: Vec<(&'v str, NewValue<'v>)>,
 }
 
 impl ModuleMapper for Write<'_> {
@@ -200,7 +228,7 @@ impl ModuleMapper for Write<'_> {
             return param;
         }
         let path = self.path.path();
-        let Some(i) = self.updates.iter().position(|(n, _)| n == path) else {
+        let Some(i) = self.updates.iter().position(|(n, _)| *n == path) else {
             return param;
         };
         let (_, update) = self.updates.swap_remove(i);
@@ -258,7 +286,7 @@ impl<M: Module> BurnModel<M> {
         Ok(found)
     }
 
-    fn map_params(&mut self, updates: Vec<(String, NewValue<'_>)>) {
+    fn map_params(&mut self, updates: Vec<(&str, NewValue<'_>)>) {
         let mut w = Write {
             path: PathTracker::default(),
             updates,
@@ -343,34 +371,34 @@ impl<M: Module> Model for BurnModel<M> {
         self.check(&updates)?;
         self.map_params(
             updates
-                .into_iter()
-                .map(|(n, t)| (n, NewValue::Value(t.flat)))
+                .iter()
+                .map(|(n, t)| (n.as_str(), NewValue::Value(t.flat.clone())))
                 .collect(),
         );
         Ok(())
     }
 
     fn apply_masks(&mut self, masks: &[(&str, &BurnMask)]) -> Result<()> {
-        let found = self.collect();
-        for (name, mask) in masks {
-            let f = found
-                .iter()
-                .find(|f| f.info.name == *name)
-                .ok_or_else(|| self.unknown(name, &found))?;
-            if mask.flat.dims()[0] != f.info.numel() {
-                return Err(PruneError::Shape {
-                    weight: name.to_string(),
-                    shape: f.stored_shape.clone(),
-                    reason: format!("mask has {} elements", mask.flat.dims()[0]),
-                });
-            }
+        // Runs every step: one walk checks every mask against its parameter (no per-parameter
+        // allocation), then one map applies them all.
+        let mut check = CheckMasks {
+            path: PathTracker::default(),
+            masks,
+            seen: vec![false; masks.len()],
+            mismatch: None,
+        };
+        self.module.visit(&mut check);
+        if let Some((i, numel)) = check.mismatch {
+            return Err(PruneError::Shape {
+                weight: masks[i].0.to_string(),
+                shape: vec![numel],
+                reason: format!("mask has {} elements", masks[i].1.flat.dims()[0]),
+            });
         }
-        self.map_params(
-            masks
-                .iter()
-                .map(|(n, m)| (n.to_string(), NewValue::Mask(m)))
-                .collect(),
-        );
+        if let Some(i) = check.seen.iter().position(|s| !s) {
+            return Err(self.unknown(masks[i].0, &self.collect()));
+        }
+        self.map_params(masks.iter().map(|(n, m)| (*n, NewValue::Mask(m))).collect());
         Ok(())
     }
 

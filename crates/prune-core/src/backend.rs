@@ -73,6 +73,11 @@ pub trait TensorBackend: Default {
         self.from_vec(t, v, &shape)
     }
 
+    /// Bytes a mask holds (what a session keeps per masked weight).
+    fn mask_bytes(&self, mask: &Self::Mask) -> Result<usize> {
+        Ok(self.mask_to_keep(mask)?.len() * std::mem::size_of::<f32>())
+    }
+
     /// Number of non-zero elements kept by a mask.
     fn mask_kept(&self, mask: &Self::Mask) -> Result<usize> {
         Ok(self.mask_to_keep(mask)?.iter().filter(|k| **k).count())

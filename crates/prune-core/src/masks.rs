@@ -7,16 +7,68 @@
 use crate::backend::Reduce;
 use crate::config::{Method, Pattern};
 use crate::host::reduce_blocks;
-use std::cmp::Ordering;
 
 /// How many of `n` units a sparsity prunes: `round(s * n)`, clamped to `n`.
 pub fn prune_count(sparsity: f64, n: usize) -> usize {
     ((sparsity * n as f64).round() as usize).min(n)
 }
 
+/// An order-preserving map from f32 (total order, as `f32::total_cmp`) to u32.
+#[inline]
+fn key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// The key of the `k`-th smallest score (0-based) and how many scores have a smaller key, by a
+/// two-level radix histogram: two counting passes, no copy, no sort.
+fn kth_key(scores: &[f32], k: usize) -> (u32, usize) {
+    let mut hist = vec![0usize; 1 << 16];
+    for &x in scores {
+        hist[(key(x) >> 16) as usize] += 1;
+    }
+    let (mut below, mut high) = (0usize, 0usize);
+    for (b, &c) in hist.iter().enumerate() {
+        if below + c > k {
+            high = b;
+            break;
+        }
+        below += c;
+    }
+    hist.iter_mut().for_each(|c| *c = 0);
+    for &x in scores {
+        let kx = key(x);
+        if (kx >> 16) as usize == high {
+            hist[(kx & 0xffff) as usize] += 1;
+        }
+    }
+    for (lo, &c) in hist.iter().enumerate() {
+        if below + c > k {
+            return (((high as u32) << 16) | lo as u32, below);
+        }
+        below += c;
+    }
+    unreachable!("k < scores.len() is checked by the caller")
+}
+
+/// Below this many scores a selection on a copy beats clearing the 64K-entry histograms.
+const RADIX_FROM: usize = 1 << 16;
+
+/// [`kth_key`] for small inputs: `select_nth_unstable` on a copy of the keys.
+fn kth_key_small(scores: &[f32], k: usize) -> (u32, usize) {
+    let mut keys: Vec<u32> = scores.iter().map(|&x| key(x)).collect();
+    let (_, &mut thr, _) = keys.select_nth_unstable(k);
+    (thr, scores.iter().filter(|&&x| key(x) < thr).count())
+}
+
 /// Flags exactly `k` of `scores` as pruned: the smallest, lower index first among equals.
 ///
-/// Linear time: one selection for the k-th value, then one pass.
+/// Linear time and no copy of the scores: two histogram passes find the k-th value, one pass
+/// writes the flags.
 pub fn smallest_k(scores: &[f32], k: usize) -> Vec<bool> {
     let n = scores.len();
     if k == 0 {
@@ -25,22 +77,24 @@ pub fn smallest_k(scores: &[f32], k: usize) -> Vec<bool> {
     if k >= n {
         return vec![true; n];
     }
-    let mut work = scores.to_vec();
-    let (_, &mut thr, _) = work.select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
-    let below = scores
-        .iter()
-        .filter(|s| s.total_cmp(&thr) == Ordering::Less)
-        .count();
+    let (thr, below) = if n < RADIX_FROM {
+        kth_key_small(scores, k - 1)
+    } else {
+        kth_key(scores, k - 1)
+    };
     let mut equal_left = k - below;
     scores
         .iter()
-        .map(|s| match s.total_cmp(&thr) {
-            Ordering::Less => true,
-            Ordering::Equal if equal_left > 0 => {
+        .map(|&s| {
+            let ks = key(s);
+            if ks < thr {
+                true
+            } else if ks == thr && equal_left > 0 {
                 equal_left -= 1;
                 true
+            } else {
+                false
             }
-            _ => false,
         })
         .collect()
 }
@@ -59,6 +113,26 @@ pub fn pruned_flags(
     previous: Option<&[bool]>,
 ) -> Result<Vec<bool>, String> {
     match pattern {
+        Pattern::Tile { rows: 1, cols: 1 } if method == Method::PerTensor => {
+            if scores.len() != rows * cols {
+                return Err(format!(
+                    "{} scores for a [{rows}, {cols}] weight",
+                    scores.len()
+                ));
+            }
+            let k = prune_count(sparsity, scores.len());
+            Ok(match previous {
+                Some(prev) => {
+                    let adjusted: Vec<f32> = scores
+                        .iter()
+                        .zip(prev)
+                        .map(|(&s, &p)| if p { f32::NEG_INFINITY } else { s })
+                        .collect();
+                    smallest_k(&adjusted, k)
+                }
+                None => smallest_k(scores, k),
+            })
+        }
         Pattern::Tile { rows: br, cols: bc } => {
             let grid = reduce_blocks(scores, rows, cols, br, bc, Reduce::Sum)?;
             let (gr, gc) = (rows / br, cols / bc);
@@ -91,17 +165,22 @@ pub fn pruned_flags(
                     "an N:M group of {m} does not divide the input dimension {cols}"
                 ));
             }
-            let mut out = Vec::with_capacity(scores.len());
+            let mut out = vec![false; scores.len()];
+            let mut order: Vec<usize> = Vec::with_capacity(m);
             for (g, group) in scores.chunks(m).enumerate() {
-                let adjusted: Vec<f32> = match previous {
-                    Some(prev) => group
-                        .iter()
-                        .zip(&prev[g * m..(g + 1) * m])
-                        .map(|(&s, &p)| if p { f32::NEG_INFINITY } else { s })
-                        .collect(),
-                    None => group.to_vec(),
-                };
-                out.extend(smallest_k(&adjusted, m - n));
+                let forced = |j: usize| previous.is_some_and(|p| p[g * m + j]);
+                order.clear();
+                order.extend(0..group.len());
+                // Already-pruned first, then by score, then by index: the first m - n are pruned.
+                order.sort_unstable_by(|&a, &b| {
+                    forced(b)
+                        .cmp(&forced(a))
+                        .then(group[a].total_cmp(&group[b]))
+                        .then(a.cmp(&b))
+                });
+                for &j in &order[..m - n] {
+                    out[g * m + j] = true;
+                }
             }
             Ok(out)
         }
@@ -134,6 +213,23 @@ mod tests {
         let all_equal = [0.0f32; 10];
         assert_eq!(smallest_k(&all_equal, 3).iter().filter(|p| **p).count(), 3);
         assert!(smallest_k(&all_equal, 3)[..3].iter().all(|p| *p));
+        let mixed = [3.0, -1.0, f32::NEG_INFINITY, 0.0, -0.0, 2.5, 1e-30, 7.0];
+        let mut order: Vec<usize> = (0..mixed.len()).collect();
+        order.sort_by(|&a, &b| mixed[a].total_cmp(&mixed[b]).then(a.cmp(&b)));
+        for k in 0..=mixed.len() {
+            let f = smallest_k(&mixed, k);
+            let want: Vec<bool> = (0..mixed.len()).map(|i| order[..k].contains(&i)).collect();
+            assert_eq!(f, want, "k={k}");
+        }
+    }
+
+    #[test]
+    fn radix_and_small_selection_agree() {
+        let n = RADIX_FROM + 123;
+        let s: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
+        for k in [0, 1, 5000, n / 2, n - 1] {
+            assert_eq!(kth_key(&s, k), kth_key_small(&s, k), "k={k}");
+        }
     }
 
     #[test]

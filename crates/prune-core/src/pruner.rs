@@ -95,8 +95,23 @@ impl<B: TensorBackend> BoundPruner<B> {
         let mut out = Vec::with_capacity(self.weights.len());
         for (wi, w) in self.weights.iter().enumerate() {
             let value = model.weight(&w.info.name)?;
-            let stored = be.to_vec(&value)?;
-            let bad = stored.iter().filter(|x| !x.is_finite()).count();
+            let canonical = to_canonical(be.to_vec(&value)?, w.info.layout, &w.info.shape);
+            // One pass: scores, and a count of values no score can be made of. Tiles sum the
+            // scores: |w| gives the L1 norm (magnitude); w^2 ranks tiles by their L2 norm, the
+            // quantity group lasso drives to zero.
+            let mut bad = 0usize;
+            let squared = self.spec.prune_type == PruneType::GroupLasso;
+            let scores: Vec<f32> = canonical
+                .iter()
+                .map(|&x| {
+                    bad += usize::from(!x.is_finite());
+                    if squared {
+                        x * x
+                    } else {
+                        x.abs()
+                    }
+                })
+                .collect();
             if bad > 0 {
                 return Err(PruneError::NonFinite {
                     weight: w.info.name.clone(),
@@ -104,13 +119,6 @@ impl<B: TensorBackend> BoundPruner<B> {
                     count: bad,
                 });
             }
-            let canonical = to_canonical(stored, w.info.layout, &w.info.shape);
-            // Tiles sum the scores: |w| gives the L1 norm (magnitude); w^2 ranks tiles by their
-            // L2 norm, the quantity group lasso drives to zero.
-            let scores: Vec<f32> = match self.spec.prune_type {
-                PruneType::GroupLasso => canonical.iter().map(|x| x * x).collect(),
-                _ => canonical.iter().map(|x| x.abs()).collect(),
-            };
             let previous = match &w.mask {
                 Some(m) => Some(to_canonical(
                     be.mask_to_keep(m)?,

@@ -95,6 +95,9 @@ impl TensorBackend for Reference {
             shape: t.shape.clone(),
         })
     }
+    fn mask_bytes(&self, mask: &Vec<bool>) -> Result<usize> {
+        Ok(mask.len())
+    }
     fn mul(&self, a: &RefTensor, b: &RefTensor) -> Result<RefTensor> {
         self.zip("mul", a, b, |x, y| x * y)
     }

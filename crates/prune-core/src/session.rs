@@ -506,6 +506,19 @@ impl<B: TensorBackend> Pruning<B> {
             .collect()
     }
 
+    /// Bytes the session holds for its masks, and the number of weights they cover.
+    pub fn mask_memory(&self) -> Result<(usize, usize)> {
+        let be = B::default();
+        let (mut bytes, mut weights) = (0, 0);
+        for w in self.bound.iter().flatten().flat_map(|b| b.weights.iter()) {
+            if let Some(m) = &w.mask {
+                bytes += be.mask_bytes(m)?;
+                weights += w.info.numel();
+            }
+        }
+        Ok((bytes, weights))
+    }
+
     /// Zeros actually present in each weight the session prunes, read from the model.
     pub fn report<M: Model<Backend = B>>(&self, model: &M) -> Result<SparsityReport> {
         let mut layers = Vec::new();

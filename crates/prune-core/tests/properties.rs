@@ -1,9 +1,9 @@
 //! Properties of mask selection and the schedule, over random shapes, values and settings.
 
+use proptest::prelude::*;
 use prune_core::config::{Method, Pattern};
 use prune_core::masks::{prune_count, pruned_flags, smallest_k};
 use prune_core::schedule::Schedule;
-use proptest::prelude::*;
 
 /// Scores on a coarse grid, so that ties are common.
 fn scores(len: usize) -> impl Strategy<Value = Vec<f32>> {

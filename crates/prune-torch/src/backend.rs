@@ -116,6 +116,9 @@ impl TensorBackend for Torch {
     fn scale(&self, t: &TorchTensor, factor: f32) -> Result<TorchTensor> {
         Ok(TorchTensor(tch::no_grad(|| &t.0 * factor as f64)))
     }
+    fn mask_bytes(&self, mask: &TorchMask) -> Result<usize> {
+        Ok(mask.0.numel() * mask.0.kind().elt_size_in_bytes())
+    }
     fn mask_kept(&self, mask: &TorchMask) -> Result<usize> {
         Ok(mask.0.count_nonzero(None::<i64>).int64_value(&[]) as usize)
     }

@@ -1,0 +1,128 @@
+//! Benchmarks, each as a ratio against a baseline measured in the same run:
+//!
+//! - mask computation (threshold + mask + in-place apply, through a session call) against a
+//!   streaming pass (sum of |w|) over the same tensor, per backend, 2^16 .. 2^24 elements;
+//! - the same for 4x1 tiles and 2:4 groups, and libtorch's own kthvalue and sort routes;
+//! - the per-step mask re-application;
+//! - training epochs with the hooks against the same epochs without them;
+//! - mask bytes per pruned weight, and peak RSS with and without pruning.
+//!
+//! cargo run --release -p prune-bench -- [--quick] [--json]
+
+mod masks;
+mod memory;
+mod timing;
+mod training;
+
+use timing::Record;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--rss-probe") {
+        memory::probe(args.get(i + 1).map(String::as_str).unwrap_or("plain"));
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let as_json = args.iter().any(|a| a == "--json");
+    if let Some(bad) = args
+        .iter()
+        .find(|a| !["--quick", "--json"].contains(&a.as_str()))
+    {
+        eprintln!("unknown argument `{bad}`; usage: prune-bench [--quick] [--json]");
+        std::process::exit(2);
+    }
+    let emit = |r: Record| {
+        if as_json {
+            println!("{}", r.json());
+        } else {
+            println!("{}", r.row());
+        }
+    };
+    if !as_json {
+        println!("| measurement | backend | size | median ms | baseline ms | ratio |\n|---|---|---|---|---|---|");
+    }
+    let exps: &[u32] = if quick {
+        &[16, 20]
+    } else {
+        &[16, 18, 20, 22, 24]
+    };
+    for &e in exps {
+        let n = 1usize << e;
+        let reps = if e >= 22 { 3 } else { 7 };
+        emit(masks::reference(n, "1x1", reps));
+        emit(masks::burn(n, "1x1", reps));
+        #[cfg(feature = "torch")]
+        {
+            emit(masks::torch::session(n, "1x1", reps));
+            for r in masks::torch::native(n, reps) {
+                emit(r);
+            }
+        }
+    }
+    let big = 1usize << if quick { 20 } else { 22 };
+    for pattern in ["4x1", "2:4"] {
+        emit(masks::reference(big, pattern, 3));
+        emit(masks::burn(big, pattern, 3));
+        #[cfg(feature = "torch")]
+        emit(masks::torch::session(big, pattern, 3));
+    }
+    emit(masks::burn_reapply(big, 7));
+
+    let digits = training::load("digits");
+    let (epochs, reps) = if quick { (3, 3) } else { (10, 5) };
+    for held in [false, true] {
+        emit(training::burn_overhead(
+            "digits 64-512-10",
+            &digits,
+            &[512],
+            epochs,
+            reps,
+            held,
+        ));
+        #[cfg(feature = "torch")]
+        emit(training::torch_overhead(
+            "digits 64-512-10",
+            &digits,
+            &[512],
+            epochs,
+            reps,
+            held,
+        ));
+    }
+    if !quick {
+        let mnist = training::load("mnist");
+        for held in [false, true] {
+            emit(training::burn_overhead(
+                "MNIST-5k 784-1024-1024-10",
+                &mnist,
+                &[1024, 1024],
+                2,
+                3,
+                held,
+            ));
+            #[cfg(feature = "torch")]
+            emit(training::torch_overhead(
+                "MNIST-5k 784-1024-1024-10",
+                &mnist,
+                &[1024, 1024],
+                2,
+                3,
+                held,
+            ));
+        }
+    }
+
+    for (backend, per_weight) in memory::mask_bytes_per_weight() {
+        if as_json {
+            println!(
+                "{}",
+                serde_json::json!({"name": "mask bytes per pruned weight", "backend": backend, "model": "digits 64-512-10", "bytes_per_weight": per_weight, "ratio": per_weight})
+            );
+        } else {
+            println!("| mask bytes per pruned weight | {backend} | digits MLP | {per_weight:.3} B | goal 1 B | {:.2} |", per_weight);
+        }
+    }
+    if let Some(r) = memory::peak_rss() {
+        emit(r);
+    }
+}

@@ -1,0 +1,221 @@
+//! Mask computation (threshold + mask + in-place apply) through a whole session call, per
+//! backend, against a streaming pass (sum of |w|) over the same tensor on the same backend.
+
+use crate::timing::{median_ms, Record};
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use prune_burn::BurnModel;
+use prune_core::conformance::values;
+use prune_core::reference::RefModel;
+use prune_core::{Layout, Pruning};
+use serde_json::json;
+
+/// A module holding one weight, for the burn measurements.
+#[derive(Module, Debug)]
+pub struct One {
+    w: Param<Tensor<2>>,
+}
+
+/// One-shot config for the single weight `w` at sparsity 0.9 with `pattern`.
+pub fn yaml(pattern: &str) -> String {
+    format!(
+        "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      target_sparsity: 0.9\n      \
+         pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            names: ['w']\n            pattern: '{pattern}'\n"
+    )
+}
+
+fn shape(n: usize) -> [usize; 2] {
+    [n / 1024, 1024]
+}
+
+pub fn reference(n: usize, pattern: &str, reps: usize) -> Record {
+    let data = values(1, n);
+    let base = median_ms(reps, || (), |_| data.iter().map(|x| x.abs()).sum::<f32>());
+    let y = yaml(pattern);
+    let ms = median_ms(
+        reps,
+        || {
+            let mut m = RefModel::default();
+            m.push("w", &shape(n), data.clone(), Layout::Canonical);
+            (m, Pruning::from_yaml(&y).unwrap())
+        },
+        |(mut m, mut p)| {
+            p.on_epoch_begin(&mut m, 0).unwrap();
+            m
+        },
+    );
+    Record {
+        name: format!("mask {pattern}"),
+        backend: "reference".into(),
+        size: json!(n),
+        median_ms: ms,
+        baseline: "sum|w|",
+        baseline_ms: base,
+        extra: json!({}),
+    }
+}
+
+pub fn burn(n: usize, pattern: &str, reps: usize) -> Record {
+    let dev = Device::flex();
+    let data = values(1, n);
+    let t = Tensor::<2>::from_data(TensorData::new(data, shape(n)), &dev);
+    let base = median_ms(reps, || (), |_| t.clone().abs().sum().into_scalar::<f32>());
+    let y = yaml(pattern);
+    let ms = median_ms(
+        reps,
+        || {
+            (
+                BurnModel::new(One {
+                    w: Param::from_tensor(t.clone()),
+                }),
+                Pruning::from_yaml(&y).unwrap(),
+            )
+        },
+        |(mut m, mut p)| {
+            p.on_epoch_begin(&mut m, 0).unwrap();
+            m
+        },
+    );
+    Record {
+        name: format!("mask {pattern}"),
+        backend: "burn".into(),
+        size: json!(n),
+        median_ms: ms,
+        baseline: "sum|w|",
+        baseline_ms: base,
+        extra: json!({}),
+    }
+}
+
+/// The per-step cost: re-applying a 90% mask to the weight in place.
+pub fn burn_reapply(n: usize, reps: usize) -> Record {
+    let dev = Device::flex();
+    let t = Tensor::<2>::from_data(TensorData::new(values(1, n), shape(n)), &dev);
+    let base = median_ms(reps, || (), |_| t.clone().abs().sum().into_scalar::<f32>());
+    let mut m = BurnModel::new(One {
+        w: Param::from_tensor(t),
+    });
+    let mut p = Pruning::from_yaml(&yaml("1x1")).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    // Reading one element back forces the (possibly deferred) multiply to run inside the timing.
+    let ms = median_ms(
+        reps,
+        || (),
+        |_| {
+            p.on_step_end(&mut m).unwrap();
+            m.module().w.val().slice([0..1, 0..1]).into_scalar::<f32>()
+        },
+    );
+    Record {
+        name: "re-apply mask (per step)".into(),
+        backend: "burn".into(),
+        size: json!(n),
+        median_ms: ms,
+        baseline: "sum|w|",
+        baseline_ms: base,
+        extra: json!({}),
+    }
+}
+
+#[cfg(feature = "torch")]
+pub mod torch {
+    use super::*;
+    use prune_torch::TorchModel;
+    use tch::nn::VarStore;
+    use tch::{Device, Kind, Tensor};
+
+    fn store(n: usize) -> (VarStore, Tensor) {
+        let vs = VarStore::new(Device::Cpu);
+        let [r, c] = shape(n);
+        let src = Tensor::from_slice(&values(1, n)).reshape([r as i64, c as i64]);
+        let w = vs.root().var_copy("w", &src);
+        (vs, w)
+    }
+
+    fn baseline(w: &Tensor, reps: usize) -> f64 {
+        median_ms(
+            reps,
+            || (),
+            |_| tch::no_grad(|| w.abs().sum(Kind::Float).double_value(&[])),
+        )
+    }
+
+    pub fn session(n: usize, pattern: &str, reps: usize) -> Record {
+        let (vs, w) = store(n);
+        let base = baseline(&w, reps);
+        let y = yaml(pattern);
+        let original = w.detach().copy();
+        let ms = median_ms(
+            reps,
+            || {
+                tch::no_grad(|| w.shallow_clone().copy_(&original));
+                (TorchModel::new(&vs), Pruning::from_yaml(&y).unwrap())
+            },
+            |(mut m, mut p)| {
+                p.on_epoch_begin(&mut m, 0).unwrap();
+            },
+        );
+        Record {
+            name: format!("mask {pattern}"),
+            backend: "torch".into(),
+            size: json!(n),
+            median_ms: ms,
+            baseline: "sum|w|",
+            baseline_ms: base,
+            extra: json!({}),
+        }
+    }
+
+    /// libtorch's own routes to a 90% magnitude mask, applied in place: kthvalue threshold, and a
+    /// full sort as INC 1.x did.
+    pub fn native(n: usize, reps: usize) -> Vec<Record> {
+        let (_vs, w) = store(n);
+        let base = baseline(&w, reps);
+        let k = (0.9 * n as f64).round() as i64;
+        let kth = median_ms(
+            reps,
+            || w.detach().copy(),
+            |mut t| {
+                tch::no_grad(|| {
+                    let a = t.abs();
+                    let (thr, _) = a.view([-1]).kthvalue(k, 0, false);
+                    let mask = a.gt_tensor(&thr).to_kind(Kind::Float);
+                    let _ = t.g_mul_(&mask);
+                })
+            },
+        );
+        let sort = median_ms(
+            reps.min(3),
+            || w.detach().copy(),
+            |mut t| {
+                tch::no_grad(|| {
+                    let a = t.abs();
+                    let (sorted, _) = a.view([-1]).sort(0, false);
+                    let thr = sorted.get(k - 1);
+                    let mask = a.gt_tensor(&thr).to_kind(Kind::Float);
+                    let _ = t.g_mul_(&mask);
+                })
+            },
+        );
+        vec![
+            Record {
+                name: "torch kthvalue + mask".into(),
+                backend: "torch".into(),
+                size: json!(n),
+                median_ms: kth,
+                baseline: "sum|w|",
+                baseline_ms: base,
+                extra: json!({}),
+            },
+            Record {
+                name: "torch sort + mask (INC 1.x route)".into(),
+                backend: "torch".into(),
+                size: json!(n),
+                median_ms: sort,
+                baseline: "sum|w|",
+                baseline_ms: base,
+                extra: json!({}),
+            },
+        ]
+    }
+}
