@@ -191,14 +191,14 @@ fn a_state_saved_for_another_model() {
 
 #[test]
 fn an_algorithm_not_implemented_yet() {
-    let y = yaml("        - !Pruner\n            prune_type: gradient_sensitivity\n");
+    let y = yaml("        - !Pruner\n            prune_type: gradient_sensitivity\n            parameters: {target: 8, stride: 64}\n");
     let err = Pruning::<Reference>::from_yaml(&y)
         .err()
         .unwrap()
         .to_string();
     assert_eq!(
         err,
-        "pruner 0: prune_type `gradient_sensitivity` is valid but not implemented in this version (available: basic_magnitude, pattern_lock, group_lasso)"
+        "pruner 0: prune_type `gradient_sensitivity with target / importance_inputs (structured head and row pruning)` is valid but not implemented in this version (available: basic_magnitude, pattern_lock, group_lasso, element-wise gradient_sensitivity)"
     );
 }
 

@@ -8,7 +8,8 @@
 //!   "pruners": <the resolved pruners, as `prune check --json` shows them without schedules>,
 //!   "open_epoch": null | e, "steps": n,
 //!   "bound": [ { "applied_sparsity": s,
-//!                "weights": [ { "name", "shape", "pruned", "mask": null | { "len", "words" } } ] } ] }
+//!                "weights": [ { "name", "shape", "pruned", "mask": null | { "len", "words" },
+//!                               "importance": [f32, ...] (gradient_sensitivity only) } ] } ] }
 //! ```
 //!
 //! Masks are stored as keep bits in the canonical layout (bit i of word i / 64 is element i),
@@ -59,6 +60,9 @@ pub struct WeightState {
     pub pruned: usize,
     /// The mask, if one was computed.
     pub mask: Option<PackedMask>,
+    /// gradient_sensitivity: accumulated importance, canonical layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<Vec<f32>>,
 }
 
 /// Keep bits, 64 to a word.

@@ -535,6 +535,50 @@ pub fn workers_agree_on_masks<H: Harness>(h: &H) {
     }
 }
 
+/// Element-wise gradient_sensitivity: nothing is pruned before a step has given importance;
+/// after steps the scheduled count is pruned and held. Without gradients the backend refuses it.
+pub fn gradient_sensitivity_prunes_after_importance<H: Harness>(h: &H) {
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
+                target_sparsity: 0.5\n      pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+                names: ['fc1.weight']\n";
+    let v = fixture_values(18);
+    let mut model = build(h, &v);
+    let mut p = Pruning::from_yaml(yaml).unwrap();
+    p.on_epoch_begin(&mut model, 0).unwrap();
+    assert_eq!(
+        zeros(&canonical(&model, "fc1.weight")),
+        0,
+        "pruned before any importance"
+    );
+    if !h.gradients() {
+        let err = h
+            .train_step(&mut model, &mut p, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gradient_sensitivity") && err.contains("gradient"),
+            "{err}"
+        );
+        return;
+    }
+    for _ in 0..2 {
+        h.train_step(&mut model, &mut p, false).unwrap();
+    }
+    p.on_epoch_end(&mut model).unwrap();
+    p.on_epoch_begin(&mut model, 1).unwrap();
+    let after = canonical(&model, "fc1.weight");
+    assert_eq!(zeros(&after), prune_count(0.5, 128));
+    for _ in 0..2 {
+        h.train_step(&mut model, &mut p, true).unwrap();
+    }
+    let held = canonical(&model, "fc1.weight");
+    for (i, (a, b)) in after.iter().zip(&held).enumerate() {
+        if *a == 0.0 {
+            assert_eq!(*b, 0.0, "fc1.weight[{i}] left its mask");
+        }
+    }
+}
+
 /// Generates one `#[test]` per conformance function for a harness expression.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -544,7 +588,7 @@ macro_rules! conformance_suite {
             failed_call_leaves_model_untouched, schedule_is_followed_and_masks_grow,
             masks_survive_momentum, pattern_lock_holds_zeros, unknown_name_is_an_error,
             canonical_names_and_shapes, group_lasso_blocks_and_regulariser, resume_is_bit_identical,
-            workers_agree_on_masks);
+            workers_agree_on_masks, gradient_sensitivity_prunes_after_importance);
     };
     (@tests $harness:expr; $($name:ident),*) => {
         $(

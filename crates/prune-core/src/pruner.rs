@@ -13,6 +13,8 @@ pub(crate) struct MaskedWeight<B: TensorBackend> {
     pub mask: Option<B::Mask>,
     /// Elements the mask sets to zero.
     pub pruned: usize,
+    /// gradient_sensitivity: accumulated |grad * w| (stored layout), once a step has run.
+    pub importance: Option<B::Tensor>,
 }
 
 /// A pruner bound to a model's weights.
@@ -52,6 +54,7 @@ impl<B: TensorBackend> BoundPruner<B> {
                     info,
                     mask: None,
                     pruned: 0,
+                    importance: None,
                 })
                 .collect(),
             spec,
@@ -95,7 +98,12 @@ impl<B: TensorBackend> BoundPruner<B> {
         let mut out = Vec::with_capacity(self.weights.len());
         for (wi, w) in self.weights.iter().enumerate() {
             let value = model.weight(&w.info.name)?;
-            let canonical = to_canonical(be.to_vec(&value)?, w.info.layout, &w.info.shape);
+            let importance = self.spec.prune_type == PruneType::GradientSensitivity;
+            let source = match (&w.importance, importance) {
+                (Some(imp), true) => imp,
+                _ => &value,
+            };
+            let canonical = to_canonical(be.to_vec(source)?, w.info.layout, &w.info.shape);
             // One pass: scores, and a count of values no score can be made of. Tiles sum the
             // scores: |w| gives the L1 norm (magnitude); w^2 ranks tiles by their L2 norm, the
             // quantity group lasso drives to zero.
@@ -115,7 +123,7 @@ impl<B: TensorBackend> BoundPruner<B> {
             if bad > 0 {
                 return Err(PruneError::NonFinite {
                     weight: w.info.name.clone(),
-                    what: "weight",
+                    what: if importance { "importance" } else { "weight" },
                     count: bad,
                 });
             }
@@ -228,13 +236,45 @@ impl<B: TensorBackend> BoundPruner<B> {
 
     /// Whether this pruner recomputes masks at the start of `epoch`, and for which sparsity.
     pub fn update_due(&self, epoch: usize) -> Option<f64> {
+        let s = self.schedule.sparsity_at(epoch);
+        let first = self.weights.iter().all(|w| w.mask.is_none());
+        let changed = s > 0.0 && (first || s != self.applied_sparsity);
         match self.spec.prune_type {
             PruneType::BasicMagnitude | PruneType::GroupLasso if self.schedule.acts_at(epoch) => {
-                let s = self.schedule.sparsity_at(epoch);
-                let first = self.weights.iter().all(|w| w.mask.is_none());
-                (s > 0.0 && (first || s != self.applied_sparsity)).then_some(s)
+                changed.then_some(s)
+            }
+            // Importance exists only after a training step: an update due before any step is
+            // made at the first epoch begin that has importance (catching up after end_epoch).
+            PruneType::GradientSensitivity if epoch >= self.schedule.start => {
+                let ready = self.weights.iter().all(|w| w.importance.is_some());
+                (changed && ready).then_some(s)
             }
             _ => None,
         }
+    }
+
+    /// gradient_sensitivity: adds |grad * w| of this step to every weight's importance; all new
+    /// values are computed before any is stored.
+    pub fn accumulate_importance<M: Model<Backend = B>>(&mut self, model: &M) -> Result<()> {
+        let be = model.backend();
+        let mut next = Vec::with_capacity(self.weights.len());
+        for w in &self.weights {
+            let name = &w.info.name;
+            let Some(grad) = model.gradient(name)? else {
+                return Err(PruneError::Unsupported {
+                    op: format!("gradient_sensitivity on `{name}`: it needs the weight's gradient, and none is available"),
+                    backend: be.name().into(),
+                });
+            };
+            let step = be.abs(&be.mul(&grad, &model.weight(name)?)?)?;
+            next.push(match &w.importance {
+                Some(acc) => be.add(acc, &step)?,
+                None => step,
+            });
+        }
+        for (w, imp) in self.weights.iter_mut().zip(next) {
+            w.importance = Some(imp);
+        }
+        Ok(())
     }
 }

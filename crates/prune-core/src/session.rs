@@ -48,6 +48,7 @@ pub const IMPLEMENTED: &[PruneType] = &[
     PruneType::BasicMagnitude,
     PruneType::PatternLock,
     PruneType::GroupLasso,
+    PruneType::GradientSensitivity,
 ];
 
 impl<B: TensorBackend> Pruning<B> {
@@ -55,6 +56,16 @@ impl<B: TensorBackend> Pruning<B> {
     pub fn new(config: PruningConfig) -> Result<Self> {
         let pruners = config.resolved_pruners();
         for p in &pruners {
+            let structured = p.prune_type == PruneType::GradientSensitivity
+                && (p.parameters.target.is_some() || !p.parameters.importance_inputs.is_empty());
+            if structured {
+                return Err(PruneError::NotImplemented {
+                    pruner: p.index,
+                    prune_type: "gradient_sensitivity with target / importance_inputs (structured head and row pruning)"
+                        .into(),
+                    available: "basic_magnitude, pattern_lock, group_lasso, element-wise gradient_sensitivity".into(),
+                });
+            }
             if !IMPLEMENTED.contains(&p.prune_type) {
                 let have: Vec<&str> = IMPLEMENTED.iter().map(|t| t.as_str()).collect();
                 return Err(PruneError::NotImplemented {
@@ -165,11 +176,20 @@ impl<B: TensorBackend> Pruning<B> {
                     }
                     None => None,
                 };
+                let importance = match &w.importance {
+                    Some(t) => Some(to_canonical(
+                        B::default().to_vec(t)?,
+                        w.info.layout,
+                        &w.info.shape,
+                    )),
+                    None => None,
+                };
                 weights.push(WeightState {
                     name: w.info.name.clone(),
                     shape: w.info.shape.clone(),
                     pruned: w.pruned,
                     mask,
+                    importance,
                 });
             }
             pruners_state.push(PrunerState {
@@ -258,6 +278,7 @@ impl<B: TensorBackend> Pruning<B> {
         }
         let mut bound = self.match_weights(model)?;
         let mut pending = Vec::new();
+        let mut importances = Vec::new();
         if !state.bound.is_empty() {
             if state.bound.len() != bound.len() {
                 return Err(state_error(
@@ -299,6 +320,23 @@ impl<B: TensorBackend> Pruning<B> {
                     ));
                 }
                 for (wi, (w, sw)) in b.weights.iter().zip(&saved.weights).enumerate() {
+                    if let Some(imp) = &sw.importance {
+                        if imp.len() != w.info.numel() {
+                            return Err(state_error(
+                                here,
+                                format!(
+                                    "`{}`: importance of {} for {} elements",
+                                    w.info.name,
+                                    imp.len(),
+                                    w.info.numel()
+                                ),
+                            ));
+                        }
+                        let like = model.weight(&w.info.name)?;
+                        let be = model.backend();
+                        let stored = to_stored(imp.clone(), w.info.layout, &w.info.shape);
+                        importances.push((i, wi, be.from_vec(&like, stored, &be.shape(&like))?));
+                    }
                     let Some(packed) = &sw.mask else { continue };
                     let keep = packed
                         .unpack()
@@ -331,6 +369,9 @@ impl<B: TensorBackend> Pruning<B> {
             commit(model, &mut bound, pending)?;
             for (b, saved) in bound.iter_mut().zip(&state.bound) {
                 b.applied_sparsity = saved.applied_sparsity;
+            }
+            for (i, wi, t) in importances {
+                bound[i].weights[wi].importance = Some(t);
             }
             self.bound = Some(bound);
         }
@@ -402,15 +443,16 @@ impl<B: TensorBackend> Pruning<B> {
         self.require_epoch("on_step_begin").map(|_| ())
     }
 
-    /// After backward, before the optimizer step: where regularisers act on gradients.
+    /// After backward, before the optimizer step: where algorithms read and change gradients.
     ///
-    /// group_lasso adds its gradient (during its scheduled epochs) and zeroes the gradient of
-    /// pruned weights. Magnitude and pattern_lock leave gradients alone: pruned weights are
-    /// re-zeroed after the step, and optimizer state keeps seeing real gradients (no denormal
-    /// decay in Adam). All new gradients are computed before any is written.
+    /// gradient_sensitivity adds `|grad * w|` to each weight's importance. group_lasso adds its
+    /// gradient (during its scheduled epochs) and zeroes the gradient of pruned weights; its new
+    /// gradients are all computed before any is written. Magnitude and pattern_lock leave
+    /// gradients alone: pruned weights are re-zeroed after the step, and optimizer state keeps
+    /// seeing real gradients (no denormal decay in Adam).
     pub fn on_before_optimizer_step<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
         let epoch = self.require_epoch("on_before_optimizer_step")?;
-        let Some(bound) = &self.bound else {
+        let Some(bound) = self.bound.as_mut() else {
             return Ok(());
         };
         let mut updates = Vec::new();
@@ -419,6 +461,12 @@ impl<B: TensorBackend> Pruning<B> {
             .filter(|b| b.spec.prune_type == PruneType::GroupLasso && b.schedule.acts_at(epoch))
         {
             updates.extend(b.group_lasso_gradients(model)?);
+        }
+        for b in bound
+            .iter_mut()
+            .filter(|b| b.spec.prune_type == PruneType::GradientSensitivity)
+        {
+            b.accumulate_importance(model)?;
         }
         if updates.is_empty() {
             return Ok(());
