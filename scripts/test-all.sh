@@ -8,4 +8,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh all
 cargo test --release --workspace --all-features
 cargo run --release --example quickstart -- --json
+cargo run --release -p prune-bench -- --quick
 bash scripts/fuzz.sh 60
