@@ -24,6 +24,19 @@ pub fn yaml(pattern: &str) -> String {
     )
 }
 
+/// A record of `ms` against the streaming-pass baseline `base` for an `n`-element tensor.
+fn mask_record(name: impl Into<String>, backend: &str, n: usize, ms: f64, base: f64) -> Record {
+    Record {
+        name: name.into(),
+        backend: backend.into(),
+        size: json!(n),
+        median_ms: ms,
+        baseline: "sum|w|",
+        baseline_ms: base,
+        extra: json!({}),
+    }
+}
+
 fn shape(n: usize) -> [usize; 2] {
     [n / 1024, 1024]
 }
@@ -44,15 +57,7 @@ pub fn reference(n: usize, pattern: &str, reps: usize) -> Record {
             m
         },
     );
-    Record {
-        name: format!("mask {pattern}"),
-        backend: "reference".into(),
-        size: json!(n),
-        median_ms: ms,
-        baseline: "sum|w|",
-        baseline_ms: base,
-        extra: json!({}),
-    }
+    mask_record(format!("mask {pattern}"), "reference", n, ms, base)
 }
 
 pub fn burn(n: usize, pattern: &str, reps: usize) -> Record {
@@ -76,15 +81,7 @@ pub fn burn(n: usize, pattern: &str, reps: usize) -> Record {
             m
         },
     );
-    Record {
-        name: format!("mask {pattern}"),
-        backend: "burn".into(),
-        size: json!(n),
-        median_ms: ms,
-        baseline: "sum|w|",
-        baseline_ms: base,
-        extra: json!({}),
-    }
+    mask_record(format!("mask {pattern}"), "burn", n, ms, base)
 }
 
 /// The per-step cost: re-applying a 90% mask to the weight in place.
@@ -106,15 +103,7 @@ pub fn burn_reapply(n: usize, reps: usize) -> Record {
             m.module().w.val().slice([0..1, 0..1]).into_scalar::<f32>()
         },
     );
-    Record {
-        name: "re-apply mask (per step)".into(),
-        backend: "burn".into(),
-        size: json!(n),
-        median_ms: ms,
-        baseline: "sum|w|",
-        baseline_ms: base,
-        extra: json!({}),
-    }
+    mask_record("re-apply mask (per step)", "burn", n, ms, base)
 }
 
 #[cfg(feature = "torch")]
@@ -155,15 +144,7 @@ pub mod torch {
                 p.on_epoch_begin(&mut m, 0).unwrap();
             },
         );
-        Record {
-            name: format!("mask {pattern}"),
-            backend: "torch".into(),
-            size: json!(n),
-            median_ms: ms,
-            baseline: "sum|w|",
-            baseline_ms: base,
-            extra: json!({}),
-        }
+        mask_record(format!("mask {pattern}"), "torch", n, ms, base)
     }
 
     /// libtorch's own routes to a 90% magnitude mask, applied in place: kthvalue threshold, and a
@@ -198,24 +179,8 @@ pub mod torch {
             },
         );
         vec![
-            Record {
-                name: "torch kthvalue + mask".into(),
-                backend: "torch".into(),
-                size: json!(n),
-                median_ms: kth,
-                baseline: "sum|w|",
-                baseline_ms: base,
-                extra: json!({}),
-            },
-            Record {
-                name: "torch sort + mask (INC 1.x route)".into(),
-                backend: "torch".into(),
-                size: json!(n),
-                median_ms: sort,
-                baseline: "sum|w|",
-                baseline_ms: base,
-                extra: json!({}),
-            },
+            mask_record("torch kthvalue + mask", "torch", n, kth, base),
+            mask_record("torch sort + mask (INC 1.x route)", "torch", n, sort, base),
         ]
     }
 }

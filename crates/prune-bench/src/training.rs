@@ -108,20 +108,7 @@ pub fn burn_overhead(
             |(m, mut p)| fit(&mut p, m, data, &device).unwrap(),
         ));
     }
-    let med = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2] / epochs as f64
-    };
-    let (p, h) = (med(plain), med(hooked));
-    Record {
-        name: phase_name(held),
-        backend: "burn".into(),
-        size: json!(label),
-        median_ms: h,
-        baseline: "hooks off",
-        baseline_ms: p,
-        extra: json!({"overhead_percent": (h / p - 1.0) * 100.0, "epochs_per_run": epochs, "runs": reps}),
-    }
+    overhead_record("burn", label, plain, hooked, epochs, held)
 }
 
 #[cfg(feature = "torch")]
@@ -174,6 +161,19 @@ pub fn torch_overhead(
             fit(&mut p, &mut TorchModel::new(&vs), &net, data).unwrap()
         }));
     }
+    overhead_record("torch", label, plain, hooked, epochs, held)
+}
+
+/// Median epoch times with and without hooks, as a record.
+fn overhead_record(
+    backend: &str,
+    label: &str,
+    plain: Vec<f64>,
+    hooked: Vec<f64>,
+    epochs: usize,
+    held: bool,
+) -> Record {
+    let runs = plain.len();
     let med = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] / epochs as f64
@@ -181,12 +181,12 @@ pub fn torch_overhead(
     let (p, h) = (med(plain), med(hooked));
     Record {
         name: phase_name(held),
-        backend: "torch".into(),
+        backend: backend.into(),
         size: json!(label),
         median_ms: h,
         baseline: "hooks off",
         baseline_ms: p,
-        extra: json!({"overhead_percent": (h / p - 1.0) * 100.0, "epochs_per_run": epochs, "runs": reps}),
+        extra: json!({"overhead_percent": (h / p - 1.0) * 100.0, "epochs_per_run": epochs, "runs": runs}),
     }
 }
 

@@ -10,7 +10,6 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::config::{OptimizerConfig, TrainConfig};
 use prune_core::data::{shuffled, Dataset};
-use prune_core::error::{ConfigProblem, ConfigProblems};
 use prune_core::{EpochLog, PruneError, Result};
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.
@@ -62,18 +61,6 @@ pub fn optimizer(config: &OptimizerConfig) -> (ModuleOptimizer, f64) {
             (c.init(), learning_rate)
         }
     }
-}
-
-/// The `train` section, or an error saying `fit()` needs one.
-pub fn train_section(pruning: &BurnPruning) -> Result<TrainConfig> {
-    pruning.config().train.clone().ok_or_else(|| PruneError::Config {
-        source_name: "<config>".into(),
-        problems: ConfigProblems(vec![ConfigProblem {
-            path: "pruning.train".into(),
-            reason: "missing: the built-in training loop needs a train section (or call the hooks from your own loop)"
-                .into(),
-        }]),
-    })
 }
 
 /// A batch of rows as tensors on `device`.
@@ -177,7 +164,7 @@ pub fn fit<M: Classifier>(
     data: &Dataset,
     device: &Device,
 ) -> Result<(M, Vec<EpochLog>)> {
-    let cfg = train_section(pruning)?;
+    let cfg = pruning.config().train_section()?.clone();
     let end = cfg
         .end_epoch
         .unwrap_or(pruning.config().last_schedule_epoch() + 1);

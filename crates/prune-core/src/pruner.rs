@@ -35,6 +35,43 @@ pub(crate) struct PendingMask<B: TensorBackend> {
     pub masked_value: B::Tensor,
 }
 
+impl<B: TensorBackend> PendingMask<B> {
+    /// A mask from keep flags in the weight's stored layout, with the masked value to write.
+    pub fn new(
+        be: &B,
+        pruner: usize,
+        weight: usize,
+        value: &B::Tensor,
+        keep: &[bool],
+        pruned: usize,
+    ) -> Result<Self> {
+        let mask = be.mask_from_keep(value, keep)?;
+        let masked_value = be.apply_mask(value, &mask)?;
+        Ok(PendingMask {
+            pruner,
+            weight,
+            mask,
+            pruned,
+            masked_value,
+        })
+    }
+}
+
+impl<B: TensorBackend> MaskedWeight<B> {
+    /// Pruned flags of the current mask in the canonical layout, if there is a mask.
+    pub fn pruned_canonical(&self, be: &B) -> Result<Option<Vec<bool>>> {
+        Ok(match &self.mask {
+            Some(m) => Some(
+                to_canonical(be.mask_to_keep(m)?, self.info.layout, &self.info.shape)
+                    .into_iter()
+                    .map(|k| !k)
+                    .collect(),
+            ),
+            None => None,
+        })
+    }
+}
+
 /// The canonical 2-D view `[rows, cols]` of a weight shape: `[d0, d1 * d2 * ...]`, 1-D as `[1, n]`.
 pub(crate) fn view_2d(shape: &[usize]) -> (usize, usize) {
     match shape {
@@ -74,15 +111,7 @@ impl<B: TensorBackend> BoundPruner<B> {
             let value = model.weight(&w.info.name)?;
             let keep: Vec<bool> = be.to_vec(&value)?.iter().map(|x| *x != 0.0).collect();
             let pruned = keep.iter().filter(|k| !**k).count();
-            let mask = be.mask_from_keep(&value, &keep)?;
-            let masked_value = be.apply_mask(&value, &mask)?;
-            out.push(PendingMask {
-                pruner: index,
-                weight: wi,
-                mask,
-                pruned,
-                masked_value,
-            });
+            out.push(PendingMask::new(be, index, wi, &value, &keep, pruned)?);
         }
         Ok(out)
     }
@@ -127,15 +156,7 @@ impl<B: TensorBackend> BoundPruner<B> {
                     count: bad,
                 });
             }
-            let previous = match &w.mask {
-                Some(m) => Some(to_canonical(
-                    be.mask_to_keep(m)?,
-                    w.info.layout,
-                    &w.info.shape,
-                )),
-                None => None,
-            }
-            .map(|keep| keep.into_iter().map(|k| !k).collect::<Vec<bool>>());
+            let previous = w.pruned_canonical(be)?;
             let (rows, cols) = view_2d(&w.info.shape);
             let flags = pruned_flags(
                 &scores,
@@ -157,15 +178,7 @@ impl<B: TensorBackend> BoundPruner<B> {
                 w.info.layout,
                 &w.info.shape,
             );
-            let mask = be.mask_from_keep(&value, &keep)?;
-            let masked_value = be.apply_mask(&value, &mask)?;
-            out.push(PendingMask {
-                pruner: index,
-                weight: wi,
-                mask,
-                pruned,
-                masked_value,
-            });
+            out.push(PendingMask::new(be, index, wi, &value, &keep, pruned)?);
         }
         Ok(out)
     }
@@ -203,15 +216,7 @@ impl<B: TensorBackend> BoundPruner<B> {
             let value = model.weight(name)?;
             let wv = to_canonical(be.to_vec(&value)?, w.info.layout, &w.info.shape);
             let mut g = to_canonical(g_stored, w.info.layout, &w.info.shape);
-            let pruned = match &w.mask {
-                Some(m) => Some(
-                    to_canonical(be.mask_to_keep(m)?, w.info.layout, &w.info.shape)
-                        .into_iter()
-                        .map(|k| !k)
-                        .collect::<Vec<_>>(),
-                ),
-                None => None,
-            };
+            let pruned = w.pruned_canonical(be)?;
             let (rows, cols) = view_2d(&w.info.shape);
             crate::group_lasso::add_group_lasso_gradient(
                 &wv,

@@ -354,16 +354,8 @@ impl<B: TensorBackend> Pruning<B> {
                     }
                     let value = model.weight(&w.info.name)?;
                     let be = model.backend();
-                    let mask =
-                        be.mask_from_keep(&value, &to_stored(keep, w.info.layout, &w.info.shape))?;
-                    let masked_value = be.apply_mask(&value, &mask)?;
-                    pending.push(PendingMask {
-                        pruner: i,
-                        weight: wi,
-                        mask,
-                        pruned: sw.pruned,
-                        masked_value,
-                    });
+                    let keep = to_stored(keep, w.info.layout, &w.info.shape);
+                    pending.push(PendingMask::new(be, i, wi, &value, &keep, sw.pruned)?);
                 }
             }
             commit(model, &mut bound, pending)?;

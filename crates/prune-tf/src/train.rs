@@ -7,7 +7,6 @@ use crate::model::GraphHolder;
 use crate::{TfModel, TfPruning};
 use prune_core::config::{OptimizerConfig, TrainConfig};
 use prune_core::data::{shuffled, Dataset};
-use prune_core::error::{ConfigProblem, ConfigProblems};
 use prune_core::{EpochLog, PruneError, Result};
 use tensorflow::{
     ops, DataType, Operation, Output, Scope, Session, SessionOptions, SessionRunArgs, Shape,
@@ -297,18 +296,6 @@ impl Builder {
     }
 }
 
-/// The `train` section, or an error saying `fit()` needs one.
-pub fn train_section(pruning: &TfPruning) -> Result<TrainConfig> {
-    pruning.config().train.clone().ok_or_else(|| PruneError::Config {
-        source_name: "<config>".into(),
-        problems: ConfigProblems(vec![ConfigProblem {
-            path: "pruning.train".into(),
-            reason: "missing: the built-in training loop needs a train section (or call the hooks from your own loop)"
-                .into(),
-        }]),
-    })
-}
-
 /// A batch of rows as feeds: features and one-hot labels.
 fn batch(data: &Dataset, rows: &[usize]) -> Result<(Tensor<f32>, Tensor<f32>)> {
     let sub = data.subset(rows);
@@ -385,7 +372,7 @@ pub fn fit(
     net: &TfClassifier,
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
-    let cfg = train_section(pruning)?;
+    let cfg = pruning.config().train_section()?.clone();
     let end = cfg
         .end_epoch
         .unwrap_or(pruning.config().last_schedule_epoch() + 1);

@@ -4,7 +4,6 @@ use crate::backend::{host_f32, torch_error};
 use crate::{TorchModel, TorchPruning};
 use prune_core::config::{OptimizerConfig, TrainConfig};
 use prune_core::data::{shuffled, Dataset};
-use prune_core::error::{ConfigProblem, ConfigProblems};
 use prune_core::{EpochLog, PruneError, Result};
 use std::borrow::Borrow;
 use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};
@@ -41,18 +40,6 @@ pub fn optimizer(vs: &VarStore, config: &OptimizerConfig) -> Result<nn::Optimize
         .build(vs, learning_rate),
     };
     built.map_err(|e| torch_error(format!("building the optimizer: {e}")))
-}
-
-/// The `train` section, or an error saying `fit()` needs one.
-pub fn train_section(pruning: &TorchPruning) -> Result<TrainConfig> {
-    pruning.config().train.clone().ok_or_else(|| PruneError::Config {
-        source_name: "<config>".into(),
-        problems: ConfigProblems(vec![ConfigProblem {
-            path: "pruning.train".into(),
-            reason: "missing: the built-in training loop needs a train section (or call the hooks from your own loop)"
-                .into(),
-        }]),
-    })
 }
 
 /// A batch of rows as tensors on `device`.
@@ -149,7 +136,7 @@ pub fn fit<V: Borrow<VarStore>>(
     net: &impl ModuleT,
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
-    let cfg = train_section(pruning)?;
+    let cfg = pruning.config().train_section()?.clone();
     let end = cfg
         .end_epoch
         .unwrap_or(pruning.config().last_schedule_epoch() + 1);

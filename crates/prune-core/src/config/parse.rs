@@ -147,6 +147,18 @@ impl PruningConfig {
             .collect()
     }
 
+    /// The `train` section, or a config error saying the built-in loop needs one.
+    pub fn train_section(&self) -> Result<&TrainConfig> {
+        self.train.as_ref().ok_or_else(|| PruneError::Config {
+            source_name: "<config>".into(),
+            problems: ConfigProblems(vec![crate::error::ConfigProblem {
+                path: "pruning.train".into(),
+                reason: "missing: the built-in training loop needs a train section (or call the hooks from your own loop)"
+                    .into(),
+            }]),
+        })
+    }
+
     /// The last epoch any pruner's schedule acts in.
     pub fn last_schedule_epoch(&self) -> usize {
         self.resolved_pruners()
