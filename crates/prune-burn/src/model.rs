@@ -21,32 +21,42 @@ use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
 /// pruning.on_step_end(&mut model)?;
 /// ```
 pub struct BurnModel<M: Module> {
-    module: M,
+    /// Always `Some` between calls; taken only while a step or a write consumes the module, so
+    /// that its tensors are uniquely owned and burn can update them in place.
+    module: Option<M>,
     grads: Option<GradientsParams>,
 }
+
+const PRESENT: &str = "the module is present between calls";
 
 impl<M: Module> BurnModel<M> {
     /// Wraps a module.
     pub fn new(module: M) -> Self {
         BurnModel {
-            module,
+            module: Some(module),
             grads: None,
         }
     }
 
     /// The module.
     pub fn module(&self) -> &M {
-        &self.module
+        self.module.as_ref().expect(PRESENT)
     }
 
     /// The module, mutably.
     pub fn module_mut(&mut self) -> &mut M {
-        &mut self.module
+        self.module.as_mut().expect(PRESENT)
     }
 
     /// Unwraps the module.
     pub fn into_inner(self) -> M {
-        self.module
+        self.module.expect(PRESENT)
+    }
+
+    /// Replaces the module by `f(module)` without cloning it.
+    fn update(&mut self, f: impl FnOnce(M) -> M) {
+        let m = self.module.take().expect(PRESENT);
+        self.module = Some(f(m));
     }
 
     /// Gives the gradients of this step (before on_before_optimizer_step).
@@ -69,7 +79,7 @@ impl<M: Module> BurnModel<M> {
             hook: "optimizer_step",
             reason: "without gradients; call set_grads after backward".into(),
         })?;
-        self.module = optim.step(lr, self.module.clone(), grads);
+        self.update(|m| optim.step(lr, m, grads));
         Ok(())
     }
 }
@@ -255,7 +265,7 @@ impl ModuleMapper for Write<'_> {
 impl<M: Module> BurnModel<M> {
     fn collect(&self) -> Vec<Found> {
         let mut c = Collect::default();
-        self.module.visit(&mut c);
+        self.module().visit(&mut c);
         c.found
     }
 
@@ -291,7 +301,7 @@ impl<M: Module> BurnModel<M> {
             path: PathTracker::default(),
             updates,
         };
-        self.module = self.module.clone().map(&mut w);
+        self.update(|m| m.map(&mut w));
     }
 
     fn grads_mut(&mut self) -> Result<&mut GradientsParams> {
@@ -363,7 +373,7 @@ impl<M: Module> Model for BurnModel<M> {
             name,
             value: None,
         };
-        self.module.visit(&mut r);
+        self.module().visit(&mut r);
         r.value.ok_or_else(|| self.unknown(name, &self.collect()))
     }
 
@@ -387,7 +397,7 @@ impl<M: Module> Model for BurnModel<M> {
             seen: vec![false; masks.len()],
             mismatch: None,
         };
-        self.module.visit(&mut check);
+        self.module().visit(&mut check);
         if let Some((i, numel)) = check.mismatch {
             return Err(PruneError::Shape {
                 weight: masks[i].0.to_string(),
