@@ -38,13 +38,16 @@ pub fn permute<T: Copy>(data: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
 }
 
 /// Values of a weight in the canonical view, given its stored values.
+/// A layout that does not fit the rank (a "transposed" 1-D weight) is treated as canonical.
 pub fn to_canonical<T: Copy>(stored: Vec<T>, layout: Layout, canonical_shape: &[usize]) -> Vec<T> {
-    match layout {
-        Layout::Canonical => stored,
+    match (layout, canonical_shape.len()) {
+        (Layout::Canonical, _)
+        | (Layout::Transposed, 0 | 1 | 3..)
+        | (Layout::Hwio, 0..=3 | 5..) => stored,
         // stored [in, out] -> canonical [out, in]
-        Layout::Transposed => transpose(&stored, canonical_shape[1], canonical_shape[0]),
+        (Layout::Transposed, _) => transpose(&stored, canonical_shape[1], canonical_shape[0]),
         // stored [kh, kw, in, out] -> canonical [out, in, kh, kw]
-        Layout::Hwio => permute(
+        (Layout::Hwio, _) => permute(
             &stored,
             &layout.stored_shape(canonical_shape),
             &[3, 2, 0, 1],
@@ -54,11 +57,13 @@ pub fn to_canonical<T: Copy>(stored: Vec<T>, layout: Layout, canonical_shape: &[
 
 /// Values in the stored layout, given canonical ones.
 pub fn to_stored<T: Copy>(canonical: Vec<T>, layout: Layout, canonical_shape: &[usize]) -> Vec<T> {
-    match layout {
-        Layout::Canonical => canonical,
-        Layout::Transposed => transpose(&canonical, canonical_shape[0], canonical_shape[1]),
+    match (layout, canonical_shape.len()) {
+        (Layout::Canonical, _)
+        | (Layout::Transposed, 0 | 1 | 3..)
+        | (Layout::Hwio, 0..=3 | 5..) => canonical,
+        (Layout::Transposed, _) => transpose(&canonical, canonical_shape[0], canonical_shape[1]),
         // canonical [out, in, kh, kw] -> stored [kh, kw, in, out]
-        Layout::Hwio => permute(&canonical, canonical_shape, &[2, 3, 1, 0]),
+        (Layout::Hwio, _) => permute(&canonical, canonical_shape, &[2, 3, 1, 0]),
     }
 }
 
