@@ -209,11 +209,9 @@ fn malformed_yaml_gives_line_and_column() {
 fn missing_sections_and_bad_train_values_are_named() {
     assert!(problems("model: {name: x}\n")[0].starts_with("pruning: missing"));
     assert!(problems("pruning:\n  train: {}\n")[0].starts_with("pruning.approach: missing"));
-    let yaml = format!(
-        "pruning:\n  train:\n    optimizer:\n      RMSprop: {{learning_rate: 0.1}}\n    dataloader: {{batch_size: 0}}\n  \
-         approach:\n    weight_compression:\n      pruners:\n        - !Pruner\n            prune_type: group_lasso\n"
-    );
-    let p = problems(&yaml);
+    let yaml = "pruning:\n  train:\n    optimizer:\n      RMSprop: {learning_rate: 0.1}\n    dataloader: {batch_size: 0}\n  \
+                approach:\n    weight_compression:\n      pruners:\n        - !Pruner\n            prune_type: group_lasso\n";
+    let p = problems(yaml);
     for w in [
         "pruning.train.optimizer.RMSprop: unsupported optimizer `RMSprop`",
         "pruning.train.dataloader.batch_size: 0 must be >= 1",

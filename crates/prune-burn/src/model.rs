@@ -213,6 +213,7 @@ impl ModuleVisitor for CheckMasks<'_> {
 }
 
 /// What a [`Write`] puts in place of a parameter's value.
+#[allow(clippy::large_enum_variant)]
 enum NewValue<'v> {
     /// Replace by this (flattened) value.
     Value(Tensor<1>),

@@ -36,6 +36,7 @@ pub trait TensorBackend: Default {
     fn to_vec(&self, t: &Self::Tensor) -> Result<Vec<f32>>;
 
     /// A new tensor of the given shape, on the same device as `like`.
+    #[allow(clippy::wrong_self_convention)]
     fn from_vec(
         &self,
         like: &Self::Tensor,

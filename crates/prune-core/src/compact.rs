@@ -76,12 +76,12 @@ pub fn compact_linear_pair(
         .map(|b| kept.iter().map(|&u| b[u]).collect());
     let mut bias2 = second.bias.clone().unwrap_or_else(|| vec![0.0; n_out]);
     let mut weight2 = Vec::with_capacity(n_out * kept.len());
-    for o in 0..n_out {
+    for (o, bias) in bias2.iter_mut().enumerate() {
         let row = &second.weight[o * n_mid..(o + 1) * n_mid];
         for u in 0..n_mid {
             if kept.binary_search(&u).is_err() {
                 let constant = act(first.bias.as_ref().map_or(0.0, |b| b[u]));
-                bias2[o] += row[u] * constant;
+                *bias += row[u] * constant;
             }
         }
         weight2.extend(kept.iter().map(|&u| row[u]));

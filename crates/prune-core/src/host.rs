@@ -76,7 +76,7 @@ pub fn reduce_blocks(
     cols: usize,
     how: Reduce,
 ) -> Result<Vec<f32>, String> {
-    if rows == 0 || cols == 0 || r % rows != 0 || c % cols != 0 {
+    if rows == 0 || cols == 0 || !r.is_multiple_of(rows) || !c.is_multiple_of(cols) {
         return Err(format!("a {rows}x{cols} block does not divide [{r}, {c}]"));
     }
     let (gr, gc) = (r / rows, c / cols);

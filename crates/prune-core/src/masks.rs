@@ -160,7 +160,7 @@ pub fn pruned_flags(
             Ok(expand_tiles(&tile_flags, gr, gc, br, bc))
         }
         Pattern::NOfM { n, m } => {
-            if cols % m != 0 {
+            if !cols.is_multiple_of(m) {
                 return Err(format!(
                     "an N:M group of {m} does not divide the input dimension {cols}"
                 ));

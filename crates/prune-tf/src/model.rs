@@ -217,7 +217,7 @@ impl Model for TfModel {
 
     fn weight(&self, name: &str) -> Result<Tensor<f32>> {
         let w = self.find(name)?;
-        Ok(self.run(&[], &[w.read.clone()], &[])?.remove(0))
+        Ok(self.run(&[], std::slice::from_ref(&w.read), &[])?.remove(0))
     }
 
     fn set_weights(&mut self, updates: Vec<(String, Tensor<f32>)>) -> Result<()> {
