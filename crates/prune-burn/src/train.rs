@@ -9,7 +9,8 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::config::{OptimizerConfig, TrainConfig};
-use prune_core::data::{shuffled, Dataset};
+use prune_core::data::Dataset;
+use prune_core::train_loop::{run_epoch, StepFns};
 use prune_core::{EpochLog, PruneError, Result};
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.
@@ -90,46 +91,29 @@ impl EpochRunner<'_> {
     fn run<M: Classifier>(
         &mut self,
         model: &mut BurnModel<M>,
-        mut pruning: Option<&mut BurnPruning>,
+        pruning: Option<&mut BurnPruning>,
         epoch: usize,
     ) -> Result<EpochLog> {
-        let order = shuffled(self.data.len(), self.cfg.seed.wrapping_add(epoch as u64));
-        let (mut total, mut steps) = (0.0, 0usize);
-        for rows in order
-            .chunks(self.cfg.batch_size)
-            .take(self.cfg.iteration.unwrap_or(usize::MAX))
-        {
-            if let Some(p) = pruning.as_deref_mut() {
-                p.on_step_begin(model)?;
-            }
-            let (x, y) = batch(self.data, rows, self.device);
-            let loss = self.loss_fn.forward(model.module().logits(x), y);
-            let loss_value = host_f32(&loss.clone().inner().reshape([1]))?[0];
-            if !loss_value.is_finite() {
-                return Err(backend_error(format!(
-                    "epoch {epoch} step {steps}: loss is {loss_value}"
-                )));
-            }
+        let (cfg, rows) = (self.cfg, self.data.len());
+        run_epoch(model, pruning, cfg, rows, epoch, self)
+    }
+}
+
+impl<M: Classifier> StepFns<BurnModel<M>> for EpochRunner<'_> {
+    fn backward(&mut self, model: &mut BurnModel<M>, rows: &[usize]) -> Result<Option<f32>> {
+        let (x, y) = batch(self.data, rows, self.device);
+        let loss = self.loss_fn.forward(model.module().logits(x), y);
+        let value = host_f32(&loss.clone().inner().reshape([1]))?[0];
+        if value.is_finite() {
             let grads = GradientsParams::from_grads(loss.backward(), model.module());
             model.set_grads(grads);
-            if let Some(p) = pruning.as_deref_mut() {
-                p.on_before_optimizer_step(model)?;
-            }
-            model.optimizer_step(&mut self.optim, self.lr)?;
-            if let Some(p) = pruning.as_deref_mut() {
-                p.on_step_end(model)?;
-            }
-            total += loss_value as f64;
-            steps += 1;
-            if self.cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
-                eprintln!("epoch {epoch} step {steps}: loss {loss_value:.4}");
-            }
         }
-        Ok(EpochLog {
-            epoch,
-            mean_loss: total / steps.max(1) as f64,
-            steps,
-        })
+        Ok(Some(value))
+    }
+
+    fn update(&mut self, model: &mut BurnModel<M>) -> Result<Option<f32>> {
+        model.optimizer_step(&mut self.optim, self.lr)?;
+        Ok(None)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod report;
 pub mod schedule;
 pub mod session;
 pub mod suggest;
+pub mod train_loop;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;

@@ -6,7 +6,8 @@ use crate::graph_ops::VarHandle;
 use crate::model::GraphHolder;
 use crate::{TfModel, TfPruning};
 use prune_core::config::{OptimizerConfig, TrainConfig};
-use prune_core::data::{shuffled, Dataset};
+use prune_core::data::Dataset;
+use prune_core::train_loop::StepFns;
 use prune_core::{EpochLog, PruneError, Result};
 use tensorflow::{
     ops, DataType, Operation, Output, Scope, Session, SessionOptions, SessionRunArgs, Shape,
@@ -323,45 +324,41 @@ fn step(model: &TfModel, net: &TfClassifier, x: &Tensor<f32>, y: &Tensor<f32>) -
     Ok(args.fetch::<f32>(loss).map_err(err)?[0])
 }
 
+/// A training step of one graph classifier: the whole step is one session run, so the loss is
+/// known only after the update.
+struct TfStep<'a> {
+    net: &'a TfClassifier,
+    data: &'a Dataset,
+    rows: Vec<usize>,
+}
+
+impl StepFns<TfModel> for TfStep<'_> {
+    fn backward(&mut self, _model: &mut TfModel, rows: &[usize]) -> Result<Option<f32>> {
+        self.rows.clear();
+        self.rows.extend_from_slice(rows);
+        Ok(None)
+    }
+
+    fn update(&mut self, model: &mut TfModel) -> Result<Option<f32>> {
+        let (x, y) = batch(self.data, &self.rows)?;
+        step(model, self.net, &x, &y).map(Some)
+    }
+}
+
 fn run_epoch(
     model: &mut TfModel,
     net: &TfClassifier,
-    mut pruning: Option<&mut TfPruning>,
+    pruning: Option<&mut TfPruning>,
     cfg: &TrainConfig,
     data: &Dataset,
     epoch: usize,
 ) -> Result<EpochLog> {
-    let order = shuffled(data.len(), cfg.seed.wrapping_add(epoch as u64));
-    let (mut total, mut steps) = (0.0, 0usize);
-    for rows in order
-        .chunks(cfg.batch_size)
-        .take(cfg.iteration.unwrap_or(usize::MAX))
-    {
-        if let Some(p) = pruning.as_deref_mut() {
-            p.on_step_begin(model)?;
-            p.on_before_optimizer_step(model)?;
-        }
-        let (x, y) = batch(data, rows)?;
-        let loss = step(model, net, &x, &y)?;
-        if !loss.is_finite() {
-            return Err(tf_error(format!(
-                "epoch {epoch} step {steps}: loss is {loss}"
-            )));
-        }
-        if let Some(p) = pruning.as_deref_mut() {
-            p.on_step_end(model)?;
-        }
-        total += loss as f64;
-        steps += 1;
-        if cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
-            eprintln!("epoch {epoch} step {steps}: loss {loss:.4}");
-        }
-    }
-    Ok(EpochLog {
-        epoch,
-        mean_loss: total / steps.max(1) as f64,
-        steps,
-    })
+    let mut s = TfStep {
+        net,
+        data,
+        rows: Vec::with_capacity(cfg.batch_size),
+    };
+    prune_core::train_loop::run_epoch(model, pruning, cfg, data.len(), epoch, &mut s)
 }
 
 /// Trains `net` on `data` as the `train` section says, with the pruning hooks around every epoch

@@ -3,7 +3,8 @@
 use crate::backend::{host_f32, torch_error};
 use crate::{TorchModel, TorchPruning};
 use prune_core::config::{OptimizerConfig, TrainConfig};
-use prune_core::data::{shuffled, Dataset};
+use prune_core::data::Dataset;
+use prune_core::train_loop::{run_epoch, StepFns};
 use prune_core::{EpochLog, PruneError, Result};
 use std::borrow::Borrow;
 use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};
@@ -64,46 +65,42 @@ impl EpochRunner<'_> {
         &mut self,
         model: &mut TorchModel<V>,
         net: &impl ModuleT,
-        mut pruning: Option<&mut TorchPruning>,
+        pruning: Option<&mut TorchPruning>,
         epoch: usize,
     ) -> Result<EpochLog> {
-        let order = shuffled(self.data.len(), self.cfg.seed.wrapping_add(epoch as u64));
-        let (mut total, mut steps) = (0.0, 0usize);
-        for rows in order
-            .chunks(self.cfg.batch_size)
-            .take(self.cfg.iteration.unwrap_or(usize::MAX))
-        {
-            if let Some(p) = pruning.as_deref_mut() {
-                p.on_step_begin(model)?;
-            }
-            let (x, y) = batch(self.data, rows, self.device);
-            self.optim.zero_grad();
-            let loss = net.forward_t(&x, true).cross_entropy_for_logits(&y);
-            let loss_value = host_f32(&loss)?[0];
-            if !loss_value.is_finite() {
-                return Err(torch_error(format!(
-                    "epoch {epoch} step {steps}: loss is {loss_value}"
-                )));
-            }
-            loss.backward();
-            if let Some(p) = pruning.as_deref_mut() {
-                p.on_before_optimizer_step(model)?;
-            }
-            self.optim.step();
-            if let Some(p) = pruning.as_deref_mut() {
-                p.on_step_end(model)?;
-            }
-            total += loss_value as f64;
-            steps += 1;
-            if self.cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
-                eprintln!("epoch {epoch} step {steps}: loss {loss_value:.4}");
-            }
-        }
-        Ok(EpochLog {
+        let (cfg, rows) = (self.cfg, self.data.len());
+        run_epoch(
+            model,
+            pruning,
+            cfg,
+            rows,
             epoch,
-            mean_loss: total / steps.max(1) as f64,
-            steps,
-        })
+            &mut TorchStep { runner: self, net },
+        )
+    }
+}
+
+/// A training step of one tch network.
+struct TorchStep<'r, 'a, N> {
+    runner: &'r mut EpochRunner<'a>,
+    net: &'r N,
+}
+
+impl<V: Borrow<VarStore>, N: ModuleT> StepFns<TorchModel<V>> for TorchStep<'_, '_, N> {
+    fn backward(&mut self, _model: &mut TorchModel<V>, rows: &[usize]) -> Result<Option<f32>> {
+        let (x, y) = batch(self.runner.data, rows, self.runner.device);
+        self.runner.optim.zero_grad();
+        let loss = self.net.forward_t(&x, true).cross_entropy_for_logits(&y);
+        let value = host_f32(&loss)?[0];
+        if value.is_finite() {
+            loss.backward();
+        }
+        Ok(Some(value))
+    }
+
+    fn update(&mut self, _model: &mut TorchModel<V>) -> Result<Option<f32>> {
+        self.runner.optim.step();
+        Ok(None)
     }
 }
 
