@@ -32,6 +32,14 @@ fn err(e: tensorflow::Status) -> PruneError {
     tf_error(e)
 }
 
+/// Session options with one intra-op and one inter-op thread (ConfigProto fields 2 and 5), so
+/// that reductions run in a fixed order and training is repeatable run to run.
+fn deterministic_options() -> Result<SessionOptions> {
+    let mut opts = SessionOptions::new();
+    opts.set_config(&[0x10, 0x01, 0x28, 0x01]).map_err(err)?;
+    Ok(opts)
+}
+
 /// Seeded Glorot-uniform values (a 64-bit LCG), so runs are reproducible.
 fn glorot(fan_in: usize, fan_out: usize, seed: u64) -> Vec<f32> {
     let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
@@ -91,29 +99,46 @@ pub fn optimizer_step(
     config: &OptimizerConfig,
 ) -> Result<Operation> {
     let outputs: Vec<Output> = vars.iter().map(|v| v.output().clone()).collect();
-    let grads = b
+    let raw = b
         .scope
         .graph_mut()
         .add_gradients(None, &[loss], &outputs, None)
         .map_err(err)?;
+    let wd = match *config {
+        OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => {
+            weight_decay
+        }
+    };
+    let mut grads = Vec::with_capacity(vars.len());
+    for (var, g) in vars.iter().zip(raw) {
+        if let Some(g) = g {
+            grads.push((var, decay(&mut b.scope, g, var, wd)?));
+        }
+    }
+    // Every update waits for every gradient: an update must not change a variable that another
+    // gradient still has to read (ref variables are read in place), or steps are not repeatable.
+    let all_grads: Vec<Operation> = grads.iter().map(|(_, g)| g.operation.clone()).collect();
     let mut updates = Vec::new();
     match *config {
         OptimizerConfig::Sgd {
             learning_rate,
             momentum,
-            weight_decay,
             nesterov,
+            ..
         } => {
             let lr = scalar(&mut b.scope, learning_rate as f32)?;
             let mo = scalar(&mut b.scope, momentum as f32)?;
-            for (var, g) in vars.iter().zip(grads) {
-                let Some(g) = g else { continue };
-                let g = decay(&mut b.scope, g, var, weight_decay)?;
-                let op = if momentum > 0.0 {
+            for (var, g) in grads {
+                let accum = if momentum > 0.0 {
                     let shape: Vec<u64> = dims_of(var);
                     let zeros = vec![0.0; shape.iter().product::<u64>() as usize];
-                    let accum = b.variable(&format!("{}/momentum", var.name()), &shape, &zeros)?;
-                    ops::ApplyMomentum::new()
+                    Some(b.variable(&format!("{}/momentum", var.name()), &shape, &zeros)?)
+                } else {
+                    None
+                };
+                let mut s = b.scope.with_control_dependencies(&all_grads);
+                let op = match accum {
+                    Some(accum) => ops::ApplyMomentum::new()
                         .use_nesterov(nesterov)
                         .build(
                             var.output().clone(),
@@ -121,12 +146,13 @@ pub fn optimizer_step(
                             lr.clone(),
                             g,
                             mo.clone(),
-                            &mut b.scope,
+                            &mut s,
                         )
-                        .map_err(err)?
-                } else {
-                    ops::apply_gradient_descent(var.output().clone(), lr.clone(), g, &mut b.scope)
-                        .map_err(err)?
+                        .map_err(err)?,
+                    None => {
+                        ops::apply_gradient_descent(var.output().clone(), lr.clone(), g, &mut s)
+                            .map_err(err)?
+                    }
                 };
                 updates.push(op);
             }
@@ -136,7 +162,7 @@ pub fn optimizer_step(
             beta_1,
             beta_2,
             epsilon,
-            weight_decay,
+            ..
         } => {
             let b1p = b.variable("adam/beta1_power", &[], &[beta_1 as f32])?;
             let b2p = b.variable("adam/beta2_power", &[], &[beta_2 as f32])?;
@@ -146,13 +172,12 @@ pub fn optimizer_step(
                 scalar(&mut b.scope, beta_2 as f32)?,
                 scalar(&mut b.scope, epsilon as f32)?,
             );
-            for (var, g) in vars.iter().zip(grads) {
-                let Some(g) = g else { continue };
-                let g = decay(&mut b.scope, g, var, weight_decay)?;
+            for (var, g) in grads {
                 let shape = dims_of(var);
                 let zeros = vec![0.0; shape.iter().product::<u64>() as usize];
                 let m = b.variable(&format!("{}/adam_m", var.name()), &shape, &zeros)?;
                 let v = b.variable(&format!("{}/adam_v", var.name()), &shape, &zeros)?;
+                let mut s = b.scope.with_control_dependencies(&all_grads);
                 updates.push(
                     ops::apply_adam(
                         var.output().clone(),
@@ -165,7 +190,7 @@ pub fn optimizer_step(
                         b2.clone(),
                         eps.clone(),
                         g,
-                        &mut b.scope,
+                        &mut s,
                     )
                     .map_err(err)?,
                 );
@@ -277,7 +302,7 @@ impl Builder {
     /// Starts a session on the graph, initialises every variable, and exposes `vars` as the
     /// model's weights.
     pub fn finish(self, vars: &[Variable]) -> Result<TfModel> {
-        let session = Session::new(&SessionOptions::new(), &self.scope.graph()).map_err(err)?;
+        let session = Session::new(&deterministic_options()?, &self.scope.graph()).map_err(err)?;
         let mut init = SessionRunArgs::new();
         for op in &self.inits {
             init.add_target(op);
