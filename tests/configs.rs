@@ -62,6 +62,22 @@ fn the_inc_template_loads_as_written() {
         (0, Some(10), Some(100), Some(2))
     );
     assert_eq!(train.batch_size, 256);
+    assert_eq!(c.train_epochs().unwrap(), 0..10);
+    let no_end = PruningConfig::from_yaml(
+        &std::fs::read_to_string(repo().join("tests/fixtures/inc/template.yaml"))
+            .unwrap()
+            .replace("    end_epoch: 10\n", ""),
+    )
+    .unwrap();
+    assert_eq!(
+        no_end.train_epochs().unwrap(),
+        0..3,
+        "one past the last scheduled epoch (pruner end_epoch 2)"
+    );
+    assert!(
+        fixture("resnet_magnitude.yaml").train_epochs().is_err(),
+        "no train section"
+    );
     assert_eq!(
         train.optimizer,
         OptimizerConfig::Sgd {

@@ -149,20 +149,14 @@ pub fn fit<M: Classifier>(
     device: &Device,
 ) -> Result<(M, Vec<EpochLog>)> {
     let cfg = pruning.config().train_section()?.clone();
-    let end = cfg
-        .end_epoch
-        .unwrap_or(pruning.config().last_schedule_epoch() + 1);
+    let epochs = pruning.config().train_epochs()?;
     let mut run = runner(&cfg, data, device)?;
     let mut logs = Vec::new();
     let mut wrapped = BurnModel::new(model);
-    pruning.fit(
-        &mut wrapped,
-        cfg.start_epoch..end,
-        |pruning, wrapped, epoch| {
-            logs.push(run.run(wrapped, Some(pruning), epoch)?);
-            Ok(())
-        },
-    )?;
+    pruning.fit(&mut wrapped, epochs, |pruning, wrapped, epoch| {
+        logs.push(run.run(wrapped, Some(pruning), epoch)?);
+        Ok(())
+    })?;
     Ok((wrapped.into_inner(), logs))
 }
 

@@ -395,11 +395,9 @@ pub fn fit(
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
     let cfg = pruning.config().train_section()?.clone();
-    let end = cfg
-        .end_epoch
-        .unwrap_or(pruning.config().last_schedule_epoch() + 1);
+    let epochs = pruning.config().train_epochs()?;
     let mut logs = Vec::new();
-    pruning.fit(model, cfg.start_epoch..end, |pruning, model, epoch| {
+    pruning.fit(model, epochs, |pruning, model, epoch| {
         logs.push(run_epoch(model, net, Some(pruning), &cfg, data, epoch)?);
         Ok(())
     })?;

@@ -134,12 +134,10 @@ pub fn fit<V: Borrow<VarStore>>(
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
     let cfg = pruning.config().train_section()?.clone();
-    let end = cfg
-        .end_epoch
-        .unwrap_or(pruning.config().last_schedule_epoch() + 1);
+    let epochs = pruning.config().train_epochs()?;
     let mut run = runner(&cfg, data, model)?;
     let mut logs = Vec::new();
-    pruning.fit(model, cfg.start_epoch..end, |pruning, model, epoch| {
+    pruning.fit(model, epochs, |pruning, model, epoch| {
         logs.push(run.run(model, net, Some(pruning), epoch)?);
         Ok(())
     })?;

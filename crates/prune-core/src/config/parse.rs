@@ -159,6 +159,13 @@ impl PruningConfig {
         })
     }
 
+    /// The epochs the built-in training loop runs: `train.start_epoch..train.end_epoch`, the
+    /// end defaulting to one past the last scheduled epoch.
+    pub fn train_epochs(&self) -> Result<std::ops::Range<usize>> {
+        let t = self.train_section()?;
+        Ok(t.start_epoch..t.end_epoch.unwrap_or(self.last_schedule_epoch() + 1))
+    }
+
     /// The last epoch any pruner's schedule acts in.
     pub fn last_schedule_epoch(&self) -> usize {
         self.resolved_pruners()
