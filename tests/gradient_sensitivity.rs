@@ -84,17 +84,16 @@ fn importance_survives_save_and_resume() {
 }
 
 #[test]
-fn structured_mode_is_refused_clearly() {
+fn structured_mode_on_a_model_without_groups_is_refused_clearly() {
     let yaml = YAML.replace(
         "names: ['fc.weight']",
         "names: ['fc.weight']\n            parameters: {target: 8, stride: 64}",
     );
-    let err = Pruning::<Reference>::from_yaml(&yaml)
-        .err()
-        .unwrap()
-        .to_string();
+    let mut p = Pruning::<Reference>::from_yaml(&yaml).unwrap();
+    let mut m = model();
+    let err = p.on_epoch_begin(&mut m, 0).unwrap_err().to_string();
     assert!(
-        err.contains("structured head and row pruning") && err.contains("not implemented"),
+        err.contains("pruner 0 (structured)") && err.contains("not a multiple of stride 64"),
         "{err}"
     );
 }

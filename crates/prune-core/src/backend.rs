@@ -212,6 +212,63 @@ pub trait Model {
         self.set_weights(updates)
     }
 
+    /// Replaces weights by tensors of a new shape (structured shrinking), all or none. The
+    /// model must keep running with the new shapes: layer sizes such as the number of attention
+    /// heads follow from the weights. Optimizer state of a resized weight does not carry over.
+    fn resize_weights(
+        &mut self,
+        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+    ) -> Result<()> {
+        let _ = updates;
+        Err(PruneError::Unsupported {
+            op: "resizing weights (structured shrinking)".into(),
+            backend: self.backend().name().into(),
+        })
+    }
+
+    /// Weight slices that must be shrunk together. The default recognises BERT-style encoders
+    /// by their Hugging Face names (see [`crate::structure::bert_coupling_groups`]).
+    fn coupling_groups(&self) -> Result<Vec<crate::structure::CouplingGroup>> {
+        Ok(crate::structure::bert_coupling_groups(&self.weights()?))
+    }
+
+    /// Physically shrinks weights: each op keeps its indices along a canonical axis. All
+    /// slices are computed before any weight is replaced, so a failure changes nothing.
+    fn shrink(&mut self, ops: &[crate::structure::ShrinkOp]) -> Result<()> {
+        let weights = self.weights()?;
+        let mut updates = Vec::with_capacity(ops.len());
+        for op in ops {
+            let info = weights
+                .iter()
+                .find(|w| w.name == op.weight)
+                .ok_or_else(|| PruneError::UnknownWeight {
+                    weight: op.weight.clone(),
+                    candidates: Vec::new(),
+                })?;
+            let axis = match (info.layout, info.shape.len(), op.axis) {
+                (Layout::Transposed, 2, a) => 1 - a.min(1),
+                (Layout::Hwio, 4, 0) => 3,
+                (Layout::Hwio, 4, 1) => 2,
+                (Layout::Hwio, 4, a) => a - 2,
+                (_, _, a) => a,
+            };
+            let t = self.weight(&op.weight)?;
+            let smaller = self
+                .backend()
+                .select(&t, axis, &op.keep)
+                .map_err(|e| match e {
+                    PruneError::Shape { shape, reason, .. } => PruneError::Shape {
+                        weight: op.weight.clone(),
+                        shape,
+                        reason,
+                    },
+                    other => other,
+                })?;
+            updates.push((op.weight.clone(), smaller));
+        }
+        self.resize_weights(updates)
+    }
+
     /// The gradient of a weight from the last backward pass, if the framework exposes it.
     fn gradient(&self, name: &str) -> Result<Option<<Self::Backend as TensorBackend>::Tensor>> {
         let _ = name;

@@ -38,6 +38,9 @@ pub struct SessionState {
     pub steps: u64,
     /// Per pruner, in config order; empty if the session had not met its model yet.
     pub bound: Vec<PrunerState>,
+    /// Per structured gradient_sensitivity pruner, in config order: per-layer importance.
+    #[serde(default)]
+    pub structured: Vec<Vec<crate::structured::LayerState>>,
 }
 
 /// One pruner's state.

@@ -94,6 +94,14 @@ pub enum PruneError {
         /// The algorithms that run.
         available: String,
     },
+    /// A structured (head / row) pruner cannot run as configured on this model.
+    #[error("pruner {pruner} (structured): {reason}")]
+    Structured {
+        /// Index of the pruner in `pruners:`.
+        pruner: usize,
+        /// What is wrong: weight names, layer numbers, expected vs got.
+        reason: String,
+    },
     /// A tensor has a shape an operation cannot take.
     #[error("weight `{weight}`: {reason} (shape {shape:?})")]
     Shape {

@@ -5,6 +5,7 @@
 //! - [`backend`]: the [`TensorBackend`] and [`Model`] traits a framework implements.
 //! - [`masks`]: exact, deterministic mask selection.
 //! - [`session`]: the [`Pruning`] session and its training hooks.
+//! - [`structured`], [`structure`]: head / row pruning and physical shrinking.
 //! - [`reference`]: a pure-Rust backend that defines expected behaviour.
 
 #![warn(missing_docs)]
@@ -24,6 +25,8 @@ pub mod reference;
 pub mod report;
 pub mod schedule;
 pub mod session;
+pub mod structure;
+pub mod structured;
 pub mod suggest;
 pub mod train_loop;
 

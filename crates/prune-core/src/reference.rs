@@ -202,6 +202,19 @@ impl Model for RefModel {
         }
         Ok(())
     }
+    fn resize_weights(&mut self, updates: Vec<(String, RefTensor)>) -> Result<()> {
+        let idx: Vec<usize> = updates
+            .iter()
+            .map(|(name, _)| self.index(name))
+            .collect::<Result<_>>()?;
+        for (i, (_, t)) in idx.into_iter().zip(updates) {
+            let p = &mut self.params[i];
+            p.info.shape = p.info.layout.canonical_shape(&t.shape);
+            p.value = t;
+            p.grad = None;
+        }
+        Ok(())
+    }
     fn gradient(&self, name: &str) -> Result<Option<RefTensor>> {
         Ok(self.params[self.index(name)?].grad.clone())
     }

@@ -11,6 +11,8 @@ use crate::host::{to_canonical, to_stored};
 use crate::names::select_weights;
 use crate::pruner::{BoundPruner, PendingMask};
 use crate::report::{LayerSparsity, SparsityReport};
+use crate::structure::expand;
+use crate::structured::{is_structured, LayerOutcome, StructuredPruner};
 use std::ops::Range;
 
 /// Where the session is in the training loop, for hook-order checks.
@@ -39,6 +41,8 @@ pub struct Pruning<B: TensorBackend> {
     config: PruningConfig,
     pruners: Vec<ResolvedPruner>,
     bound: Option<Vec<BoundPruner<B>>>,
+    /// Structured gradient_sensitivity pruners (bound with `bound`).
+    structured: Vec<StructuredPruner>,
     phase: Phase,
     steps: u64,
 }
@@ -56,14 +60,10 @@ impl<B: TensorBackend> Pruning<B> {
     pub fn new(config: PruningConfig) -> Result<Self> {
         let pruners = config.resolved_pruners();
         for p in &pruners {
-            let structured = p.prune_type == PruneType::GradientSensitivity
-                && (p.parameters.target.is_some() || !p.parameters.importance_inputs.is_empty());
-            if structured {
-                return Err(PruneError::NotImplemented {
+            if is_structured(p) && p.parameters.target.is_none() {
+                return Err(PruneError::Structured {
                     pruner: p.index,
-                    prune_type: "gradient_sensitivity with target / importance_inputs (structured head and row pruning)"
-                        .into(),
-                    available: "basic_magnitude, pattern_lock, group_lasso, element-wise gradient_sensitivity".into(),
+                    reason: "importance_inputs is set but parameters.target (groups to keep per layer) is not".into(),
                 });
             }
             if !IMPLEMENTED.contains(&p.prune_type) {
@@ -79,6 +79,7 @@ impl<B: TensorBackend> Pruning<B> {
             config,
             pruners,
             bound: None,
+            structured: Vec::new(),
             phase: Phase::BetweenEpochs,
             steps: 0,
         })
@@ -115,7 +116,7 @@ impl<B: TensorBackend> Pruning<B> {
         let weights = model.weights()?;
         let mut owner: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         let mut bound = Vec::with_capacity(self.pruners.len());
-        for p in &self.pruners {
+        for p in self.pruners.iter().filter(|p| !is_structured(p)) {
             let chosen = select_weights(p.index, &p.names, &weights)?;
             for w in &chosen {
                 if let Some(first) = owner.insert(&w.name, p.index) {
@@ -154,9 +155,107 @@ impl<B: TensorBackend> Pruning<B> {
                 lock.extend(b.lock_masks(i, model)?);
             }
         }
+        let structured = self.bind_structured(model)?;
         commit(model, &mut bound, lock)?;
         self.bound = Some(bound);
+        self.structured = structured;
         Ok(())
+    }
+
+    /// Binds the structured pruners; checks that no weight is both masked and shrunk.
+    fn bind_structured<M: Model<Backend = B>>(&self, model: &M) -> Result<Vec<StructuredPruner>> {
+        let weights = model.weights()?;
+        let mut out: Vec<StructuredPruner> = Vec::new();
+        for p in self.pruners.iter().filter(|p| is_structured(p)) {
+            let bound = StructuredPruner::bind(p.clone(), &weights)?;
+            for earlier in &out {
+                if let Some(w) = bound.weight_names().find(|w| earlier.weight_names().any(|e| e == *w)) {
+                    return Err(PruneError::DuplicateWeight {
+                        weight: w.to_string(),
+                        first: earlier.spec.index,
+                        second: p.index,
+                    });
+                }
+            }
+            out.push(bound);
+        }
+        Ok(out)
+    }
+
+    /// Hands over the gradient of a model input that structured pruners read for importance,
+    /// such as `head_mask` `[layers, heads]`: call it after each backward pass, before
+    /// `on_before_optimizer_step`. `shape` and `grad` are row-major. Outside a pruner's epochs
+    /// the gradient is ignored.
+    pub fn record_input_gradient(&mut self, name: &str, shape: &[usize], grad: &[f32]) -> Result<()> {
+        let epoch = self.require_epoch("record_input_gradient")?;
+        if !self.structured.iter().any(|p| p.reads_input(name)) {
+            let known: Vec<&str> = self
+                .pruners
+                .iter()
+                .filter(|p| is_structured(p))
+                .flat_map(|p| p.parameters.importance_inputs.iter().map(String::as_str))
+                .collect();
+            return Err(PruneError::Structured {
+                pruner: self.structured.first().map_or(0, |p| p.spec.index),
+                reason: format!(
+                    "no structured pruner reads input `{name}` (importance_inputs: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            });
+        }
+        for p in self.structured.iter_mut().filter(|p| p.reads_input(name)) {
+            if epoch >= p.spec.start_epoch && epoch <= p.spec.end_epoch {
+                p.record_input(name, shape, grad)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Shrinks the model for every structured pruner `due` says, all or none.
+    fn shrink_structured<M: Model<Backend = B>>(
+        &mut self,
+        model: &mut M,
+        due: impl Fn(&StructuredPruner) -> bool,
+    ) -> Result<()> {
+        let mut ops = Vec::new();
+        let mut decided = Vec::new();
+        for (pi, p) in self.structured.iter().enumerate() {
+            if p.done() || !due(p) {
+                continue;
+            }
+            for (layer, kept, op) in p.plan()? {
+                ops.push((p.spec.index, op));
+                decided.push((pi, layer, kept));
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let weights = model.weights()?;
+        let expanded = expand(&ops, &model.coupling_groups()?, &weights)?;
+        for b in self.bound.iter().flatten() {
+            for w in b.weights.iter().filter(|w| w.mask.is_some()) {
+                if let Some(op) = expanded.iter().find(|op| op.weight == w.info.name) {
+                    return Err(PruneError::Structured {
+                        pruner: ops[0].0,
+                        reason: format!(
+                            "`{}` would be shrunk but pruner {} holds a mask on it",
+                            op.weight, b.spec.index
+                        ),
+                    });
+                }
+            }
+        }
+        model.shrink(&expanded)?;
+        for (pi, layer, kept) in decided {
+            self.structured[pi].mark_kept(layer, kept);
+        }
+        Ok(())
+    }
+
+    /// Per structured pruner and layer: importance and, once shrunk, the kept groups.
+    pub fn structured_outcome(&self) -> Vec<LayerOutcome> {
+        self.structured.iter().flat_map(|p| p.outcome()).collect()
     }
 
     /// The session's whole state (masks, schedule position, counters), to save beside the model.
@@ -207,6 +306,7 @@ impl<B: TensorBackend> Pruning<B> {
             },
             steps: self.steps,
             bound: pruners_state,
+            structured: self.structured.iter().map(|p| p.state()).collect(),
         })
     }
 
@@ -367,6 +467,26 @@ impl<B: TensorBackend> Pruning<B> {
             }
             self.bound = Some(bound);
         }
+        if !state.structured.is_empty() {
+            let mut structured = self.bind_structured(model)?;
+            if structured.len() != state.structured.len() {
+                return Err(state_error(
+                    here,
+                    format!(
+                        "{} structured pruners saved, {} configured",
+                        state.structured.len(),
+                        structured.len()
+                    ),
+                ));
+            }
+            for (p, saved) in structured.iter_mut().zip(&state.structured) {
+                p.restore(saved).map_err(|r| state_error(here, r))?;
+            }
+            if self.bound.is_none() {
+                self.bound = Some(self.match_weights(model)?);
+            }
+            self.structured = structured;
+        }
         self.steps = state.steps;
         self.phase = state
             .open_epoch
@@ -444,10 +564,8 @@ impl<B: TensorBackend> Pruning<B> {
     /// seeing real gradients (no denormal decay in Adam).
     pub fn on_before_optimizer_step<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
         let epoch = self.require_epoch("on_before_optimizer_step")?;
-        let Some(bound) = self.bound.as_mut() else {
-            return Ok(());
-        };
         let mut updates = Vec::new();
+        let bound = self.bound.get_or_insert_with(Vec::new);
         for b in bound
             .iter()
             .filter(|b| b.spec.prune_type == PruneType::GroupLasso && b.schedule.acts_at(epoch))
@@ -459,6 +577,11 @@ impl<B: TensorBackend> Pruning<B> {
             .filter(|b| b.spec.prune_type == PruneType::GradientSensitivity)
         {
             b.accumulate_importance(model)?;
+        }
+        for p in self.structured.iter_mut().filter(|p| {
+            !p.done() && epoch >= p.spec.start_epoch && epoch <= p.spec.end_epoch
+        }) {
+            p.accumulate_weights(model)?;
         }
         if updates.is_empty() {
             return Ok(());
@@ -473,10 +596,11 @@ impl<B: TensorBackend> Pruning<B> {
         self.reapply(model)
     }
 
-    /// End of an epoch.
+    /// End of an epoch: structured pruners whose `end_epoch` this is shrink the model (all
+    /// their layers at once, kept groups in original order); on error nothing has changed.
     pub fn on_epoch_end<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
-        let _ = model;
-        self.require_epoch("on_epoch_end")?;
+        let epoch = self.require_epoch("on_epoch_end")?;
+        self.shrink_structured(model, |p| p.spec.end_epoch == epoch)?;
         self.phase = Phase::BetweenEpochs;
         Ok(())
     }
@@ -489,6 +613,8 @@ impl<B: TensorBackend> Pruning<B> {
                 reason: format!("while epoch {open} is open; call on_epoch_end first"),
             });
         }
+        // Structured pruners whose end_epoch was never reached shrink with what they gathered.
+        self.shrink_structured(model, |_| true)?;
         self.reapply(model)
     }
 

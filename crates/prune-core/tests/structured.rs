@@ -1,0 +1,276 @@
+//! Structured gradient_sensitivity on the reference backend: importance by hand, shrinking with
+//! coupled weights, and the errors a user meets.
+
+use prune_core::reference::{RefModel, RefTensor};
+use prune_core::{Layout, Model, Pruning, Reference};
+
+const HIDDEN: usize = 4;
+const FFN: usize = 6;
+
+/// One BERT layer with hidden 4 (2 heads of 2) and FFN 6; value `k` at canonical index `k`
+/// plus an offset per weight, so every slice is recognisable.
+fn bert_layer(layout: Layout) -> RefModel {
+    let mut m = RefModel::default();
+    let p = "encoder.layer.0.";
+    let shapes: [(&str, Vec<usize>); 12] = [
+        ("attention.self.query.weight", vec![HIDDEN, HIDDEN]),
+        ("attention.self.query.bias", vec![HIDDEN]),
+        ("attention.self.key.weight", vec![HIDDEN, HIDDEN]),
+        ("attention.self.key.bias", vec![HIDDEN]),
+        ("attention.self.value.weight", vec![HIDDEN, HIDDEN]),
+        ("attention.self.value.bias", vec![HIDDEN]),
+        ("attention.output.dense.weight", vec![HIDDEN, HIDDEN]),
+        ("attention.output.dense.bias", vec![HIDDEN]),
+        ("intermediate.dense.weight", vec![FFN, HIDDEN]),
+        ("intermediate.dense.bias", vec![FFN]),
+        ("output.dense.weight", vec![HIDDEN, FFN]),
+        ("output.dense.bias", vec![HIDDEN]),
+    ];
+    for (i, (name, shape)) in shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let values = (0..n).map(|k| (100 * i + k) as f32).collect();
+        let layout = if shape.len() == 2 { layout } else { Layout::Canonical };
+        m.push(&format!("{p}{name}"), shape, values, layout);
+    }
+    m
+}
+
+const CONFIG: &str = "
+pruning:
+  approach:
+    weight_compression:
+      start_epoch: 0
+      end_epoch: 0
+      pruners:
+        - !Pruner
+            prune_type: gradient_sensitivity
+            names: ['encoder.layer.*.attention.self.query.weight',
+                    'encoder.layer.*.attention.self.key.weight',
+                    'encoder.layer.*.attention.self.value.weight']
+            parameters: {target: 1, stride: 2, normalize: True, transpose: False,
+                         importance_inputs: ['head_mask'], importance_metric: abs_gradient}
+        - !Pruner
+            prune_type: gradient_sensitivity
+            names: ['encoder.layer.*.intermediate.dense.weight']
+            parameters: {target: 4, stride: 1, normalize: False,
+                         importance_inputs: ['encoder.layer.*.intermediate.dense.weight'],
+                         importance_metric: weighted_gradient}
+";
+
+fn canonical(m: &RefModel, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let info = m.weights().unwrap().into_iter().find(|w| w.name == name).unwrap();
+    let t = m.weight(name).unwrap();
+    (
+        info.shape.clone(),
+        prune_core::host::to_canonical(t.data, info.layout, &info.shape),
+    )
+}
+
+fn set_grad(m: &mut RefModel, name: &str, canonical_grad: Vec<f32>) {
+    let info = m.weights().unwrap().into_iter().find(|w| w.name == name).unwrap();
+    let stored = prune_core::host::to_stored(canonical_grad, info.layout, &info.shape);
+    let shape = info.layout.stored_shape(&info.shape);
+    m.set_gradients(vec![(name.into(), RefTensor { data: stored, shape })])
+        .unwrap();
+}
+
+/// Rows of a canonical [r, c] matrix.
+fn rows(data: &[f32], c: usize, keep: &[usize]) -> Vec<f32> {
+    keep.iter().flat_map(|&r| data[r * c..(r + 1) * c].to_vec()).collect()
+}
+
+/// Columns of a canonical [r, c] matrix.
+fn cols(data: &[f32], r: usize, c: usize, keep: &[usize]) -> Vec<f32> {
+    (0..r)
+        .flat_map(|i| keep.iter().map(move |&j| data[i * c + j]))
+        .collect()
+}
+
+fn run(layout: Layout) {
+    let mut m = bert_layer(layout);
+    let before: Vec<(String, (Vec<usize>, Vec<f32>))> = m
+        .weights()
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.name.clone(), canonical(&m, &w.name)))
+        .collect();
+    let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    // Two steps. Head importance: |0.1| + |0.2| = 0.3 for head 0, |-0.5| + |0.1| = 0.6 for head 1.
+    // FFN row importance, weighted_gradient: |sum_j g[r, j] * w[r, j]| per step, summed.
+    let head_grads = [[0.1f32, -0.5], [0.2, 0.1]];
+    // Gradients of intermediate.dense.weight [6, 4]: row r gets value sign_r * (step + 1) on
+    // column 0 only, so the row's step importance is |g * w[r, 0]| = (step + 1) * w[r, 0],
+    // with w[r, 0] = 800 + 4r (weight index 8).
+    let signs = [1.0f32, -1.0, 0.0, 1.0, 0.0, -1.0];
+    for (step, hg) in head_grads.iter().enumerate() {
+        p.on_step_begin(&mut m).unwrap();
+        p.record_input_gradient("head_mask", &[1, 2], hg).unwrap();
+        let mut g = vec![0.0f32; FFN * HIDDEN];
+        for r in 0..FFN {
+            g[r * HIDDEN] = signs[r] * (step as f32 + 1.0);
+        }
+        set_grad(&mut m, "encoder.layer.0.intermediate.dense.weight", g);
+        p.on_before_optimizer_step(&mut m).unwrap();
+        p.on_step_end(&mut m).unwrap();
+    }
+    let outcome = p.structured_outcome();
+    assert_eq!(outcome.len(), 2);
+    let heads = &outcome[0];
+    let norm = (0.3f64 * 0.3 + 0.6 * 0.6).sqrt();
+    let expect = [0.3 / norm, 0.6 / norm];
+    for (got, want) in heads.importance.iter().zip(expect) {
+        assert!((got - want).abs() < 1e-6, "head importance {:?}", heads.importance);
+    }
+    let ffn = &outcome[1];
+    for r in 0..FFN {
+        let want = 3.0 * (800.0 + 4.0 * r as f64) * f64::from(signs[r].abs());
+        assert!((ffn.importance[r] - want).abs() < 1e-3, "row {r}: {:?}", ffn.importance);
+    }
+    assert!(heads.kept.is_none(), "shrunk before on_epoch_end");
+
+    p.on_epoch_end(&mut m).unwrap();
+    let outcome = p.structured_outcome();
+    assert_eq!(outcome[0].kept.as_deref(), Some(&[1usize][..]));
+    // Rows 0, 1, 3, 5 have importance > 0; rows 2 and 4 (zero) go.
+    assert_eq!(outcome[1].kept.as_deref(), Some(&[0usize, 1, 3, 5][..]));
+
+    let old = |n: &str| {
+        before
+            .iter()
+            .find(|(name, _)| name == &format!("encoder.layer.0.{n}"))
+            .unwrap()
+            .1
+            .1
+            .clone()
+    };
+    let now = |n: &str| canonical(&m, &format!("encoder.layer.0.{n}"));
+    let head_rows = [2usize, 3];
+    for w in ["query", "key", "value"] {
+        let (shape, data) = now(&format!("attention.self.{w}.weight"));
+        assert_eq!(shape, vec![2, HIDDEN], "{w}");
+        assert_eq!(data, rows(&old(&format!("attention.self.{w}.weight")), HIDDEN, &head_rows));
+        let (bshape, bias) = now(&format!("attention.self.{w}.bias"));
+        assert_eq!(bshape, vec![2]);
+        assert_eq!(bias, rows(&old(&format!("attention.self.{w}.bias")), 1, &head_rows));
+    }
+    let (oshape, o) = now("attention.output.dense.weight");
+    assert_eq!(oshape, vec![HIDDEN, 2], "attention output follows the heads");
+    assert_eq!(o, cols(&old("attention.output.dense.weight"), HIDDEN, HIDDEN, &head_rows));
+    assert_eq!(now("attention.output.dense.bias").1, old("attention.output.dense.bias"));
+    let ffn_rows = [0usize, 1, 3, 5];
+    let (ishape, i) = now("intermediate.dense.weight");
+    assert_eq!(ishape, vec![4, HIDDEN]);
+    assert_eq!(i, rows(&old("intermediate.dense.weight"), HIDDEN, &ffn_rows));
+    assert_eq!(now("intermediate.dense.bias").1, rows(&old("intermediate.dense.bias"), 1, &ffn_rows));
+    let (fshape, f) = now("output.dense.weight");
+    assert_eq!(fshape, vec![HIDDEN, 4], "FFN output follows the FFN rows");
+    assert_eq!(f, cols(&old("output.dense.weight"), HIDDEN, FFN, &ffn_rows));
+    p.on_train_end(&mut m).unwrap();
+}
+
+#[test]
+fn hand_computed_importance_decides_kept_heads_and_rows_canonical() {
+    run(Layout::Canonical);
+}
+
+#[test]
+fn hand_computed_importance_decides_kept_heads_and_rows_transposed() {
+    run(Layout::Transposed);
+}
+
+#[test]
+fn keeping_every_group_leaves_every_weight_identical() {
+    let yaml = CONFIG.replace("target: 1,", "target: 2,").replace("target: 4,", "target: 6,");
+    let mut m = bert_layer(Layout::Transposed);
+    let before = m.clone();
+    let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    p.record_input_gradient("head_mask", &[1, 2], &[0.5, 0.1]).unwrap();
+    set_grad(&mut m, "encoder.layer.0.intermediate.dense.weight", vec![0.5; FFN * HIDDEN]);
+    p.on_before_optimizer_step(&mut m).unwrap();
+    p.on_epoch_end(&mut m).unwrap();
+    for (a, b) in before.params.iter().zip(&m.params) {
+        assert_eq!(a.info, b.info);
+        assert_eq!(a.value.data, b.value.data, "{}", a.info.name);
+    }
+}
+
+#[test]
+fn missing_importance_is_an_error_that_changes_nothing() {
+    let mut m = bert_layer(Layout::Canonical);
+    let before = m.clone();
+    let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    let err = p.on_epoch_end(&mut m).unwrap_err().to_string();
+    assert!(err.contains("record_input_gradient") && err.contains("head_mask"), "{err}");
+    for (a, b) in before.params.iter().zip(&m.params) {
+        assert_eq!(a.value.data, b.value.data);
+    }
+}
+
+#[test]
+fn wrong_input_shapes_and_names_are_refused() {
+    let mut m = bert_layer(Layout::Canonical);
+    let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    let err = p
+        .record_input_gradient("head_mask", &[1, 3], &[0.0; 3])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[1, 3]") && err.contains("2 groups"), "{err}");
+    let err = p
+        .record_input_gradient("head_mask", &[1, 2], &[0.0; 3])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("3"), "{err}");
+    let err = p
+        .record_input_gradient("attention_mask", &[1, 2], &[0.0; 2])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("attention_mask") && err.contains("head_mask"), "{err}");
+}
+
+#[test]
+fn configuration_problems_name_the_pruner_and_sizes() {
+    let m = bert_layer(Layout::Canonical);
+    let cases = [
+        (CONFIG.replace("target: 1,", "target: 3,"), "target 3 is more than the 2 groups"),
+        (CONFIG.replace("stride: 2,", "stride: 3,"), "not a multiple of stride 3"),
+        (
+            CONFIG.replace("importance_metric: abs_gradient", "importance_metric: weighted_gradient"),
+            "use abs_gradient for inputs",
+        ),
+        (
+            CONFIG.replace("target: 4, stride: 1", "target: 4, stride: 4"),
+            "not a multiple of stride 4",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let mut m = m.clone();
+        let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+        let err = p.on_epoch_begin(&mut m, 0).unwrap_err().to_string();
+        assert!(err.contains(want) && err.contains("pruner"), "{err}\nwanted: {want}");
+    }
+}
+
+#[test]
+fn importance_survives_save_and_load() {
+    let dir = std::env::temp_dir().join(format!("prune-structured-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.json");
+    let mut m = bert_layer(Layout::Canonical);
+    let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    p.record_input_gradient("head_mask", &[1, 2], &[0.7, 0.1]).unwrap();
+    set_grad(&mut m, "encoder.layer.0.intermediate.dense.weight", vec![0.5; FFN * HIDDEN]);
+    p.on_before_optimizer_step(&mut m).unwrap();
+    p.save_state(&path).unwrap();
+    let mut q: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
+    let mut m2 = bert_layer(Layout::Canonical);
+    q.load_state(&mut m2, &path).unwrap();
+    assert_eq!(q.structured_outcome(), p.structured_outcome());
+    q.on_epoch_end(&mut m2).unwrap();
+    assert_eq!(q.structured_outcome()[0].kept.as_deref(), Some(&[0usize][..]));
+    std::fs::remove_dir_all(&dir).ok();
+}
