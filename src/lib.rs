@@ -17,6 +17,11 @@
 pub use prune_core::*;
 
 /// The burn backend (feature `burn`).
+/// Text tools for transformer models: WordPiece tokenisation, sentence corpora.
+pub mod nlp {
+    pub use prune_nlp::*;
+}
+
 #[cfg(feature = "burn")]
 pub mod burn {
     pub use prune_burn::*;

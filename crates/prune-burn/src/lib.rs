@@ -2,11 +2,15 @@
 //!
 //! - [`Burn`]: the [`TensorBackend`](prune_core::TensorBackend) over burn tensors.
 //! - [`BurnModel`]: any burn [`Module`](burn::module::Module) as a prunable model.
+//! - [`bert`]: a BERT encoder with Hugging Face names, a head mask, and sizes read from its
+//!   weights (structured pruning shrinks it in place).
 //! - [`train`]: the built-in training loop behind `fit()` for classifiers.
 
 #![warn(missing_docs)]
 
 mod backend;
+#[allow(non_snake_case)]
+pub mod bert;
 pub mod compact;
 mod model;
 pub mod train;

@@ -99,7 +99,8 @@ impl PathTracker {
         if !self.joined.is_empty() {
             self.joined.push('.');
         }
-        self.joined.push_str(name);
+        // A field named after a Rust keyword carries a trailing underscore (`self_`).
+        self.joined.push_str(if name == "self_" { "self" } else { name });
         self.in_linear.push(container == "Struct:Linear");
     }
     fn exit(&mut self) {
@@ -219,6 +220,8 @@ enum NewValue<'v> {
     Value(Tensor<1>),
     /// Multiply by this flattened mask.
     Mask(&'v BurnMask),
+    /// Replace by this (flattened) value of a new stored shape, as a new parameter.
+    Resized(Tensor<1>, Vec<usize>),
 }
 
 /// Writes new values into parameters by path, keeping ids and gradient settings.
@@ -243,6 +246,19 @@ impl ModuleMapper for Write<'_> {
             return param;
         };
         let (_, update) = self.updates.swap_remove(i);
+        if let NewValue::Resized(flat, shape) = update {
+            let old = param.val();
+            let dims: [usize; D] = shape.try_into().expect("rank checked before the write");
+            let mut t: Tensor<D> = flat.reshape(dims);
+            if old.is_autodiff() {
+                t = t.autodiff();
+            }
+            if old.is_require_grad() {
+                t = t.require_grad();
+            }
+            // A new id: optimizer state kept for the old shape does not apply to the new one.
+            return Param::initialized(ParamId::new(), t);
+        }
         param.map(|old| {
             let dims = old.dims();
             let autodiff = old.is_autodiff();
@@ -251,6 +267,7 @@ impl ModuleMapper for Write<'_> {
             let mut t: Tensor<D> = match update {
                 NewValue::Value(flat) => flat.reshape(dims),
                 NewValue::Mask(mask) => inner * mask.flat.clone().reshape(dims),
+                NewValue::Resized(..) => unreachable!("handled above"),
             };
             if autodiff {
                 t = t.autodiff();
@@ -384,6 +401,42 @@ impl<M: Module> Model for BurnModel<M> {
             updates
                 .iter()
                 .map(|(n, t)| (n.as_str(), NewValue::Value(t.flat.clone())))
+                .collect(),
+        );
+        Ok(())
+    }
+
+    fn resize_weights(&mut self, updates: Vec<(String, BurnTensor)>) -> Result<()> {
+        let found = self.collect();
+        for (name, t) in &updates {
+            let f = found
+                .iter()
+                .find(|f| f.info.name == *name)
+                .ok_or_else(|| self.unknown(name, &found))?;
+            let n: usize = t.shape.iter().product();
+            if t.shape.len() != f.stored_shape.len() || t.flat.dims()[0] != n {
+                return Err(PruneError::Shape {
+                    weight: name.clone(),
+                    shape: t.shape.clone(),
+                    reason: format!(
+                        "a resize keeps the rank of stored shape {:?} and gives {n} values",
+                        f.stored_shape
+                    ),
+                });
+            }
+        }
+        self.grads = None;
+        self.map_params(
+            updates
+                .into_iter()
+                .map(|(n, t)| {
+                    let name: &str = found
+                        .iter()
+                        .find(|f| f.info.name == n)
+                        .map(|f| f.info.name.as_str())
+                        .expect("checked above");
+                    (name, NewValue::Resized(t.flat, t.shape))
+                })
                 .collect(),
         );
         Ok(())

@@ -23,6 +23,7 @@ pub mod names;
 mod pruner;
 pub mod reference;
 pub mod report;
+pub mod safetensors;
 pub mod schedule;
 pub mod session;
 pub mod structure;

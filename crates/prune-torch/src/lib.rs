@@ -2,6 +2,8 @@
 //!
 //! - [`Torch`]: the [`TensorBackend`](prune_core::TensorBackend) over tch tensors.
 //! - [`TorchModel`]: a tch `VarStore` as a prunable model (names like `fc1.weight`).
+//! - [`bert`]: a BERT encoder with Hugging Face names, a head mask, and sizes read from its
+//!   weights (structured pruning shrinks it in place).
 //! - [`train`]: the built-in training loop behind `fit()` for classifiers.
 //!
 //! libtorch comes from the PyPI torch wheel: `bash scripts/setup.sh torch`.
@@ -9,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod bert;
 mod model;
 pub mod train;
 

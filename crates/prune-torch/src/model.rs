@@ -152,6 +152,35 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
         Ok(())
     }
 
+    fn resize_weights(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
+        let mut targets = Vec::with_capacity(updates.len());
+        for (name, t) in &updates {
+            let v = self.float_var(name)?;
+            if v.dim() != t.0.dim() || v.device() != t.0.device() || t.0.kind() != v.kind() {
+                return Err(PruneError::Shape {
+                    weight: name.clone(),
+                    shape: t.0.size().iter().map(|&d| d as usize).collect(),
+                    reason: format!(
+                        "a resize keeps the rank, dtype and device of stored shape {:?}",
+                        v.size()
+                    ),
+                });
+            }
+            targets.push(v.shallow_clone());
+        }
+        tch::no_grad(|| {
+            for (mut target, (_, value)) in targets.into_iter().zip(updates) {
+                target.set_data(&value.0.contiguous());
+                // A gradient of the old shape would not accumulate with the new one.
+                let mut grad = target.grad();
+                if grad.defined() {
+                    grad.set_data(&target.zeros_like());
+                }
+            }
+        });
+        Ok(())
+    }
+
     fn apply_masks(&mut self, masks: &[(&str, &TorchMask)]) -> Result<()> {
         let mut targets = Vec::with_capacity(masks.len());
         for (name, mask) in masks {

@@ -1,0 +1,220 @@
+//! A BERT encoder over tch with Hugging Face parameter names in a [`VarStore`], a `head_mask`
+//! input, and every size read from its weights: after a structured pruner shrinks the variables
+//! in place, the same value runs the smaller model.
+
+use prune_core::safetensors::TensorMap;
+use prune_core::{PruneError, Result};
+use tch::nn::{Path, VarStore};
+use tch::{Device, Kind, Tensor};
+
+/// Sizes a BERT checkpoint does not carry in its weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BertConfig {
+    /// Width of one attention head.
+    pub head_dim: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+}
+
+impl BertConfig {
+    /// sentence-transformers all-MiniLM-L6-v2: heads of 32, eps 1e-12.
+    pub fn minilm() -> Self {
+        BertConfig {
+            head_dim: 32,
+            layer_norm_eps: 1e-12,
+        }
+    }
+}
+
+/// A BERT encoder whose parameters live in a [`VarStore`] (wrap that store in
+/// [`TorchModel`](crate::TorchModel) to prune it).
+pub struct Bert {
+    vars: std::collections::HashMap<String, Tensor>,
+    layers: usize,
+}
+
+/// Token ids and attention mask of a padded batch.
+pub struct BertBatch {
+    /// `[batch, seq]`, int64.
+    pub ids: Tensor,
+    /// `[batch, seq]`, 1.0 for tokens and 0.0 for padding.
+    pub mask: Tensor,
+}
+
+impl BertBatch {
+    /// A batch from row-major ids and mask of `rows` x `seq`.
+    pub fn new(ids: &[i64], mask: &[f32], rows: usize, seq: usize, device: Device) -> Self {
+        let shape = [rows as i64, seq as i64];
+        BertBatch {
+            ids: Tensor::from_slice(ids).reshape(shape).to_device(device),
+            mask: Tensor::from_slice(mask).reshape(shape).to_device(device),
+        }
+    }
+}
+
+/// The variable under a dotted name: `a.b.c` is `c` under `root / "a" / "b"`.
+fn create(root: &Path, name: &str, value: &Tensor) -> Tensor {
+    let mut segments: Vec<&str> = name.split('.').collect();
+    let last = segments.pop().expect("a name has a segment");
+    let mut p = root.clone();
+    for s in segments {
+        p = &p / s;
+    }
+    p.var_copy(last, value)
+}
+
+impl Bert {
+    /// Creates the encoder's variables in `vs` from Hugging Face tensors (e.g. from
+    /// [`prune_core::safetensors::read_f32`]); every `encoder.layer.N.*` and `embeddings.*`
+    /// tensor of rank 1 or 2 becomes a trainable variable with the same name.
+    pub fn from_tensors(vs: &VarStore, tensors: &TensorMap) -> Result<Bert> {
+        let layers = (0..)
+            .take_while(|l| {
+                tensors.contains_key(&format!("encoder.layer.{l}.attention.self.query.weight"))
+            })
+            .count();
+        if layers == 0 {
+            return Err(PruneError::UnknownWeight {
+                weight: "encoder.layer.0.attention.self.query.weight".into(),
+                candidates: tensors.keys().take(3).cloned().collect(),
+            });
+        }
+        let root = vs.root();
+        let mut vars = std::collections::HashMap::new();
+        for (name, t) in tensors {
+            let wanted = name.starts_with("embeddings.")
+                || (name.starts_with("encoder.layer.") && (t.shape.len() == 1 || t.shape.len() == 2));
+            if !wanted {
+                continue;
+            }
+            let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+            let value = Tensor::from_slice(&t.data).reshape(&shape).to_device(vs.device());
+            vars.insert(name.clone(), create(&root, name, &value));
+        }
+        let bert = Bert { vars, layers };
+        for l in 0..layers {
+            for suffix in REQUIRED_PER_LAYER {
+                bert.var(&format!("encoder.layer.{l}.{suffix}"))?;
+            }
+        }
+        for name in REQUIRED_EMBEDDINGS {
+            bert.var(name)?;
+        }
+        Ok(bert)
+    }
+
+    fn var(&self, name: &str) -> Result<&Tensor> {
+        self.vars.get(name).ok_or_else(|| PruneError::UnknownWeight {
+            weight: name.into(),
+            candidates: Vec::new(),
+        })
+    }
+
+    fn v(&self, name: &str) -> &Tensor {
+        self.vars.get(name).expect("checked when built")
+    }
+
+    fn linear(&self, x: &Tensor, stem: &str) -> Tensor {
+        x.linear(
+            self.v(&format!("{stem}.weight")),
+            Some(self.v(&format!("{stem}.bias"))),
+        )
+    }
+
+    fn norm(&self, x: &Tensor, stem: &str, eps: f64) -> Tensor {
+        let w = self.v(&format!("{stem}.weight"));
+        x.layer_norm([w.size()[0]], Some(w), Some(self.v(&format!("{stem}.bias"))), eps, false)
+    }
+
+    /// Attention heads per layer, read from the query weights.
+    pub fn heads(&self, config: &BertConfig) -> Vec<usize> {
+        (0..self.layers)
+            .map(|l| {
+                self.v(&format!("encoder.layer.{l}.attention.self.query.weight")).size()[0] as usize
+                    / config.head_dim
+            })
+            .collect()
+    }
+
+    /// FFN units per layer.
+    pub fn ffn(&self) -> Vec<usize> {
+        (0..self.layers)
+            .map(|l| self.v(&format!("encoder.layer.{l}.intermediate.dense.weight")).size()[0] as usize)
+            .collect()
+    }
+
+    /// Token embeddings `[batch, seq, hidden]`. `head_mask`, if given, is `[layers, heads]` and
+    /// multiplies each head's attention probabilities.
+    pub fn forward(&self, batch: &BertBatch, head_mask: Option<&Tensor>, config: &BertConfig) -> Tensor {
+        let eps = config.layer_norm_eps;
+        let size = batch.ids.size();
+        let (b, s) = (size[0], size[1]);
+        let words = self.v("embeddings.word_embeddings.weight").index_select(0, &batch.ids.reshape([b * s]));
+        let hidden = words.size()[1];
+        let words = words.reshape([b, s, hidden]);
+        let positions = self.v("embeddings.position_embeddings.weight").narrow(0, 0, s).unsqueeze(0);
+        let types = self.v("embeddings.token_type_embeddings.weight").narrow(0, 0, 1).unsqueeze(0);
+        let mut x = self.norm(&(words + positions + types), "embeddings.LayerNorm", eps);
+        let mask_bias = ((&batch.mask - 1.0) * 1e9).reshape([b, 1, 1, s]);
+        let dh = config.head_dim as i64;
+        for l in 0..self.layers {
+            let p = format!("encoder.layer.{l}");
+            let q = self.linear(&x, &format!("{p}.attention.self.query"));
+            let heads = q.size()[2] / dh;
+            let split = |t: Tensor| t.reshape([b, s, heads, dh]).transpose(1, 2);
+            let q = split(q);
+            let k = split(self.linear(&x, &format!("{p}.attention.self.key")));
+            let v = split(self.linear(&x, &format!("{p}.attention.self.value")));
+            let scores = q.matmul(&k.transpose(2, 3)) / (dh as f64).sqrt() + &mask_bias;
+            let mut probs = scores.softmax(3, Kind::Float);
+            if let Some(m) = head_mask {
+                probs = probs * m.get(l as i64).reshape([1, heads, 1, 1]);
+            }
+            let ctx = probs.matmul(&v).transpose(1, 2).reshape([b, s, heads * dh]);
+            let attn = self.linear(&ctx, &format!("{p}.attention.output.dense")) + &x;
+            x = self.norm(&attn, &format!("{p}.attention.output.LayerNorm"), eps);
+            let inner = self.linear(&x, &format!("{p}.intermediate.dense")).gelu("none");
+            let out = self.linear(&inner, &format!("{p}.output.dense")) + &x;
+            x = self.norm(&out, &format!("{p}.output.LayerNorm"), eps);
+        }
+        x
+    }
+
+    /// Sentence embeddings `[batch, hidden]`: mean over real tokens, L2-normalised.
+    pub fn embed(&self, batch: &BertBatch, head_mask: Option<&Tensor>, config: &BertConfig) -> Tensor {
+        let tokens = self.forward(batch, head_mask, config);
+        let mask = batch.mask.unsqueeze(2);
+        let summed = (tokens * &mask).sum_dim_intlist(1, false, Kind::Float);
+        let counts = mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1e-9);
+        let mean = summed / counts;
+        let norm = mean.pow_tensor_scalar(2).sum_dim_intlist(1, true, Kind::Float).sqrt().clamp_min(1e-12);
+        mean / norm
+    }
+}
+
+const REQUIRED_PER_LAYER: [&str; 16] = [
+    "attention.self.query.weight",
+    "attention.self.query.bias",
+    "attention.self.key.weight",
+    "attention.self.key.bias",
+    "attention.self.value.weight",
+    "attention.self.value.bias",
+    "attention.output.dense.weight",
+    "attention.output.dense.bias",
+    "attention.output.LayerNorm.weight",
+    "attention.output.LayerNorm.bias",
+    "intermediate.dense.weight",
+    "intermediate.dense.bias",
+    "output.dense.weight",
+    "output.dense.bias",
+    "output.LayerNorm.weight",
+    "output.LayerNorm.bias",
+];
+
+const REQUIRED_EMBEDDINGS: [&str; 5] = [
+    "embeddings.word_embeddings.weight",
+    "embeddings.position_embeddings.weight",
+    "embeddings.token_type_embeddings.weight",
+    "embeddings.LayerNorm.weight",
+    "embeddings.LayerNorm.bias",
+];
