@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Sets up every native backend (cached; see scripts/setup.sh) and runs every test of every
-# backend, then the quickstart as a newcomer runs it, the quick benchmark, and 60 s of fuzzing
-# of the config loader. Fails loudly if a backend is missing. Ends with one summary line.
+# Sets up every native backend and the MiniLM model (cached; see scripts/setup.sh) and runs every
+# test of every backend, then the quickstart as a newcomer runs it, the MiniLM structured-pruning
+# example on burn and torch (failing if the held-out cosine to the dense model is below 0.9), the
+# quick benchmark, and 60 s of fuzzing of the config loader. Fails loudly if a backend or the
+# model is missing. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh all
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --release --workspace --all-features 2>&1 | tee "$log"
+PRUNE_REQUIRE_MINILM=1 cargo test --release --workspace --all-features 2>&1 | tee "$log"
 cargo run --release --example quickstart -- --json
+for backend in torch burn; do
+  out="$(cargo run --release --features torch --example minilm -- --backend "$backend" --json)"
+  echo "$out"
+  python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+if r["cosine_mean"] < 0.9:
+    sys.exit("minilm on %s: held-out cosine %.4f is below 0.9" % (r["backend"], r["cosine_mean"]))' "$out"
+done
 cargo run --release -p prune-bench -- --quick
 bash scripts/fuzz.sh 60
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }

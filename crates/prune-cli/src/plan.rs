@@ -3,6 +3,7 @@
 use prune_core::config::ResolvedPruner;
 use prune_core::reference::Reference;
 use prune_core::schedule::planned_sparsity;
+use prune_core::structured::is_structured;
 use prune_core::{PruneError, Pruning, PruningConfig};
 use serde_json::json;
 use std::process::ExitCode;
@@ -66,6 +67,7 @@ fn pruner_json(p: &ResolvedPruner, epochs: usize) -> serde_json::Value {
     let schedule: Vec<_> = (0..epochs)
         .map(|e| json!({"epoch": e, "sparsity": planned_sparsity(p, e)}))
         .collect();
+    let schedule = if is_structured(p) { Vec::new() } else { schedule };
     json!({
         "index": p.index,
         "prune_type": p.prune_type,
@@ -79,6 +81,7 @@ fn pruner_json(p: &ResolvedPruner, epochs: usize) -> serde_json::Value {
         "pattern": p.pattern.to_string(),
         "parameters": p.parameters,
         "schedule": schedule,
+        "structured": is_structured(p),
     })
 }
 
@@ -91,6 +94,23 @@ fn text(file: &str, pruners: &[ResolvedPruner], epochs: usize) -> String {
             p.names.join(", ")
         };
         s += &format!("\npruners[{}]: {} on {names}\n", p.index, p.prune_type);
+        if is_structured(p) {
+            let q = &p.parameters;
+            s += &format!(
+                "  structured: importance over epochs {}..={} from {} ({:?}), then per layer keep {} \
+                 groups of {} {}{}; the model shrinks at the end of epoch {}\n",
+                p.start_epoch,
+                p.end_epoch,
+                if q.importance_inputs.is_empty() { "the weights' own gradients".to_string() } else { q.importance_inputs.join(", ") },
+                q.importance_metric,
+                q.target.unwrap_or(0),
+                q.stride.unwrap_or(1),
+                if q.transpose { "input columns" } else { "output rows" },
+                if q.normalize { ", importance L2-normalised per layer" } else { "" },
+                p.end_epoch
+            );
+            continue;
+        }
         s += &format!(
             "  epochs {}..={}  sparsity {} -> {}  frequency {}  pattern {}  method {}\n",
             p.start_epoch,

@@ -579,6 +579,71 @@ pub fn gradient_sensitivity_prunes_after_importance<H: Harness>(h: &H) {
     }
 }
 
+/// Structured gradient_sensitivity: `fc1`'s rows in groups of 2 ranked by weighted gradient
+/// importance, 2 of 4 groups kept; `fc1.bias` and `fc2`'s input columns follow. The weights
+/// shrink to exactly the kept slices, in their original order. Without gradients the backend
+/// refuses it.
+pub fn structured_shrink_keeps_the_chosen_rows<H: Harness>(h: &H) {
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
+                pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+                names: ['fc1.weight']\n            parameters: {target: 2, stride: 2, importance_inputs: ['fc1.weight'], \
+                importance_metric: weighted_gradient}\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+                names: ['fc2.weight']\n            parameters: {target: 2, stride: 2, transpose: True, \
+                importance_inputs: ['fc1.weight'], importance_metric: weighted_gradient}\n";
+    let v = fixture_values(21);
+    let mut model = build(h, &v);
+    let mut p = Pruning::from_yaml(yaml).unwrap();
+    p.on_epoch_begin(&mut model, 0).unwrap();
+    if !h.gradients() {
+        let err = h
+            .train_step(&mut model, &mut p, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gradient"), "{err}");
+        return;
+    }
+    for _ in 0..2 {
+        h.train_step(&mut model, &mut p, false).unwrap();
+    }
+    let fc1 = canonical(&model, "fc1.weight");
+    let fc1_bias = canonical(&model, "fc1.bias");
+    let fc2 = canonical(&model, "fc2.weight");
+    p.on_epoch_end(&mut model).unwrap();
+    let outcome = p.structured_outcome();
+    let kept = outcome[0].kept.clone().expect("shrunk at the end epoch");
+    assert_eq!(outcome[1].kept.as_ref(), Some(&kept), "fc2 follows fc1's importance");
+    assert_eq!(kept.len(), 2);
+    assert!(kept[0] < kept[1]);
+    let mut order: Vec<usize> = (0..4).collect();
+    let imp = &outcome[0].importance;
+    order.sort_by(|&a, &b| imp[b].total_cmp(&imp[a]).then(a.cmp(&b)));
+    let mut best: Vec<usize> = order[..2].to_vec();
+    best.sort_unstable();
+    assert_eq!(kept, best, "kept groups are the two most important");
+    let rows: Vec<usize> = kept.iter().flat_map(|g| [2 * g, 2 * g + 1]).collect();
+    let shape = |name: &str| {
+        model
+            .weights()
+            .unwrap()
+            .into_iter()
+            .find(|w| w.name == name)
+            .unwrap()
+            .shape
+    };
+    assert_eq!(shape("fc1.weight"), vec![4, 16]);
+    assert_eq!(shape("fc1.bias"), vec![4]);
+    assert_eq!(shape("fc2.weight"), vec![4, 4]);
+    let want_fc1: Vec<f32> = rows.iter().flat_map(|&r| fc1[r * 16..(r + 1) * 16].to_vec()).collect();
+    assert_eq!(canonical(&model, "fc1.weight"), want_fc1);
+    let want_bias: Vec<f32> = rows.iter().map(|&r| fc1_bias[r]).collect();
+    assert_eq!(canonical(&model, "fc1.bias"), want_bias);
+    let fc2 = &fc2;
+    let want_fc2: Vec<f32> = (0..4)
+        .flat_map(|o| rows.iter().map(move |&r| fc2[o * 8 + r]))
+        .collect();
+    assert_eq!(canonical(&model, "fc2.weight"), want_fc2);
+}
+
 /// Generates one `#[test]` per conformance function for a harness expression.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -588,7 +653,8 @@ macro_rules! conformance_suite {
             failed_call_leaves_model_untouched, schedule_is_followed_and_masks_grow,
             masks_survive_momentum, pattern_lock_holds_zeros, unknown_name_is_an_error,
             canonical_names_and_shapes, group_lasso_blocks_and_regulariser, resume_is_bit_identical,
-            workers_agree_on_masks, gradient_sensitivity_prunes_after_importance);
+            workers_agree_on_masks, gradient_sensitivity_prunes_after_importance,
+            structured_shrink_keeps_the_chosen_rows);
     };
     (@tests $harness:expr; $($name:ident),*) => {
         $(

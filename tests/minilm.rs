@@ -1,0 +1,426 @@
+//! The real all-MiniLM-L6-v2 on burn and torch: tokenisation and dense embeddings against an
+//! independent reference (Hugging Face `tokenizers` ids and a NumPy forward pass, made by
+//! scripts/make_minilm_fixture.py), structured shrinking that keeps everything changes no
+//! output, and a model pruned to 8 heads and 1024 FFN units runs with the expected sizes.
+//!
+//! Needs `bash scripts/setup.sh minilm`. Without it these tests say SKIPPED on stderr and pass,
+//! unless PRUNE_REQUIRE_MINILM=1 (set by scripts/test-all.sh and CI), where they fail.
+
+use prune::nlp::{Encoded, WordPiece};
+use prune::structured::LayerOutcome;
+use prune::PruningConfig;
+use std::path::PathBuf;
+
+const HIDDEN: usize = 384;
+const LAYERS: usize = 6;
+
+fn minilm_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PRUNE_MINILM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".deps/minilm"));
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "MiniLM is not in {}: run `bash scripts/setup.sh minilm`",
+        dir.display()
+    );
+    if std::env::var_os("PRUNE_REQUIRE_MINILM").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+struct Reference {
+    texts: Vec<String>,
+    ids: Vec<Vec<u32>>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+fn reference() -> Reference {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/minilm_reference.json"
+    ))
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let rows = json["sentences"].as_array().unwrap();
+    let f = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    Reference {
+        texts: rows.iter().map(|r| r["text"].as_str().unwrap().to_string()).collect(),
+        ids: rows
+            .iter()
+            .map(|r| f(&r["ids"]).into_iter().map(|x| x as u32).collect())
+            .collect(),
+        embeddings: rows
+            .iter()
+            .map(|r| f(&r["embedding"]).into_iter().map(|x| x as f32).collect())
+            .collect(),
+    }
+}
+
+/// Sentences for the importance steps and probes (from the corpus the example uses).
+fn sentences(dir: &std::path::Path) -> Vec<String> {
+    let corpus = prune::nlp::Corpus::from_file(dir.join("sentences.tsv")).unwrap();
+    corpus.sentences.iter().take(12).map(|s| s.text.clone()).collect()
+}
+
+/// The example's config with the given targets.
+fn config(heads: usize, ffn: usize) -> PruningConfig {
+    let mut c = PruningConfig::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/minilm_heads.yaml"
+    ))
+    .unwrap();
+    for p in &mut c.weight_compression.pruners {
+        p.parameters.target = Some(if p.parameters.stride == Some(32) { heads } else { ffn });
+    }
+    c
+}
+
+fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= tol, "{what}: largest difference {worst} > {tol}");
+}
+
+fn cosine_rows(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.chunks(HIDDEN)
+        .zip(b.chunks(HIDDEN))
+        .map(|(x, y)| {
+            let dot: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+            let n = |v: &[f32]| v.iter().map(|p| p * p).sum::<f32>().sqrt();
+            dot / (n(x) * n(y))
+        })
+        .collect()
+}
+
+/// Parameters removed per layer when keeping `heads` of 12 and `ffn` of 1536.
+fn removed_per_layer(heads: usize, ffn: usize) -> usize {
+    let rows = (12 - heads) * 32;
+    let units = 1536 - ffn;
+    3 * (rows * HIDDEN + rows) + HIDDEN * rows + units * HIDDEN + units + HIDDEN * units
+}
+
+#[test]
+fn tokenizer_matches_the_reference_ids() {
+    let Some(dir) = minilm_dir() else { return };
+    let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+    let r = reference();
+    for (text, ids) in r.texts.iter().zip(&r.ids) {
+        assert_eq!(&tok.encode(text, 128), ids, "{text}");
+    }
+}
+
+/// What a test needs from one framework's MiniLM.
+trait Minilm {
+    fn embed(&self, batch: &Encoded) -> Vec<f32>;
+    /// One importance step with the contrastive objective, through the session's hooks.
+    fn importance_step(&mut self, a: &Encoded, b: &Encoded);
+    fn begin(&mut self);
+    fn end(&mut self);
+    fn outcome(&self) -> Vec<LayerOutcome>;
+    fn params(&self) -> usize;
+    fn sizes(&self) -> (Vec<usize>, Vec<usize>);
+}
+
+fn dense_matches_reference(m: &dyn Minilm, tok: &WordPiece) {
+    let r = reference();
+    for (text, want) in r.texts.iter().zip(&r.embeddings) {
+        let got = m.embed(&tok.encode_batch(&[text], 128));
+        assert_close(&got, want, 2e-5, text);
+    }
+    // Padding must not change a sentence's embedding.
+    let batch = tok.encode_batch(&r.texts, 128);
+    let got = m.embed(&batch);
+    for (i, want) in r.embeddings.iter().enumerate() {
+        assert_close(&got[i * HIDDEN..(i + 1) * HIDDEN], want, 2e-5, &format!("padded row {i}"));
+    }
+}
+
+/// Importance from two contrastive steps, then the shrink; returns embeddings before and after.
+fn prune_with(m: &mut dyn Minilm, tok: &WordPiece, texts: &[String]) -> (Vec<f32>, Vec<f32>) {
+    let probe = tok.encode_batch(&texts[8..12], 128);
+    let before = m.embed(&probe);
+    m.begin();
+    for step in 0..2 {
+        let a = tok.encode_batch(&texts[step * 4..step * 4 + 4], 128);
+        let b = tok.encode_batch(&texts[step * 4 + 1..step * 4 + 5], 128);
+        m.importance_step(&a, &b);
+    }
+    m.end();
+    (before, m.embed(&probe))
+}
+
+fn keeping_everything_changes_nothing(mut m: Box<dyn Minilm>, tok: &WordPiece, dir: &std::path::Path) {
+    let dense_params = m.params();
+    let (before, after) = prune_with(m.as_mut(), tok, &sentences(dir));
+    assert_eq!(m.sizes(), (vec![12; LAYERS], vec![1536; LAYERS]));
+    assert_eq!(m.params(), dense_params);
+    assert_eq!(before, after, "outputs changed although every head and unit was kept");
+    for o in m.outcome() {
+        assert_eq!(o.kept.unwrap(), (0..o.groups).collect::<Vec<_>>());
+    }
+}
+
+fn pruned_model_runs(mut m: Box<dyn Minilm>, tok: &WordPiece, dir: &std::path::Path) -> Vec<LayerOutcome> {
+    let dense_params = m.params();
+    let (before, after) = prune_with(m.as_mut(), tok, &sentences(dir));
+    assert_eq!(m.sizes(), (vec![8; LAYERS], vec![1024; LAYERS]));
+    assert_eq!(m.params(), dense_params - LAYERS * removed_per_layer(8, 1024));
+    assert_eq!(after.len(), before.len());
+    assert!(after.iter().all(|v| v.is_finite()));
+    let cos = cosine_rows(&before, &after);
+    assert!(cos.iter().all(|&c| c > 0.3 && c < 0.9999), "cosine to dense {cos:?}");
+    let outcome = m.outcome();
+    for o in &outcome {
+        let kept = o.kept.as_ref().unwrap();
+        assert!(kept.windows(2).all(|w| w[0] < w[1]), "kept groups in original order");
+        assert_eq!(kept.len(), if o.groups == 12 { 8 } else { 1024 });
+    }
+    // Q/K/V (pruner 0) and the attention output (pruner 1) keep the same heads in every layer.
+    for layer in 0..LAYERS {
+        let heads = |p: usize| outcome.iter().find(|o| o.pruner == p && o.layer == layer).unwrap().kept.clone();
+        assert_eq!(heads(0), heads(1), "layer {layer}");
+    }
+    outcome
+}
+
+#[cfg(feature = "burn")]
+mod on_burn {
+    use super::*;
+    use burn::module::Module;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    use prune::burn::bert::{Bert, BertBatch, BertConfig};
+    use prune::burn::{BurnModel, BurnPruning};
+    use prune::{Model, Pruning};
+
+    pub struct BurnMinilm {
+        model: BurnModel<Bert>,
+        pruning: BurnPruning,
+        device: Device,
+        config: BertConfig,
+    }
+
+    impl BurnMinilm {
+        pub fn new(dir: &std::path::Path, config: PruningConfig) -> Self {
+            let device = Device::flex().autodiff();
+            let (tensors, _) = prune::safetensors::read_f32(dir.join("model.safetensors")).unwrap();
+            BurnMinilm {
+                model: BurnModel::new(Bert::from_tensors(&tensors, &device).unwrap()),
+                pruning: Pruning::new(config).unwrap(),
+                device,
+                config: BertConfig::minilm(),
+            }
+        }
+    }
+
+    fn batch(e: &Encoded, d: &Device) -> BertBatch {
+        BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, d)
+    }
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    impl Minilm for BurnMinilm {
+        fn embed(&self, e: &Encoded) -> Vec<f32> {
+            let valid = self.model.module().valid();
+            host(valid.embed(&batch(e, &Device::flex()), None, &self.config))
+        }
+        fn importance_step(&mut self, a: &Encoded, b: &Encoded) {
+            self.pruning.on_step_begin(&mut self.model).unwrap();
+            let hm = Tensor::<2>::ones([LAYERS, 12], &self.device).require_grad();
+            let m = self.model.module();
+            let ea = m.embed(&batch(a, &self.device), Some(hm.clone()), &self.config);
+            let eb = m.embed(&batch(b, &self.device), Some(hm.clone()), &self.config);
+            let targets = Tensor::<1, Int>::from_data(
+                TensorData::new((0..a.rows as i64).collect::<Vec<_>>(), [a.rows]),
+                &self.device,
+            );
+            let loss = CrossEntropyLossConfig::new()
+                .init(&self.device)
+                .forward(ea.matmul(eb.transpose()) * 20.0, targets);
+            let grads = loss.backward();
+            let g = host(hm.grad(&grads).unwrap());
+            self.pruning.record_input_gradient("head_mask", &[LAYERS, 12], &g).unwrap();
+            self.model.set_grads(GradientsParams::from_grads(grads, self.model.module()));
+            self.pruning.on_before_optimizer_step(&mut self.model).unwrap();
+            self.model.take_grads();
+            self.pruning.on_step_end(&mut self.model).unwrap();
+        }
+        fn begin(&mut self) {
+            self.pruning.on_epoch_begin(&mut self.model, 0).unwrap();
+        }
+        fn end(&mut self) {
+            self.pruning.on_epoch_end(&mut self.model).unwrap();
+        }
+        fn outcome(&self) -> Vec<LayerOutcome> {
+            self.pruning.structured_outcome()
+        }
+        fn params(&self) -> usize {
+            self.model.weights().unwrap().iter().map(|w| w.numel()).sum()
+        }
+        fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
+            let m = self.model.module();
+            (m.heads(&self.config), m.ffn())
+        }
+    }
+
+    #[test]
+    fn burn_dense_embeddings_match_the_numpy_reference() {
+        let Some(dir) = minilm_dir() else { return };
+        let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+        dense_matches_reference(&BurnMinilm::new(&dir, config(8, 1024)), &tok);
+    }
+
+    #[test]
+    fn burn_keeping_every_head_and_unit_changes_no_output() {
+        let Some(dir) = minilm_dir() else { return };
+        let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+        keeping_everything_changes_nothing(Box::new(BurnMinilm::new(&dir, config(12, 1536))), &tok, &dir);
+    }
+
+    #[test]
+    fn burn_pruned_to_8_heads_and_1024_units_runs() {
+        let Some(dir) = minilm_dir() else { return };
+        let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+        pruned_model_runs(Box::new(BurnMinilm::new(&dir, config(8, 1024))), &tok, &dir);
+    }
+}
+
+#[cfg(feature = "torch")]
+mod on_torch {
+    use super::*;
+    use prune::torch::bert::{Bert, BertBatch, BertConfig};
+    use prune::torch::{TorchModel, TorchPruning};
+    use prune::{Model, Pruning};
+    use tch::nn::VarStore;
+    use tch::{Device, Kind, Tensor};
+
+    pub struct TorchMinilm {
+        bert: Bert,
+        model: TorchModel<VarStore>,
+        pruning: TorchPruning,
+        config: BertConfig,
+    }
+
+    impl TorchMinilm {
+        pub fn new(dir: &std::path::Path, config: PruningConfig) -> Self {
+            let (tensors, _) = prune::safetensors::read_f32(dir.join("model.safetensors")).unwrap();
+            let vs = VarStore::new(Device::Cpu);
+            let bert = Bert::from_tensors(&vs, &tensors).unwrap();
+            TorchMinilm {
+                bert,
+                model: TorchModel::new(vs),
+                pruning: Pruning::new(config).unwrap(),
+                config: BertConfig::minilm(),
+            }
+        }
+    }
+
+    fn batch(e: &Encoded) -> BertBatch {
+        BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, Device::Cpu)
+    }
+
+    fn host(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+    }
+
+    impl Minilm for TorchMinilm {
+        fn embed(&self, e: &Encoded) -> Vec<f32> {
+            tch::no_grad(|| host(&self.bert.embed(&batch(e), None, &self.config)))
+        }
+        fn importance_step(&mut self, a: &Encoded, b: &Encoded) {
+            self.pruning.on_step_begin(&mut self.model).unwrap();
+            for (_, mut v) in self.model.var_store().variables() {
+                v.zero_grad();
+            }
+            let hm = Tensor::ones([LAYERS as i64, 12], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+            let ea = self.bert.embed(&batch(a), Some(&hm), &self.config);
+            let eb = self.bert.embed(&batch(b), Some(&hm), &self.config);
+            let targets = Tensor::arange(a.rows as i64, (Kind::Int64, Device::Cpu));
+            (ea.matmul(&eb.tr()) * 20.0).cross_entropy_for_logits(&targets).backward();
+            let g = host(&hm.grad());
+            self.pruning.record_input_gradient("head_mask", &[LAYERS, 12], &g).unwrap();
+            self.pruning.on_before_optimizer_step(&mut self.model).unwrap();
+            self.pruning.on_step_end(&mut self.model).unwrap();
+        }
+        fn begin(&mut self) {
+            self.pruning.on_epoch_begin(&mut self.model, 0).unwrap();
+        }
+        fn end(&mut self) {
+            self.pruning.on_epoch_end(&mut self.model).unwrap();
+        }
+        fn outcome(&self) -> Vec<LayerOutcome> {
+            self.pruning.structured_outcome()
+        }
+        fn params(&self) -> usize {
+            self.model.weights().unwrap().iter().map(|w| w.numel()).sum()
+        }
+        fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
+            (self.bert.heads(&self.config), self.bert.ffn())
+        }
+    }
+
+    #[test]
+    fn torch_dense_embeddings_match_the_numpy_reference() {
+        let Some(dir) = minilm_dir() else { return };
+        let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+        dense_matches_reference(&TorchMinilm::new(&dir, config(8, 1024)), &tok);
+    }
+
+    #[test]
+    fn torch_keeping_every_head_and_unit_changes_no_output() {
+        let Some(dir) = minilm_dir() else { return };
+        let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+        keeping_everything_changes_nothing(Box::new(TorchMinilm::new(&dir, config(12, 1536))), &tok, &dir);
+    }
+
+    #[test]
+    fn torch_pruned_to_8_heads_and_1024_units_runs() {
+        let Some(dir) = minilm_dir() else { return };
+        let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+        pruned_model_runs(Box::new(TorchMinilm::new(&dir, config(8, 1024))), &tok, &dir);
+    }
+
+    /// Identical weights and data give the same importance and the same kept heads and units
+    /// on burn and torch (where the ranking is not a near tie).
+    #[cfg(feature = "burn")]
+    #[test]
+    fn burn_and_torch_keep_the_same_heads_and_units() {
+        let Some(dir) = minilm_dir() else { return };
+        let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+        let texts = sentences(&dir);
+        let mut b: Box<dyn Minilm> = Box::new(super::on_burn::BurnMinilm::new(&dir, config(8, 1024)));
+        let mut t: Box<dyn Minilm> = Box::new(TorchMinilm::new(&dir, config(8, 1024)));
+        prune_with(b.as_mut(), &tok, &texts);
+        prune_with(t.as_mut(), &tok, &texts);
+        let (ob, ot) = (b.outcome(), t.outcome());
+        let mut compared = 0;
+        for (x, y) in ob.iter().zip(&ot) {
+            assert_eq!((x.pruner, x.layer), (y.pruner, y.layer));
+            let scale = x.importance.iter().cloned().fold(0.0f64, f64::max);
+            for (p, q) in x.importance.iter().zip(&y.importance) {
+                assert!((p - q).abs() <= 1e-3 * scale, "pruner {} layer {}: {p} vs {q}", x.pruner, x.layer);
+            }
+            let target = x.kept.as_ref().unwrap().len();
+            let mut sorted = x.importance.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            if sorted[target - 1] - sorted[target] > 1e-2 * scale {
+                assert_eq!(x.kept, y.kept, "pruner {} layer {}", x.pruner, x.layer);
+                compared += 1;
+            }
+        }
+        assert!(compared >= ob.len() / 2, "only {compared} of {} rankings were clear enough to compare", ob.len());
+    }
+}
