@@ -129,6 +129,7 @@ trait Minilm {
     fn outcome(&self) -> Vec<LayerOutcome>;
     fn params(&self) -> usize;
     fn sizes(&self) -> (Vec<usize>, Vec<usize>);
+    fn export(&self) -> prune::safetensors::TensorMap;
 }
 
 fn dense_matches_reference(m: &dyn Minilm, tok: &WordPiece) {
@@ -274,6 +275,9 @@ mod on_burn {
             let m = self.model.module();
             (m.heads(&self.config), m.ffn())
         }
+        fn export(&self) -> prune::safetensors::TensorMap {
+            prune::safetensors::from_model(&self.model).unwrap()
+        }
     }
 
     #[test]
@@ -370,6 +374,9 @@ mod on_torch {
         fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
             (self.bert.heads(&self.config), self.bert.ffn())
         }
+        fn export(&self) -> prune::safetensors::TensorMap {
+            prune::safetensors::from_model(&self.model).unwrap()
+        }
     }
 
     #[test]
@@ -422,5 +429,19 @@ mod on_torch {
             }
         }
         assert!(compared >= ob.len() / 2, "only {compared} of {} rankings were clear enough to compare", ob.len());
+
+        // The pruned burn model, saved as safetensors, loads into torch with its new sizes and
+        // gives the same embeddings.
+        let file = std::env::temp_dir().join(format!("prune-minilm-{}.safetensors", std::process::id()));
+        prune::safetensors::write_f32(&file, &b.export(), &Default::default()).unwrap();
+        let (tensors, _) = prune::safetensors::read_f32(&file).unwrap();
+        std::fs::remove_file(&file).ok();
+        let vs = VarStore::new(Device::Cpu);
+        let loaded = Bert::from_tensors(&vs, &tensors).unwrap();
+        let config = BertConfig::minilm();
+        assert_eq!((loaded.heads(&config), loaded.ffn()), b.sizes());
+        let probe = tok.encode_batch(&texts[8..12], 128);
+        let from_torch = tch::no_grad(|| host(&loaded.embed(&batch(&probe), None, &config)));
+        assert_close(&from_torch, &b.embed(&probe), 2e-5, "pruned burn model loaded in torch");
     }
 }

@@ -138,4 +138,8 @@ impl Student for BurnStudent {
         let m = self.model.module();
         (m.heads(&self.config), m.ffn())
     }
+
+    fn export(&self) -> Result<prune::safetensors::TensorMap> {
+        Ok(prune::safetensors::from_model(&self.model)?)
+    }
 }

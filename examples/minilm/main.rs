@@ -7,7 +7,11 @@
 //!
 //! bash scripts/setup.sh minilm        # once: the model and the sentences into .deps/minilm
 //! cargo run --release --example minilm [-- --json] [--backend burn|torch] [--heads 8] [--ffn 1024]
-//!     [--importance-steps N] [--finetune-steps N] [--batch N] [--config FILE]
+//!     [--importance-steps N] [--finetune-steps N] [--batch N] [--config FILE] [--save DIR]
+//!
+//! `--save DIR` writes the pruned model as DIR/model.safetensors (Hugging Face names, the new
+//! shapes; heads and FFN sizes in its metadata) with the tokenizer beside it; the `Bert` of
+//! either backend loads it as is.
 
 use anyhow::{bail, Context, Result};
 use prune::nlp::{Corpus, Encoded, WordPiece};
@@ -42,6 +46,8 @@ pub trait Student {
     fn params(&self) -> Result<(usize, usize)>;
     /// Heads and FFN units per layer of the student, read from its weights.
     fn sizes(&self) -> (Vec<usize>, Vec<usize>);
+    /// The student's weights, canonical layout, Hugging Face names.
+    fn export(&self) -> Result<prune::safetensors::TensorMap>;
 }
 
 struct Args {
@@ -55,6 +61,7 @@ struct Args {
     batch: usize,
     lr: f64,
     latency_runs: usize,
+    save: Option<PathBuf>,
 }
 
 fn args() -> Result<Args> {
@@ -69,6 +76,7 @@ fn args() -> Result<Args> {
         batch: 32,
         lr: 1e-4,
         latency_runs: 15,
+        save: None,
     };
     let mut it = std::env::args().skip(1);
     let num = |it: &mut std::iter::Skip<std::env::Args>, flag: &str| -> Result<usize> {
@@ -89,9 +97,10 @@ fn args() -> Result<Args> {
             "--batch" => a.batch = num(&mut it, "--batch")?,
             "--latency-runs" => a.latency_runs = num(&mut it, "--latency-runs")?.max(1),
             "--lr" => a.lr = it.next().context("--lr needs a number")?.parse()?,
+            "--save" => a.save = Some(it.next().context("--save needs a folder")?.into()),
             other => bail!(
                 "unknown argument `{other}`; expected --json, --backend B, --config FILE, --heads N, --ffn N, \
-                 --importance-steps N, --finetune-steps N, --batch N, --latency-runs N, --lr X"
+                 --importance-steps N, --finetune-steps N, --batch N, --latency-runs N, --lr X, --save DIR"
             ),
         }
     }
@@ -265,6 +274,18 @@ fn main() -> Result<()> {
     latency_pruned.sort_by(f64::total_cmp);
     let (dense_ms, pruned_ms) = (latency_dense[1], latency_pruned[1]);
     let speedup = dense_ms / pruned_ms;
+
+    if let Some(out) = &args.save {
+        std::fs::create_dir_all(out)?;
+        let meta = std::collections::BTreeMap::from([
+            ("heads_per_layer".to_string(), format!("{heads:?}")),
+            ("ffn_per_layer".to_string(), format!("{ffn:?}")),
+            ("head_dim".to_string(), "32".to_string()),
+        ]);
+        prune::safetensors::write_f32(out.join("model.safetensors"), &student.export()?, &meta)?;
+        std::fs::copy(dir.join("tokenizer.json"), out.join("tokenizer.json"))?;
+        log(format!("saved the pruned model to {}", out.display()));
+    }
 
     if args.json {
         println!(

@@ -130,4 +130,8 @@ impl Student for TorchStudent {
     fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
         (self.bert.heads(&self.config), self.bert.ffn())
     }
+
+    fn export(&self) -> Result<prune::safetensors::TensorMap> {
+        Ok(prune::safetensors::from_model(&self.model)?)
+    }
 }

@@ -130,6 +130,26 @@ pub fn write_f32(
     std::fs::rename(&tmp, path).map_err(io)
 }
 
+/// Every weight of a model in the canonical layout (PyTorch's `[out, in]`), by canonical name:
+/// what [`write_f32`] saves. A structurally pruned model exports its new shapes, and loads back
+/// on any backend whose model reads its sizes from its weights.
+pub fn from_model<M: crate::Model>(model: &M) -> Result<TensorMap> {
+    use crate::TensorBackend;
+    let be = model.backend();
+    let mut out = TensorMap::new();
+    for info in model.weights()? {
+        let stored = be.to_vec(&model.weight(&info.name)?)?;
+        out.insert(
+            info.name.clone(),
+            HostTensor {
+                data: crate::host::to_canonical(stored, info.layout, &info.shape),
+                shape: info.shape,
+            },
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
