@@ -237,16 +237,80 @@ fn missing_sections_and_bad_train_values_are_named() {
     }
 }
 
+/// INC's own FastFormers config for BERT-base, as written, runs on a one-layer BERT-base-shaped
+/// model: 12 -> 8 heads of 64, FFN 3072 -> 2048, and `output.dense` (which the file does not
+/// name) follows the FFN so the layer stays consistent.
 #[test]
-fn valid_but_unimplemented_algorithms_say_so() {
-    let err =
+fn inc_bert_head_pruning_config_runs_as_written() {
+    use prune::reference::{RefModel, RefTensor};
+    use prune::{Layout, Model};
+    let mut m = RefModel::default();
+    let p = "bert.encoder.layer.0.";
+    let shapes: [(&str, Vec<usize>); 12] = [
+        ("attention.self.query.weight", vec![768, 768]),
+        ("attention.self.query.bias", vec![768]),
+        ("attention.self.key.weight", vec![768, 768]),
+        ("attention.self.key.bias", vec![768]),
+        ("attention.self.value.weight", vec![768, 768]),
+        ("attention.self.value.bias", vec![768]),
+        ("attention.output.dense.weight", vec![768, 768]),
+        ("attention.output.dense.bias", vec![768]),
+        ("intermediate.dense.weight", vec![3072, 768]),
+        ("intermediate.dense.bias", vec![3072]),
+        ("output.dense.weight", vec![768, 3072]),
+        ("output.dense.bias", vec![768]),
+    ];
+    for (k, (name, shape)) in shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let values = prune::conformance::values(k as u64, n);
+        m.push(&format!("{p}{name}"), shape, values, Layout::Canonical);
+    }
+    let mut pruning =
         prune::Pruning::<prune::Reference>::new(fixture("bert_heads_gradient_sensitivity.yaml"))
-            .err()
+            .unwrap();
+    let ffn = format!("{p}intermediate.dense.weight");
+    for epoch in 0..2 {
+        pruning.on_epoch_begin(&mut m, epoch).unwrap();
+        pruning.on_step_begin(&mut m).unwrap();
+        let head_grad = prune::conformance::values(100 + epoch as u64, 12);
+        pruning
+            .record_input_gradient("head_mask", &[1, 12], &head_grad)
+            .unwrap();
+        let g = prune::conformance::values(200 + epoch as u64, 3072 * 768);
+        m.set_gradients(vec![(
+            ffn.clone(),
+            RefTensor {
+                data: g,
+                shape: vec![3072, 768],
+            },
+        )])
+        .unwrap();
+        pruning.on_before_optimizer_step(&mut m).unwrap();
+        pruning.on_step_end(&mut m).unwrap();
+        pruning.on_epoch_end(&mut m).unwrap();
+    }
+    let shape = |name: &str| {
+        m.weights()
             .unwrap()
-            .to_string();
-    assert!(
-        err.contains("gradient_sensitivity with target") && err.contains("not implemented"),
-        "{err}"
+            .into_iter()
+            .find(|w| w.name == format!("{p}{name}"))
+            .unwrap()
+            .shape
+    };
+    for w in ["query", "key", "value"] {
+        assert_eq!(shape(&format!("attention.self.{w}.weight")), vec![512, 768]);
+        assert_eq!(shape(&format!("attention.self.{w}.bias")), vec![512]);
+    }
+    assert_eq!(shape("attention.output.dense.weight"), vec![768, 512]);
+    assert_eq!(shape("attention.output.dense.bias"), vec![768]);
+    assert_eq!(shape("intermediate.dense.weight"), vec![2048, 768]);
+    assert_eq!(shape("intermediate.dense.bias"), vec![2048]);
+    assert_eq!(shape("output.dense.weight"), vec![768, 2048]);
+    let outcome = pruning.structured_outcome();
+    assert_eq!(
+        outcome[0].kept, outcome[1].kept,
+        "Q/K/V and the attention output keep the same heads"
     );
+    assert_eq!(outcome[0].kept.as_ref().unwrap().len(), 8);
     assert!(prune::Pruning::<prune::Reference>::new(fixture("bert_group_lasso.yaml")).is_ok());
 }

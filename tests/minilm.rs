@@ -47,10 +47,17 @@ fn reference() -> Reference {
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let rows = json["sentences"].as_array().unwrap();
     let f = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
     };
     Reference {
-        texts: rows.iter().map(|r| r["text"].as_str().unwrap().to_string()).collect(),
+        texts: rows
+            .iter()
+            .map(|r| r["text"].as_str().unwrap().to_string())
+            .collect(),
         ids: rows
             .iter()
             .map(|r| f(&r["ids"]).into_iter().map(|x| x as u32).collect())
@@ -65,7 +72,12 @@ fn reference() -> Reference {
 /// Sentences for the importance steps and probes (from the corpus the example uses).
 fn sentences(dir: &std::path::Path) -> Vec<String> {
     let corpus = prune::nlp::Corpus::from_file(dir.join("sentences.tsv")).unwrap();
-    corpus.sentences.iter().take(12).map(|s| s.text.clone()).collect()
+    corpus
+        .sentences
+        .iter()
+        .take(12)
+        .map(|s| s.text.clone())
+        .collect()
 }
 
 /// The example's config with the given targets.
@@ -76,7 +88,11 @@ fn config(heads: usize, ffn: usize) -> PruningConfig {
     ))
     .unwrap();
     for p in &mut c.weight_compression.pruners {
-        p.parameters.target = Some(if p.parameters.stride == Some(32) { heads } else { ffn });
+        p.parameters.target = Some(if p.parameters.stride == Some(32) {
+            heads
+        } else {
+            ffn
+        });
     }
     c
 }
@@ -142,7 +158,12 @@ fn dense_matches_reference(m: &dyn Minilm, tok: &WordPiece) {
     let batch = tok.encode_batch(&r.texts, 128);
     let got = m.embed(&batch);
     for (i, want) in r.embeddings.iter().enumerate() {
-        assert_close(&got[i * HIDDEN..(i + 1) * HIDDEN], want, 2e-5, &format!("padded row {i}"));
+        assert_close(
+            &got[i * HIDDEN..(i + 1) * HIDDEN],
+            want,
+            2e-5,
+            &format!("padded row {i}"),
+        );
     }
 }
 
@@ -160,35 +181,62 @@ fn prune_with(m: &mut dyn Minilm, tok: &WordPiece, texts: &[String]) -> (Vec<f32
     (before, m.embed(&probe))
 }
 
-fn keeping_everything_changes_nothing(mut m: Box<dyn Minilm>, tok: &WordPiece, dir: &std::path::Path) {
+fn keeping_everything_changes_nothing(
+    mut m: Box<dyn Minilm>,
+    tok: &WordPiece,
+    dir: &std::path::Path,
+) {
     let dense_params = m.params();
     let (before, after) = prune_with(m.as_mut(), tok, &sentences(dir));
     assert_eq!(m.sizes(), (vec![12; LAYERS], vec![1536; LAYERS]));
     assert_eq!(m.params(), dense_params);
-    assert_eq!(before, after, "outputs changed although every head and unit was kept");
+    assert_eq!(
+        before, after,
+        "outputs changed although every head and unit was kept"
+    );
     for o in m.outcome() {
         assert_eq!(o.kept.unwrap(), (0..o.groups).collect::<Vec<_>>());
     }
 }
 
-fn pruned_model_runs(mut m: Box<dyn Minilm>, tok: &WordPiece, dir: &std::path::Path) -> Vec<LayerOutcome> {
+fn pruned_model_runs(
+    mut m: Box<dyn Minilm>,
+    tok: &WordPiece,
+    dir: &std::path::Path,
+) -> Vec<LayerOutcome> {
     let dense_params = m.params();
     let (before, after) = prune_with(m.as_mut(), tok, &sentences(dir));
     assert_eq!(m.sizes(), (vec![8; LAYERS], vec![1024; LAYERS]));
-    assert_eq!(m.params(), dense_params - LAYERS * removed_per_layer(8, 1024));
+    assert_eq!(
+        m.params(),
+        dense_params - LAYERS * removed_per_layer(8, 1024)
+    );
     assert_eq!(after.len(), before.len());
     assert!(after.iter().all(|v| v.is_finite()));
     let cos = cosine_rows(&before, &after);
-    assert!(cos.iter().all(|&c| c > 0.3 && c < 0.9999), "cosine to dense {cos:?}");
+    assert!(
+        cos.iter().all(|&c| c > 0.3 && c < 0.9999),
+        "cosine to dense {cos:?}"
+    );
     let outcome = m.outcome();
     for o in &outcome {
         let kept = o.kept.as_ref().unwrap();
-        assert!(kept.windows(2).all(|w| w[0] < w[1]), "kept groups in original order");
+        assert!(
+            kept.windows(2).all(|w| w[0] < w[1]),
+            "kept groups in original order"
+        );
         assert_eq!(kept.len(), if o.groups == 12 { 8 } else { 1024 });
     }
     // Q/K/V (pruner 0) and the attention output (pruner 1) keep the same heads in every layer.
     for layer in 0..LAYERS {
-        let heads = |p: usize| outcome.iter().find(|o| o.pruner == p && o.layer == layer).unwrap().kept.clone();
+        let heads = |p: usize| {
+            outcome
+                .iter()
+                .find(|o| o.pruner == p && o.layer == layer)
+                .unwrap()
+                .kept
+                .clone()
+        };
         assert_eq!(heads(0), heads(1), "layer {layer}");
     }
     outcome
@@ -253,9 +301,14 @@ mod on_burn {
                 .forward(ea.matmul(eb.transpose()) * 20.0, targets);
             let grads = loss.backward();
             let g = host(hm.grad(&grads).unwrap());
-            self.pruning.record_input_gradient("head_mask", &[LAYERS, 12], &g).unwrap();
-            self.model.set_grads(GradientsParams::from_grads(grads, self.model.module()));
-            self.pruning.on_before_optimizer_step(&mut self.model).unwrap();
+            self.pruning
+                .record_input_gradient("head_mask", &[LAYERS, 12], &g)
+                .unwrap();
+            self.model
+                .set_grads(GradientsParams::from_grads(grads, self.model.module()));
+            self.pruning
+                .on_before_optimizer_step(&mut self.model)
+                .unwrap();
             self.model.take_grads();
             self.pruning.on_step_end(&mut self.model).unwrap();
         }
@@ -269,7 +322,12 @@ mod on_burn {
             self.pruning.structured_outcome()
         }
         fn params(&self) -> usize {
-            self.model.weights().unwrap().iter().map(|w| w.numel()).sum()
+            self.model
+                .weights()
+                .unwrap()
+                .iter()
+                .map(|w| w.numel())
+                .sum()
         }
         fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
             let m = self.model.module();
@@ -291,7 +349,11 @@ mod on_burn {
     fn burn_keeping_every_head_and_unit_changes_no_output() {
         let Some(dir) = minilm_dir() else { return };
         let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
-        keeping_everything_changes_nothing(Box::new(BurnMinilm::new(&dir, config(12, 1536))), &tok, &dir);
+        keeping_everything_changes_nothing(
+            Box::new(BurnMinilm::new(&dir, config(12, 1536))),
+            &tok,
+            &dir,
+        );
     }
 
     #[test]
@@ -349,14 +411,21 @@ mod on_torch {
             for (_, mut v) in self.model.var_store().variables() {
                 v.zero_grad();
             }
-            let hm = Tensor::ones([LAYERS as i64, 12], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+            let hm = Tensor::ones([LAYERS as i64, 12], (Kind::Float, Device::Cpu))
+                .set_requires_grad(true);
             let ea = self.bert.embed(&batch(a), Some(&hm), &self.config);
             let eb = self.bert.embed(&batch(b), Some(&hm), &self.config);
             let targets = Tensor::arange(a.rows as i64, (Kind::Int64, Device::Cpu));
-            (ea.matmul(&eb.tr()) * 20.0).cross_entropy_for_logits(&targets).backward();
+            (ea.matmul(&eb.tr()) * 20.0)
+                .cross_entropy_for_logits(&targets)
+                .backward();
             let g = host(&hm.grad());
-            self.pruning.record_input_gradient("head_mask", &[LAYERS, 12], &g).unwrap();
-            self.pruning.on_before_optimizer_step(&mut self.model).unwrap();
+            self.pruning
+                .record_input_gradient("head_mask", &[LAYERS, 12], &g)
+                .unwrap();
+            self.pruning
+                .on_before_optimizer_step(&mut self.model)
+                .unwrap();
             self.pruning.on_step_end(&mut self.model).unwrap();
         }
         fn begin(&mut self) {
@@ -369,7 +438,12 @@ mod on_torch {
             self.pruning.structured_outcome()
         }
         fn params(&self) -> usize {
-            self.model.weights().unwrap().iter().map(|w| w.numel()).sum()
+            self.model
+                .weights()
+                .unwrap()
+                .iter()
+                .map(|w| w.numel())
+                .sum()
         }
         fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
             (self.bert.heads(&self.config), self.bert.ffn())
@@ -390,14 +464,22 @@ mod on_torch {
     fn torch_keeping_every_head_and_unit_changes_no_output() {
         let Some(dir) = minilm_dir() else { return };
         let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
-        keeping_everything_changes_nothing(Box::new(TorchMinilm::new(&dir, config(12, 1536))), &tok, &dir);
+        keeping_everything_changes_nothing(
+            Box::new(TorchMinilm::new(&dir, config(12, 1536))),
+            &tok,
+            &dir,
+        );
     }
 
     #[test]
     fn torch_pruned_to_8_heads_and_1024_units_runs() {
         let Some(dir) = minilm_dir() else { return };
         let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
-        pruned_model_runs(Box::new(TorchMinilm::new(&dir, config(8, 1024))), &tok, &dir);
+        pruned_model_runs(
+            Box::new(TorchMinilm::new(&dir, config(8, 1024))),
+            &tok,
+            &dir,
+        );
     }
 
     /// Identical weights and data give the same importance and the same kept heads and units
@@ -408,7 +490,8 @@ mod on_torch {
         let Some(dir) = minilm_dir() else { return };
         let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
         let texts = sentences(&dir);
-        let mut b: Box<dyn Minilm> = Box::new(super::on_burn::BurnMinilm::new(&dir, config(8, 1024)));
+        let mut b: Box<dyn Minilm> =
+            Box::new(super::on_burn::BurnMinilm::new(&dir, config(8, 1024)));
         let mut t: Box<dyn Minilm> = Box::new(TorchMinilm::new(&dir, config(8, 1024)));
         prune_with(b.as_mut(), &tok, &texts);
         prune_with(t.as_mut(), &tok, &texts);
@@ -418,7 +501,12 @@ mod on_torch {
             assert_eq!((x.pruner, x.layer), (y.pruner, y.layer));
             let scale = x.importance.iter().cloned().fold(0.0f64, f64::max);
             for (p, q) in x.importance.iter().zip(&y.importance) {
-                assert!((p - q).abs() <= 1e-3 * scale, "pruner {} layer {}: {p} vs {q}", x.pruner, x.layer);
+                assert!(
+                    (p - q).abs() <= 1e-3 * scale,
+                    "pruner {} layer {}: {p} vs {q}",
+                    x.pruner,
+                    x.layer
+                );
             }
             let target = x.kept.as_ref().unwrap().len();
             let mut sorted = x.importance.clone();
@@ -428,11 +516,16 @@ mod on_torch {
                 compared += 1;
             }
         }
-        assert!(compared >= ob.len() / 2, "only {compared} of {} rankings were clear enough to compare", ob.len());
+        assert!(
+            compared >= ob.len() / 2,
+            "only {compared} of {} rankings were clear enough to compare",
+            ob.len()
+        );
 
         // The pruned burn model, saved as safetensors, loads into torch with its new sizes and
         // gives the same embeddings.
-        let file = std::env::temp_dir().join(format!("prune-minilm-{}.safetensors", std::process::id()));
+        let file =
+            std::env::temp_dir().join(format!("prune-minilm-{}.safetensors", std::process::id()));
         prune::safetensors::write_f32(&file, &b.export(), &Default::default()).unwrap();
         let (tensors, _) = prune::safetensors::read_f32(&file).unwrap();
         std::fs::remove_file(&file).ok();
@@ -442,6 +535,11 @@ mod on_torch {
         assert_eq!((loaded.heads(&config), loaded.ffn()), b.sizes());
         let probe = tok.encode_batch(&texts[8..12], 128);
         let from_torch = tch::no_grad(|| host(&loaded.embed(&batch(&probe), None, &config)));
-        assert_close(&from_torch, &b.embed(&probe), 2e-5, "pruned burn model loaded in torch");
+        assert_close(
+            &from_torch,
+            &b.embed(&probe),
+            2e-5,
+            "pruned burn model loaded in torch",
+        );
     }
 }

@@ -55,7 +55,10 @@ impl BurnStudent {
 
 impl Student for BurnStudent {
     fn teacher_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
-        host(self.teacher.embed(&batch(e, &self.plain), None, &self.config))
+        host(
+            self.teacher
+                .embed(&batch(e, &self.plain), None, &self.config),
+        )
     }
 
     fn student_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
@@ -75,8 +78,16 @@ impl Student for BurnStudent {
         let heads = self.model.module().heads(&self.config)[0];
         let head_mask = Tensor::<2>::ones([layers, heads], &self.device).require_grad();
         let m = self.model.module();
-        let ea = m.embed(&batch(a, &self.device), Some(head_mask.clone()), &self.config);
-        let eb = m.embed(&batch(b, &self.device), Some(head_mask.clone()), &self.config);
+        let ea = m.embed(
+            &batch(a, &self.device),
+            Some(head_mask.clone()),
+            &self.config,
+        );
+        let eb = m.embed(
+            &batch(b, &self.device),
+            Some(head_mask.clone()),
+            &self.config,
+        );
         let scores = ea.matmul(eb.transpose()) * 20.0;
         let n = a.rows;
         let targets = Tensor::<1, Int>::from_data(
@@ -88,7 +99,9 @@ impl Student for BurnStudent {
             .forward(scores, targets);
         let value = loss.clone().into_scalar::<f32>();
         let grads = loss.backward();
-        let g = head_mask.grad(&grads).context("head_mask has no gradient")?;
+        let g = head_mask
+            .grad(&grads)
+            .context("head_mask has no gradient")?;
         self.pruning
             .record_input_gradient("head_mask", &[layers, heads], &host(g)?)?;
         self.model

@@ -140,8 +140,15 @@ fn cosine_mean(a: &[f32], b: &[f32], hidden: usize) -> f64 {
     let rows = a.len() / hidden;
     let mut total = 0.0;
     for r in 0..rows {
-        let (x, y) = (&a[r * hidden..(r + 1) * hidden], &b[r * hidden..(r + 1) * hidden]);
-        let dot: f64 = x.iter().zip(y).map(|(p, q)| f64::from(*p) * f64::from(*q)).sum();
+        let (x, y) = (
+            &a[r * hidden..(r + 1) * hidden],
+            &b[r * hidden..(r + 1) * hidden],
+        );
+        let dot: f64 = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| f64::from(*p) * f64::from(*q))
+            .sum();
         let nx: f64 = x.iter().map(|p| f64::from(*p).powi(2)).sum::<f64>().sqrt();
         let ny: f64 = y.iter().map(|q| f64::from(*q).powi(2)).sum::<f64>().sqrt();
         total += dot / (nx * ny).max(1e-12);
@@ -223,20 +230,31 @@ fn main() -> Result<()> {
             &tok.encode_batch(&train.texts(&a), MAX_TOKENS),
             &tok.encode_batch(&train.texts(&b), MAX_TOKENS),
         )?;
-        log(format!("importance step {step}: contrastive loss {loss:.4}"));
+        log(format!(
+            "importance step {step}: contrastive loss {loss:.4}"
+        ));
     }
     student.end()?;
     let (heads, ffn) = student.sizes();
-    log(format!("pruned: heads per layer {heads:?}, FFN units per layer {ffn:?}"));
+    log(format!(
+        "pruned: heads per layer {heads:?}, FFN units per layer {ffn:?}"
+    ));
     for o in student.outcome().iter().filter(|o| o.groups <= 64) {
-        log(format!("  pruner {} layer {}: kept heads {:?}", o.pruner, o.layer, o.kept.as_deref().unwrap_or(&[])));
+        log(format!(
+            "  pruner {} layer {}: kept heads {:?}",
+            o.pruner,
+            o.layer,
+            o.kept.as_deref().unwrap_or(&[])
+        ));
     }
     let (_, params_pruned) = student.params()?;
 
     let held_teacher = embed_all(&held_texts, &tok, 64, |b| student.teacher_embed(b))?;
     let held_before = embed_all(&held_texts, &tok, 64, |b| student.student_embed(b))?;
     let cosine_before = cosine_mean(&held_teacher, &held_before, HIDDEN);
-    log(format!("held-out cosine to dense before fine-tuning: {cosine_before:.4}"));
+    log(format!(
+        "held-out cosine to dense before fine-tuning: {cosine_before:.4}"
+    ));
 
     // Distillation towards the dense model's sentence embeddings.
     let mut order: Vec<usize> = (0..train_texts.len()).collect();
@@ -267,8 +285,14 @@ fn main() -> Result<()> {
     let mut latency_pruned = Vec::new();
     // Alternate dense and pruned rounds so drift on the machine hits both alike.
     for _ in 0..3 {
-        latency_dense.push(median_ms(|| student.teacher_embed(&enc).map(|_| ()), args.latency_runs)?);
-        latency_pruned.push(median_ms(|| student.student_embed(&enc).map(|_| ()), args.latency_runs)?);
+        latency_dense.push(median_ms(
+            || student.teacher_embed(&enc).map(|_| ()),
+            args.latency_runs,
+        )?);
+        latency_pruned.push(median_ms(
+            || student.student_embed(&enc).map(|_| ()),
+            args.latency_runs,
+        )?);
     }
     latency_dense.sort_by(f64::total_cmp);
     latency_pruned.sort_by(f64::total_cmp);
@@ -309,7 +333,10 @@ fn main() -> Result<()> {
             })
         );
     } else {
-        println!("parameters: {params_dense} dense -> {params_pruned} pruned ({:.1}%)", 100.0 * params_pruned as f64 / params_dense as f64);
+        println!(
+            "parameters: {params_dense} dense -> {params_pruned} pruned ({:.1}%)",
+            100.0 * params_pruned as f64 / params_dense as f64
+        );
         println!(
             "latency (batch {}x{} tokens, median of {} runs, 3 alternating rounds): dense {dense_ms:.1} ms, pruned {pruned_ms:.1} ms, speedup {speedup:.2}x",
             enc.rows, enc.seq, args.latency_runs

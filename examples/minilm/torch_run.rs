@@ -112,8 +112,11 @@ impl Student for TorchStudent {
         optim.set_lr(lr);
         let student = self.bert.embed(&batch(e), None, &self.config);
         let target = Tensor::from_slice(teacher).reshape([e.rows as i64, crate::HIDDEN as i64]);
-        let loss: Tensor =
-            (student * target).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float).neg() + 1.0;
+        let loss: Tensor = (student * target)
+            .sum_dim_intlist(1, false, Kind::Float)
+            .mean(Kind::Float)
+            .neg()
+            + 1.0;
         optim.zero_grad();
         loss.backward();
         optim.step();
@@ -121,10 +124,11 @@ impl Student for TorchStudent {
     }
 
     fn params(&self) -> Result<(usize, usize)> {
-        let count = |vs: &VarStore| -> usize {
-            vs.variables().values().map(|t| t.numel()).sum()
-        };
-        Ok((count(&self._teacher_vs), self.model.weights()?.iter().map(|w| w.numel()).sum()))
+        let count = |vs: &VarStore| -> usize { vs.variables().values().map(|t| t.numel()).sum() };
+        Ok((
+            count(&self._teacher_vs),
+            self.model.weights()?.iter().map(|w| w.numel()).sum(),
+        ))
     }
 
     fn sizes(&self) -> (Vec<usize>, Vec<usize>) {

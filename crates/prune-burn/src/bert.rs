@@ -181,7 +181,8 @@ impl SelfAttention {
 
 impl Output {
     fn forward(&self, x: Tensor<3>, residual: Tensor<3>, eps: f64) -> Tensor<3> {
-        self.LayerNorm.forward(self.dense.forward(x) + residual, eps)
+        self.LayerNorm
+            .forward(self.dense.forward(x) + residual, eps)
     }
 }
 
@@ -249,7 +250,9 @@ impl Bert {
             .LayerNorm
             .forward(words + positions + types, config.layer_norm_eps);
         // 0 where attended, a large negative number on padding.
-        let mask_bias = (batch.mask.clone() - 1.0).mul_scalar(1e9).reshape([b, 1, 1, s]);
+        let mask_bias = (batch.mask.clone() - 1.0)
+            .mul_scalar(1e9)
+            .reshape([b, 1, 1, s]);
         for (l, layer) in self.encoder.layer.iter().enumerate() {
             let row = head_mask.as_ref().map(|m| {
                 let heads = m.dims()[1];
@@ -274,7 +277,12 @@ impl Bert {
         let summed = (tokens * mask.clone()).sum_dim(1).reshape([b, h]);
         let counts = mask.sum_dim(1).reshape([b, 1]).clamp_min(1e-9);
         let mean = summed / counts;
-        let norm = mean.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+        let norm = mean
+            .clone()
+            .powi_scalar(2)
+            .sum_dim(1)
+            .sqrt()
+            .clamp_min(1e-12);
         mean / norm
     }
 
@@ -342,7 +350,9 @@ impl Bert {
             })
         };
         let layers = (0..)
-            .take_while(|l| tensors.contains_key(&format!("encoder.layer.{l}.attention.self.query.weight")))
+            .take_while(|l| {
+                tensors.contains_key(&format!("encoder.layer.{l}.attention.self.query.weight"))
+            })
             .count();
         if layers == 0 {
             return Err(PruneError::UnknownWeight {

@@ -100,7 +100,8 @@ impl PathTracker {
             self.joined.push('.');
         }
         // A field named after a Rust keyword carries a trailing underscore (`self_`).
-        self.joined.push_str(if name == "self_" { "self" } else { name });
+        self.joined
+            .push_str(if name == "self_" { "self" } else { name });
         self.in_linear.push(container == "Struct:Linear");
     }
     fn exit(&mut self) {

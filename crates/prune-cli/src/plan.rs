@@ -1,6 +1,6 @@
 //! `prune check`: the resolved plan of a configuration, as text or JSON.
 
-use prune_core::config::ResolvedPruner;
+use prune_core::config::{ImportanceMetric, ResolvedPruner};
 use prune_core::reference::Reference;
 use prune_core::schedule::planned_sparsity;
 use prune_core::structured::is_structured;
@@ -67,7 +67,11 @@ fn pruner_json(p: &ResolvedPruner, epochs: usize) -> serde_json::Value {
     let schedule: Vec<_> = (0..epochs)
         .map(|e| json!({"epoch": e, "sparsity": planned_sparsity(p, e)}))
         .collect();
-    let schedule = if is_structured(p) { Vec::new() } else { schedule };
+    let schedule = if is_structured(p) {
+        Vec::new()
+    } else {
+        schedule
+    };
     json!({
         "index": p.index,
         "prune_type": p.prune_type,
@@ -97,12 +101,15 @@ fn text(file: &str, pruners: &[ResolvedPruner], epochs: usize) -> String {
         if is_structured(p) {
             let q = &p.parameters;
             s += &format!(
-                "  structured: importance over epochs {}..={} from {} ({:?}), then per layer keep {} \
+                "  structured: importance over epochs {}..={} from {} ({}), then per layer keep {} \
                  groups of {} {}{}; the model shrinks at the end of epoch {}\n",
                 p.start_epoch,
                 p.end_epoch,
                 if q.importance_inputs.is_empty() { "the weights' own gradients".to_string() } else { q.importance_inputs.join(", ") },
-                q.importance_metric,
+                match q.importance_metric {
+                    ImportanceMetric::AbsGradient => "abs_gradient",
+                    ImportanceMetric::WeightedGradient => "weighted_gradient",
+                },
                 q.target.unwrap_or(0),
                 q.stride.unwrap_or(1),
                 if q.transpose { "input columns" } else { "output rows" },

@@ -611,7 +611,11 @@ pub fn structured_shrink_keeps_the_chosen_rows<H: Harness>(h: &H) {
     p.on_epoch_end(&mut model).unwrap();
     let outcome = p.structured_outcome();
     let kept = outcome[0].kept.clone().expect("shrunk at the end epoch");
-    assert_eq!(outcome[1].kept.as_ref(), Some(&kept), "fc2 follows fc1's importance");
+    assert_eq!(
+        outcome[1].kept.as_ref(),
+        Some(&kept),
+        "fc2 follows fc1's importance"
+    );
     assert_eq!(kept.len(), 2);
     assert!(kept[0] < kept[1]);
     let mut order: Vec<usize> = (0..4).collect();
@@ -633,7 +637,10 @@ pub fn structured_shrink_keeps_the_chosen_rows<H: Harness>(h: &H) {
     assert_eq!(shape("fc1.weight"), vec![4, 16]);
     assert_eq!(shape("fc1.bias"), vec![4]);
     assert_eq!(shape("fc2.weight"), vec![4, 4]);
-    let want_fc1: Vec<f32> = rows.iter().flat_map(|&r| fc1[r * 16..(r + 1) * 16].to_vec()).collect();
+    let want_fc1: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| fc1[r * 16..(r + 1) * 16].to_vec())
+        .collect();
     assert_eq!(canonical(&model, "fc1.weight"), want_fc1);
     let want_bias: Vec<f32> = rows.iter().map(|&r| fc1_bias[r]).collect();
     assert_eq!(canonical(&model, "fc1.bias"), want_bias);

@@ -83,7 +83,13 @@ pub fn read_f32(path: impl AsRef<Path>) -> Result<(TensorMap, Vec<String>)> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
-        out.insert(name.clone(), HostTensor { shape, data: values });
+        out.insert(
+            name.clone(),
+            HostTensor {
+                shape,
+                data: values,
+            },
+        );
     }
     Ok((out, skipped))
 }
@@ -98,7 +104,10 @@ pub fn write_f32(
     let path = path.as_ref();
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
-        header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("strings"));
+        header.insert(
+            "__metadata__".into(),
+            serde_json::to_value(metadata).expect("strings"),
+        );
     }
     let mut offset = 0usize;
     for (name, t) in tensors {
@@ -110,7 +119,7 @@ pub fn write_f32(
         offset += len;
     }
     let mut text = serde_json::to_vec(&header).expect("JSON");
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut bytes = Vec::with_capacity(8 + text.len() + offset);
@@ -160,8 +169,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.safetensors");
         let mut m = TensorMap::new();
-        m.insert("a.weight".into(), HostTensor { shape: vec![2, 3], data: vec![1.0, -2.0, 3.5, 0.0, 5.0, 6.25] });
-        m.insert("a.bias".into(), HostTensor { shape: vec![2], data: vec![0.5, -0.5] });
+        m.insert(
+            "a.weight".into(),
+            HostTensor {
+                shape: vec![2, 3],
+                data: vec![1.0, -2.0, 3.5, 0.0, 5.0, 6.25],
+            },
+        );
+        m.insert(
+            "a.bias".into(),
+            HostTensor {
+                shape: vec![2],
+                data: vec![0.5, -0.5],
+            },
+        );
         let meta = BTreeMap::from([("heads".to_string(), "8".to_string())]);
         write_f32(&path, &m, &meta).unwrap();
         let (back, skipped) = read_f32(&path).unwrap();

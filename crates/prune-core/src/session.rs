@@ -169,7 +169,10 @@ impl<B: TensorBackend> Pruning<B> {
         for p in self.pruners.iter().filter(|p| is_structured(p)) {
             let bound = StructuredPruner::bind(p.clone(), &weights)?;
             for earlier in &out {
-                if let Some(w) = bound.weight_names().find(|w| earlier.weight_names().any(|e| e == *w)) {
+                if let Some(w) = bound
+                    .weight_names()
+                    .find(|w| earlier.weight_names().any(|e| e == *w))
+                {
                     return Err(PruneError::DuplicateWeight {
                         weight: w.to_string(),
                         first: earlier.spec.index,
@@ -186,7 +189,12 @@ impl<B: TensorBackend> Pruning<B> {
     /// such as `head_mask` `[layers, heads]`: call it after each backward pass, before
     /// `on_before_optimizer_step`. `shape` and `grad` are row-major. Outside a pruner's epochs
     /// the gradient is ignored.
-    pub fn record_input_gradient(&mut self, name: &str, shape: &[usize], grad: &[f32]) -> Result<()> {
+    pub fn record_input_gradient(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        grad: &[f32],
+    ) -> Result<()> {
         let epoch = self.require_epoch("record_input_gradient")?;
         if !self.structured.iter().any(|p| p.reads_input(name)) {
             let known: Vec<&str> = self
@@ -199,7 +207,11 @@ impl<B: TensorBackend> Pruning<B> {
                 pruner: self.structured.first().map_or(0, |p| p.spec.index),
                 reason: format!(
                     "no structured pruner reads input `{name}` (importance_inputs: {})",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             });
         }
@@ -578,9 +590,11 @@ impl<B: TensorBackend> Pruning<B> {
         {
             b.accumulate_importance(model)?;
         }
-        for p in self.structured.iter_mut().filter(|p| {
-            !p.done() && epoch >= p.spec.start_epoch && epoch <= p.spec.end_epoch
-        }) {
+        for p in self
+            .structured
+            .iter_mut()
+            .filter(|p| !p.done() && epoch >= p.spec.start_epoch && epoch <= p.spec.end_epoch)
+        {
             p.accumulate_weights(model)?;
         }
         if updates.is_empty() {

@@ -98,13 +98,17 @@ pub fn expand(
                 pruner,
                 reason: format!("weight `{}` is not in the model", op.weight),
             })?;
-        let extent = info.shape.get(op.axis).copied().ok_or_else(|| PruneError::Structured {
-            pruner,
-            reason: format!(
-                "weight `{}` of shape {:?} has no axis {}",
-                op.weight, info.shape, op.axis
-            ),
-        })?;
+        let extent = info
+            .shape
+            .get(op.axis)
+            .copied()
+            .ok_or_else(|| PruneError::Structured {
+                pruner,
+                reason: format!(
+                    "weight `{}` of shape {:?} has no axis {}",
+                    op.weight, info.shape, op.axis
+                ),
+            })?;
         if let Some(bad) = op.keep.iter().find(|&&i| i >= extent) {
             return Err(PruneError::Structured {
                 pruner,
@@ -137,7 +141,11 @@ pub fn expand(
     for (pruner, op) in ops {
         let coupled: Vec<(String, usize)> = groups
             .iter()
-            .find(|g| g.members.iter().any(|(n, a)| *n == op.weight && *a == op.axis))
+            .find(|g| {
+                g.members
+                    .iter()
+                    .any(|(n, a)| *n == op.weight && *a == op.axis)
+            })
             .map(|g| g.members.clone())
             .unwrap_or_else(|| vec![(op.weight.clone(), op.axis)]);
         for (weight, axis) in coupled {
@@ -248,7 +256,10 @@ mod tests {
         };
         let err = expand(&[(0, q), (1, o)], &groups, &weights).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("pruner 1") && text.contains("pruner 0"), "{text}");
+        assert!(
+            text.contains("pruner 1") && text.contains("pruner 0"),
+            "{text}"
+        );
     }
 
     #[test]

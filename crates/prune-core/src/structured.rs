@@ -112,9 +112,9 @@ impl StructuredPruner {
         let pruner = spec.index;
         let err = |reason: String| PruneError::Structured { pruner, reason };
         let params = &spec.parameters;
-        let target = params
-            .target
-            .ok_or_else(|| err("parameters.target (groups to keep per layer) is required".into()))?;
+        let target = params.target.ok_or_else(|| {
+            err("parameters.target (groups to keep per layer) is required".into())
+        })?;
         let stride = params.stride.unwrap_or(1);
         if target == 0 || stride == 0 {
             return Err(err(format!(
@@ -134,7 +134,11 @@ impl StructuredPruner {
                 .find_map(|p| layer_number(p, &w.name))
                 .or(params.index)
                 .unwrap_or(0);
-            let axis = if params.transpose && w.shape.len() == 2 { 1 } else { 0 };
+            let axis = if params.transpose && w.shape.len() == 2 {
+                1
+            } else {
+                0
+            };
             by_layer.entry(number).or_default().push((w.clone(), axis));
         }
         let mut layers = Vec::with_capacity(by_layer.len());
@@ -563,9 +567,18 @@ mod tests {
 
     #[test]
     fn layer_numbers_come_from_the_star() {
-        assert_eq!(layer_number("enc.layer.*.q.weight", "enc.layer.11.q.weight"), Some(11));
-        assert_eq!(layer_number("enc.layer.*.q.weight", "enc.layer.x.q.weight"), None);
-        assert_eq!(layer_number("enc.layer.0.q.weight", "enc.layer.0.q.weight"), None);
+        assert_eq!(
+            layer_number("enc.layer.*.q.weight", "enc.layer.11.q.weight"),
+            Some(11)
+        );
+        assert_eq!(
+            layer_number("enc.layer.*.q.weight", "enc.layer.x.q.weight"),
+            None
+        );
+        assert_eq!(
+            layer_number("enc.layer.0.q.weight", "enc.layer.0.q.weight"),
+            None
+        );
         assert_eq!(layer_number("module.l.*.w", "l.2.w"), Some(2));
     }
 

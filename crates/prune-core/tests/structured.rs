@@ -29,7 +29,11 @@ fn bert_layer(layout: Layout) -> RefModel {
     for (i, (name, shape)) in shapes.iter().enumerate() {
         let n: usize = shape.iter().product();
         let values = (0..n).map(|k| (100 * i + k) as f32).collect();
-        let layout = if shape.len() == 2 { layout } else { Layout::Canonical };
+        let layout = if shape.len() == 2 {
+            layout
+        } else {
+            Layout::Canonical
+        };
         m.push(&format!("{p}{name}"), shape, values, layout);
     }
     m
@@ -58,7 +62,12 @@ pruning:
 ";
 
 fn canonical(m: &RefModel, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let info = m.weights().unwrap().into_iter().find(|w| w.name == name).unwrap();
+    let info = m
+        .weights()
+        .unwrap()
+        .into_iter()
+        .find(|w| w.name == name)
+        .unwrap();
     let t = m.weight(name).unwrap();
     (
         info.shape.clone(),
@@ -67,16 +76,29 @@ fn canonical(m: &RefModel, name: &str) -> (Vec<usize>, Vec<f32>) {
 }
 
 fn set_grad(m: &mut RefModel, name: &str, canonical_grad: Vec<f32>) {
-    let info = m.weights().unwrap().into_iter().find(|w| w.name == name).unwrap();
+    let info = m
+        .weights()
+        .unwrap()
+        .into_iter()
+        .find(|w| w.name == name)
+        .unwrap();
     let stored = prune_core::host::to_stored(canonical_grad, info.layout, &info.shape);
     let shape = info.layout.stored_shape(&info.shape);
-    m.set_gradients(vec![(name.into(), RefTensor { data: stored, shape })])
-        .unwrap();
+    m.set_gradients(vec![(
+        name.into(),
+        RefTensor {
+            data: stored,
+            shape,
+        },
+    )])
+    .unwrap();
 }
 
 /// Rows of a canonical [r, c] matrix.
 fn rows(data: &[f32], c: usize, keep: &[usize]) -> Vec<f32> {
-    keep.iter().flat_map(|&r| data[r * c..(r + 1) * c].to_vec()).collect()
+    keep.iter()
+        .flat_map(|&r| data[r * c..(r + 1) * c].to_vec())
+        .collect()
 }
 
 /// Columns of a canonical [r, c] matrix.
@@ -88,7 +110,8 @@ fn cols(data: &[f32], r: usize, c: usize, keep: &[usize]) -> Vec<f32> {
 
 fn run(layout: Layout) {
     let mut m = bert_layer(layout);
-    let before: Vec<(String, (Vec<usize>, Vec<f32>))> = m
+    type Named = (String, (Vec<usize>, Vec<f32>));
+    let before: Vec<Named> = m
         .weights()
         .unwrap()
         .into_iter()
@@ -120,12 +143,20 @@ fn run(layout: Layout) {
     let norm = (0.3f64 * 0.3 + 0.6 * 0.6).sqrt();
     let expect = [0.3 / norm, 0.6 / norm];
     for (got, want) in heads.importance.iter().zip(expect) {
-        assert!((got - want).abs() < 1e-6, "head importance {:?}", heads.importance);
+        assert!(
+            (got - want).abs() < 1e-6,
+            "head importance {:?}",
+            heads.importance
+        );
     }
     let ffn = &outcome[1];
-    for r in 0..FFN {
-        let want = 3.0 * (800.0 + 4.0 * r as f64) * f64::from(signs[r].abs());
-        assert!((ffn.importance[r] - want).abs() < 1e-3, "row {r}: {:?}", ffn.importance);
+    for (r, sign) in signs.iter().enumerate() {
+        let want = 3.0 * (800.0 + 4.0 * r as f64) * f64::from(sign.abs());
+        assert!(
+            (ffn.importance[r] - want).abs() < 1e-3,
+            "row {r}: {:?}",
+            ffn.importance
+        );
     }
     assert!(heads.kept.is_none(), "shrunk before on_epoch_end");
 
@@ -141,7 +172,7 @@ fn run(layout: Layout) {
             .find(|(name, _)| name == &format!("encoder.layer.0.{n}"))
             .unwrap()
             .1
-            .1
+             .1
             .clone()
     };
     let now = |n: &str| canonical(&m, &format!("encoder.layer.0.{n}"));
@@ -149,20 +180,51 @@ fn run(layout: Layout) {
     for w in ["query", "key", "value"] {
         let (shape, data) = now(&format!("attention.self.{w}.weight"));
         assert_eq!(shape, vec![2, HIDDEN], "{w}");
-        assert_eq!(data, rows(&old(&format!("attention.self.{w}.weight")), HIDDEN, &head_rows));
+        assert_eq!(
+            data,
+            rows(
+                &old(&format!("attention.self.{w}.weight")),
+                HIDDEN,
+                &head_rows
+            )
+        );
         let (bshape, bias) = now(&format!("attention.self.{w}.bias"));
         assert_eq!(bshape, vec![2]);
-        assert_eq!(bias, rows(&old(&format!("attention.self.{w}.bias")), 1, &head_rows));
+        assert_eq!(
+            bias,
+            rows(&old(&format!("attention.self.{w}.bias")), 1, &head_rows)
+        );
     }
     let (oshape, o) = now("attention.output.dense.weight");
-    assert_eq!(oshape, vec![HIDDEN, 2], "attention output follows the heads");
-    assert_eq!(o, cols(&old("attention.output.dense.weight"), HIDDEN, HIDDEN, &head_rows));
-    assert_eq!(now("attention.output.dense.bias").1, old("attention.output.dense.bias"));
+    assert_eq!(
+        oshape,
+        vec![HIDDEN, 2],
+        "attention output follows the heads"
+    );
+    assert_eq!(
+        o,
+        cols(
+            &old("attention.output.dense.weight"),
+            HIDDEN,
+            HIDDEN,
+            &head_rows
+        )
+    );
+    assert_eq!(
+        now("attention.output.dense.bias").1,
+        old("attention.output.dense.bias")
+    );
     let ffn_rows = [0usize, 1, 3, 5];
     let (ishape, i) = now("intermediate.dense.weight");
     assert_eq!(ishape, vec![4, HIDDEN]);
-    assert_eq!(i, rows(&old("intermediate.dense.weight"), HIDDEN, &ffn_rows));
-    assert_eq!(now("intermediate.dense.bias").1, rows(&old("intermediate.dense.bias"), 1, &ffn_rows));
+    assert_eq!(
+        i,
+        rows(&old("intermediate.dense.weight"), HIDDEN, &ffn_rows)
+    );
+    assert_eq!(
+        now("intermediate.dense.bias").1,
+        rows(&old("intermediate.dense.bias"), 1, &ffn_rows)
+    );
     let (fshape, f) = now("output.dense.weight");
     assert_eq!(fshape, vec![HIDDEN, 4], "FFN output follows the FFN rows");
     assert_eq!(f, cols(&old("output.dense.weight"), HIDDEN, FFN, &ffn_rows));
@@ -181,13 +243,20 @@ fn hand_computed_importance_decides_kept_heads_and_rows_transposed() {
 
 #[test]
 fn keeping_every_group_leaves_every_weight_identical() {
-    let yaml = CONFIG.replace("target: 1,", "target: 2,").replace("target: 4,", "target: 6,");
+    let yaml = CONFIG
+        .replace("target: 1,", "target: 2,")
+        .replace("target: 4,", "target: 6,");
     let mut m = bert_layer(Layout::Transposed);
     let before = m.clone();
     let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
-    p.record_input_gradient("head_mask", &[1, 2], &[0.5, 0.1]).unwrap();
-    set_grad(&mut m, "encoder.layer.0.intermediate.dense.weight", vec![0.5; FFN * HIDDEN]);
+    p.record_input_gradient("head_mask", &[1, 2], &[0.5, 0.1])
+        .unwrap();
+    set_grad(
+        &mut m,
+        "encoder.layer.0.intermediate.dense.weight",
+        vec![0.5; FFN * HIDDEN],
+    );
     p.on_before_optimizer_step(&mut m).unwrap();
     p.on_epoch_end(&mut m).unwrap();
     for (a, b) in before.params.iter().zip(&m.params) {
@@ -203,7 +272,10 @@ fn missing_importance_is_an_error_that_changes_nothing() {
     let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
     let err = p.on_epoch_end(&mut m).unwrap_err().to_string();
-    assert!(err.contains("record_input_gradient") && err.contains("head_mask"), "{err}");
+    assert!(
+        err.contains("record_input_gradient") && err.contains("head_mask"),
+        "{err}"
+    );
     for (a, b) in before.params.iter().zip(&m.params) {
         assert_eq!(a.value.data, b.value.data);
     }
@@ -228,17 +300,29 @@ fn wrong_input_shapes_and_names_are_refused() {
         .record_input_gradient("attention_mask", &[1, 2], &[0.0; 2])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("attention_mask") && err.contains("head_mask"), "{err}");
+    assert!(
+        err.contains("attention_mask") && err.contains("head_mask"),
+        "{err}"
+    );
 }
 
 #[test]
 fn configuration_problems_name_the_pruner_and_sizes() {
     let m = bert_layer(Layout::Canonical);
     let cases = [
-        (CONFIG.replace("target: 1,", "target: 3,"), "target 3 is more than the 2 groups"),
-        (CONFIG.replace("stride: 2,", "stride: 3,"), "not a multiple of stride 3"),
         (
-            CONFIG.replace("importance_metric: abs_gradient", "importance_metric: weighted_gradient"),
+            CONFIG.replace("target: 1,", "target: 3,"),
+            "target 3 is more than the 2 groups",
+        ),
+        (
+            CONFIG.replace("stride: 2,", "stride: 3,"),
+            "not a multiple of stride 3",
+        ),
+        (
+            CONFIG.replace(
+                "importance_metric: abs_gradient",
+                "importance_metric: weighted_gradient",
+            ),
             "use abs_gradient for inputs",
         ),
         (
@@ -250,7 +334,10 @@ fn configuration_problems_name_the_pruner_and_sizes() {
         let mut m = m.clone();
         let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
         let err = p.on_epoch_begin(&mut m, 0).unwrap_err().to_string();
-        assert!(err.contains(want) && err.contains("pruner"), "{err}\nwanted: {want}");
+        assert!(
+            err.contains(want) && err.contains("pruner"),
+            "{err}\nwanted: {want}"
+        );
     }
 }
 
@@ -262,8 +349,13 @@ fn importance_survives_save_and_load() {
     let mut m = bert_layer(Layout::Canonical);
     let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
-    p.record_input_gradient("head_mask", &[1, 2], &[0.7, 0.1]).unwrap();
-    set_grad(&mut m, "encoder.layer.0.intermediate.dense.weight", vec![0.5; FFN * HIDDEN]);
+    p.record_input_gradient("head_mask", &[1, 2], &[0.7, 0.1])
+        .unwrap();
+    set_grad(
+        &mut m,
+        "encoder.layer.0.intermediate.dense.weight",
+        vec![0.5; FFN * HIDDEN],
+    );
     p.on_before_optimizer_step(&mut m).unwrap();
     p.save_state(&path).unwrap();
     let mut q: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
@@ -271,6 +363,9 @@ fn importance_survives_save_and_load() {
     q.load_state(&mut m2, &path).unwrap();
     assert_eq!(q.structured_outcome(), p.structured_outcome());
     q.on_epoch_end(&mut m2).unwrap();
-    assert_eq!(q.structured_outcome()[0].kept.as_deref(), Some(&[0usize][..]));
+    assert_eq!(
+        q.structured_outcome()[0].kept.as_deref(),
+        Some(&[0usize][..])
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -32,10 +32,15 @@ impl Corpus {
         })?;
         let mut sentences = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let (document, sentence) = line.split_once('\t').ok_or_else(|| PruneError::Backend {
-                backend: "corpus".into(),
-                message: format!("{}:{}: expected document<TAB>sentence", path.display(), i + 1),
-            })?;
+            let (document, sentence) =
+                line.split_once('\t').ok_or_else(|| PruneError::Backend {
+                    backend: "corpus".into(),
+                    message: format!(
+                        "{}:{}: expected document<TAB>sentence",
+                        path.display(),
+                        i + 1
+                    ),
+                })?;
             sentences.push(Sentence {
                 document: document.to_string(),
                 text: sentence.to_string(),
@@ -77,7 +82,10 @@ impl Corpus {
 
     /// The texts of the sentences at `indices`.
     pub fn texts(&self, indices: &[usize]) -> Vec<&str> {
-        indices.iter().map(|&i| self.sentences[i].text.as_str()).collect()
+        indices
+            .iter()
+            .map(|&i| self.sentences[i].text.as_str())
+            .collect()
     }
 }
 
@@ -86,11 +94,21 @@ mod tests {
     use super::*;
 
     fn corpus() -> Corpus {
-        let rows = [("a", "1"), ("a", "2"), ("b", "3"), ("c", "4"), ("c", "5"), ("c", "6")];
+        let rows = [
+            ("a", "1"),
+            ("a", "2"),
+            ("b", "3"),
+            ("c", "4"),
+            ("c", "5"),
+            ("c", "6"),
+        ];
         Corpus {
             sentences: rows
                 .iter()
-                .map(|(d, t)| Sentence { document: d.to_string(), text: t.to_string() })
+                .map(|(d, t)| Sentence {
+                    document: d.to_string(),
+                    text: t.to_string(),
+                })
                 .collect(),
         }
     }

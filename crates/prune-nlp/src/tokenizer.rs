@@ -197,7 +197,10 @@ impl WordPiece {
     /// A padded batch: every sentence encoded with [`encode`](Self::encode), padded with
     /// `[PAD]` to the longest.
     pub fn encode_batch<S: AsRef<str>>(&self, texts: &[S], max_len: usize) -> Encoded {
-        let encoded: Vec<Vec<u32>> = texts.iter().map(|t| self.encode(t.as_ref(), max_len)).collect();
+        let encoded: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| self.encode(t.as_ref(), max_len))
+            .collect();
         let seq = encoded.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(encoded.len() * seq);
         let mut mask = Vec::with_capacity(encoded.len() * seq);
@@ -237,9 +240,15 @@ mod tests {
     use super::*;
 
     fn tiny() -> WordPiece {
-        let tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "un", "##aff", "##able", ",", "cafe", "!"];
+        let tokens = [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "un", "##aff", "##able", ",", "cafe", "!",
+        ];
         WordPiece {
-            vocab: tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect(),
+            vocab: tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.to_string(), i as u32))
+                .collect(),
             unk: 1,
             cls: 2,
             sep: 3,
@@ -254,7 +263,10 @@ mod tests {
     #[test]
     fn words_split_into_longest_pieces() {
         let t = tiny();
-        assert_eq!(t.encode("The unaffable, Café!", 64), vec![2, 4, 5, 6, 7, 8, 9, 10, 3]);
+        assert_eq!(
+            t.encode("The unaffable, Café!", 64),
+            vec![2, 4, 5, 6, 7, 8, 9, 10, 3]
+        );
         assert_eq!(t.encode("unknownword", 64), vec![2, 1, 3]);
         assert_eq!(t.encode("the the the", 3), vec![2, 4, 3]);
     }

@@ -83,12 +83,15 @@ impl Bert {
         let mut vars = std::collections::HashMap::new();
         for (name, t) in tensors {
             let wanted = name.starts_with("embeddings.")
-                || (name.starts_with("encoder.layer.") && (t.shape.len() == 1 || t.shape.len() == 2));
+                || (name.starts_with("encoder.layer.")
+                    && (t.shape.len() == 1 || t.shape.len() == 2));
             if !wanted {
                 continue;
             }
             let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
-            let value = Tensor::from_slice(&t.data).reshape(&shape).to_device(vs.device());
+            let value = Tensor::from_slice(&t.data)
+                .reshape(&shape)
+                .to_device(vs.device());
             vars.insert(name.clone(), create(&root, name, &value));
         }
         let bert = Bert { vars, layers };
@@ -104,10 +107,12 @@ impl Bert {
     }
 
     fn var(&self, name: &str) -> Result<&Tensor> {
-        self.vars.get(name).ok_or_else(|| PruneError::UnknownWeight {
-            weight: name.into(),
-            candidates: Vec::new(),
-        })
+        self.vars
+            .get(name)
+            .ok_or_else(|| PruneError::UnknownWeight {
+                weight: name.into(),
+                candidates: Vec::new(),
+            })
     }
 
     fn v(&self, name: &str) -> &Tensor {
@@ -123,14 +128,21 @@ impl Bert {
 
     fn norm(&self, x: &Tensor, stem: &str, eps: f64) -> Tensor {
         let w = self.v(&format!("{stem}.weight"));
-        x.layer_norm([w.size()[0]], Some(w), Some(self.v(&format!("{stem}.bias"))), eps, false)
+        x.layer_norm(
+            [w.size()[0]],
+            Some(w),
+            Some(self.v(&format!("{stem}.bias"))),
+            eps,
+            false,
+        )
     }
 
     /// Attention heads per layer, read from the query weights.
     pub fn heads(&self, config: &BertConfig) -> Vec<usize> {
         (0..self.layers)
             .map(|l| {
-                self.v(&format!("encoder.layer.{l}.attention.self.query.weight")).size()[0] as usize
+                self.v(&format!("encoder.layer.{l}.attention.self.query.weight"))
+                    .size()[0] as usize
                     / config.head_dim
             })
             .collect()
@@ -139,21 +151,37 @@ impl Bert {
     /// FFN units per layer.
     pub fn ffn(&self) -> Vec<usize> {
         (0..self.layers)
-            .map(|l| self.v(&format!("encoder.layer.{l}.intermediate.dense.weight")).size()[0] as usize)
+            .map(|l| {
+                self.v(&format!("encoder.layer.{l}.intermediate.dense.weight"))
+                    .size()[0] as usize
+            })
             .collect()
     }
 
     /// Token embeddings `[batch, seq, hidden]`. `head_mask`, if given, is `[layers, heads]` and
     /// multiplies each head's attention probabilities.
-    pub fn forward(&self, batch: &BertBatch, head_mask: Option<&Tensor>, config: &BertConfig) -> Tensor {
+    pub fn forward(
+        &self,
+        batch: &BertBatch,
+        head_mask: Option<&Tensor>,
+        config: &BertConfig,
+    ) -> Tensor {
         let eps = config.layer_norm_eps;
         let size = batch.ids.size();
         let (b, s) = (size[0], size[1]);
-        let words = self.v("embeddings.word_embeddings.weight").index_select(0, &batch.ids.reshape([b * s]));
+        let words = self
+            .v("embeddings.word_embeddings.weight")
+            .index_select(0, &batch.ids.reshape([b * s]));
         let hidden = words.size()[1];
         let words = words.reshape([b, s, hidden]);
-        let positions = self.v("embeddings.position_embeddings.weight").narrow(0, 0, s).unsqueeze(0);
-        let types = self.v("embeddings.token_type_embeddings.weight").narrow(0, 0, 1).unsqueeze(0);
+        let positions = self
+            .v("embeddings.position_embeddings.weight")
+            .narrow(0, 0, s)
+            .unsqueeze(0);
+        let types = self
+            .v("embeddings.token_type_embeddings.weight")
+            .narrow(0, 0, 1)
+            .unsqueeze(0);
         let mut x = self.norm(&(words + positions + types), "embeddings.LayerNorm", eps);
         let mask_bias = ((&batch.mask - 1.0) * 1e9).reshape([b, 1, 1, s]);
         let dh = config.head_dim as i64;
@@ -168,12 +196,14 @@ impl Bert {
             let scores = q.matmul(&k.transpose(2, 3)) / (dh as f64).sqrt() + &mask_bias;
             let mut probs = scores.softmax(3, Kind::Float);
             if let Some(m) = head_mask {
-                probs = probs * m.get(l as i64).reshape([1, heads, 1, 1]);
+                probs *= m.get(l as i64).reshape([1, heads, 1, 1]);
             }
             let ctx = probs.matmul(&v).transpose(1, 2).reshape([b, s, heads * dh]);
             let attn = self.linear(&ctx, &format!("{p}.attention.output.dense")) + &x;
             x = self.norm(&attn, &format!("{p}.attention.output.LayerNorm"), eps);
-            let inner = self.linear(&x, &format!("{p}.intermediate.dense")).gelu("none");
+            let inner = self
+                .linear(&x, &format!("{p}.intermediate.dense"))
+                .gelu("none");
             let out = self.linear(&inner, &format!("{p}.output.dense")) + &x;
             x = self.norm(&out, &format!("{p}.output.LayerNorm"), eps);
         }
@@ -181,13 +211,22 @@ impl Bert {
     }
 
     /// Sentence embeddings `[batch, hidden]`: mean over real tokens, L2-normalised.
-    pub fn embed(&self, batch: &BertBatch, head_mask: Option<&Tensor>, config: &BertConfig) -> Tensor {
+    pub fn embed(
+        &self,
+        batch: &BertBatch,
+        head_mask: Option<&Tensor>,
+        config: &BertConfig,
+    ) -> Tensor {
         let tokens = self.forward(batch, head_mask, config);
         let mask = batch.mask.unsqueeze(2);
         let summed = (tokens * &mask).sum_dim_intlist(1, false, Kind::Float);
         let counts = mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1e-9);
         let mean = summed / counts;
-        let norm = mean.pow_tensor_scalar(2).sum_dim_intlist(1, true, Kind::Float).sqrt().clamp_min(1e-12);
+        let norm = mean
+            .pow_tensor_scalar(2)
+            .sum_dim_intlist(1, true, Kind::Float)
+            .sqrt()
+            .clamp_min(1e-12);
         mean / norm
     }
 }
