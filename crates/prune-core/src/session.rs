@@ -156,13 +156,32 @@ impl<B: TensorBackend> Pruning<B> {
             }
         }
         let structured = self.bind_structured(model)?;
+        for b in &bound {
+            for w in &b.weights {
+                if let Some(p) = structured
+                    .iter()
+                    .find(|p| p.weight_names().any(|n| n == w.info.name))
+                {
+                    let (first, second) = if b.spec.index < p.spec.index {
+                        (b.spec.index, p.spec.index)
+                    } else {
+                        (p.spec.index, b.spec.index)
+                    };
+                    return Err(PruneError::DuplicateWeight {
+                        weight: w.info.name.clone(),
+                        first,
+                        second,
+                    });
+                }
+            }
+        }
         commit(model, &mut bound, lock)?;
         self.bound = Some(bound);
         self.structured = structured;
         Ok(())
     }
 
-    /// Binds the structured pruners; checks that no weight is both masked and shrunk.
+    /// Binds the structured pruners; checks that no two of them name the same weight.
     fn bind_structured<M: Model<Backend = B>>(&self, model: &M) -> Result<Vec<StructuredPruner>> {
         let weights = model.weights()?;
         let mut out: Vec<StructuredPruner> = Vec::new();

@@ -369,3 +369,52 @@ fn importance_survives_save_and_load() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn without_a_star_index_picks_the_row_of_the_input() {
+    let yaml = "
+pruning:
+  approach:
+    weight_compression:
+      start_epoch: 0
+      end_epoch: 0
+      pruners:
+        - !Pruner
+            prune_type: gradient_sensitivity
+            names: ['encoder.layer.0.attention.self.query.weight']
+            parameters: {target: 1, stride: 2, index: 1, importance_inputs: ['head_mask']}
+";
+    let mut m = bert_layer(Layout::Canonical);
+    let mut p: Pruning<Reference> = Pruning::from_yaml(yaml).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    // Row 0 favours head 1, row 1 (the one `index` names) favours head 0.
+    p.record_input_gradient("head_mask", &[2, 2], &[0.0, 9.0, 0.5, 0.1])
+        .unwrap();
+    p.on_epoch_end(&mut m).unwrap();
+    let outcome = p.structured_outcome();
+    assert_eq!(outcome[0].layer, 1);
+    assert_eq!(outcome[0].kept.as_deref(), Some(&[0usize][..]));
+    assert_eq!(
+        canonical(&m, "encoder.layer.0.attention.self.key.weight").0,
+        vec![2, HIDDEN]
+    );
+}
+
+#[test]
+fn a_weight_both_masked_and_shrunk_is_refused() {
+    let yaml = format!(
+        "{CONFIG}        - !Pruner
+            prune_type: basic_magnitude
+            target_sparsity: 0.5
+            names: ['encoder.layer.0.attention.self.key.weight']
+"
+    );
+    let mut m = bert_layer(Layout::Canonical);
+    let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = p.on_epoch_begin(&mut m, 0).unwrap_err().to_string();
+    assert!(
+        err.contains("encoder.layer.0.attention.self.key.weight")
+            && err.contains("pruner 0 and pruner 2"),
+        "{err}"
+    );
+}
