@@ -7,26 +7,9 @@ use burn::nn::Linear;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::safetensors::TensorMap;
+use prune_core::transformer::layer_count;
+pub use prune_core::transformer::BertConfig;
 use prune_core::{PruneError, Result};
-
-/// Sizes a BERT checkpoint does not carry in its weights.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BertConfig {
-    /// Width of one attention head (hidden size / heads of the original model).
-    pub head_dim: usize,
-    /// LayerNorm epsilon.
-    pub layer_norm_eps: f64,
-}
-
-impl BertConfig {
-    /// sentence-transformers all-MiniLM-L6-v2 (and BERT in general): heads of 32 or 64, eps 1e-12.
-    pub fn minilm() -> Self {
-        BertConfig {
-            head_dim: 32,
-            layer_norm_eps: 1e-12,
-        }
-    }
-}
 
 /// An embedding table: `weight` `[rows, hidden]`.
 #[derive(Module, Debug)]
@@ -349,11 +332,7 @@ impl Bert {
                 bias: param1(&format!("{stem}.bias"))?,
             })
         };
-        let layers = (0..)
-            .take_while(|l| {
-                tensors.contains_key(&format!("encoder.layer.{l}.attention.self.query.weight"))
-            })
-            .count();
+        let layers = layer_count(tensors);
         if layers == 0 {
             return Err(PruneError::UnknownWeight {
                 weight: "encoder.layer.0.attention.self.query.weight".into(),

@@ -30,6 +30,7 @@ pub mod structure;
 pub mod structured;
 pub mod suggest;
 pub mod train_loop;
+pub mod transformer;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;

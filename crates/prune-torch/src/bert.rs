@@ -3,28 +3,11 @@
 //! in place, the same value runs the smaller model.
 
 use prune_core::safetensors::TensorMap;
+use prune_core::transformer::layer_count;
+pub use prune_core::transformer::BertConfig;
 use prune_core::{PruneError, Result};
 use tch::nn::{Path, VarStore};
 use tch::{Device, Kind, Tensor};
-
-/// Sizes a BERT checkpoint does not carry in its weights.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BertConfig {
-    /// Width of one attention head.
-    pub head_dim: usize,
-    /// LayerNorm epsilon.
-    pub layer_norm_eps: f64,
-}
-
-impl BertConfig {
-    /// sentence-transformers all-MiniLM-L6-v2: heads of 32, eps 1e-12.
-    pub fn minilm() -> Self {
-        BertConfig {
-            head_dim: 32,
-            layer_norm_eps: 1e-12,
-        }
-    }
-}
 
 /// A BERT encoder whose parameters live in a [`VarStore`] (wrap that store in
 /// [`TorchModel`](crate::TorchModel) to prune it).
@@ -68,11 +51,7 @@ impl Bert {
     /// [`prune_core::safetensors::read_f32`]); every `encoder.layer.N.*` and `embeddings.*`
     /// tensor of rank 1 or 2 becomes a trainable variable with the same name.
     pub fn from_tensors(vs: &VarStore, tensors: &TensorMap) -> Result<Bert> {
-        let layers = (0..)
-            .take_while(|l| {
-                tensors.contains_key(&format!("encoder.layer.{l}.attention.self.query.weight"))
-            })
-            .count();
+        let layers = layer_count(tensors);
         if layers == 0 {
             return Err(PruneError::UnknownWeight {
                 weight: "encoder.layer.0.attention.self.query.weight".into(),
