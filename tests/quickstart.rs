@@ -35,9 +35,46 @@ fn check(backend: &str, o: &Outcome) {
     );
 }
 
+/// The hidden-units config: 512 -> 128 units of the digits MLP, shrunk inside `fit()`, and the
+/// smaller model keeps training to within 2 points of dense.
+fn check_hidden_units(backend: &str, o: &Outcome) {
+    let (features, hidden, classes) = (64, 128, 10);
+    let want = features * hidden + hidden + hidden * classes + classes;
+    assert_eq!(o.params, want, "{backend}: parameters after the shrink");
+    assert!(
+        o.pruned_accuracy >= o.dense_accuracy - 0.02,
+        "{backend}: {} after shrinking 512 -> 128 units vs dense {}",
+        o.pruned_accuracy,
+        o.dense_accuracy
+    );
+}
+
+const HIDDEN_UNITS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/configs/quickstart_hidden_units.yaml"
+);
+
 #[cfg(feature = "burn")]
 #[path = "../examples/quickstart/burn_run.rs"]
 mod burn_run;
+
+#[cfg(feature = "burn")]
+#[test]
+fn hidden_units_shrink_inside_fit_on_burn() {
+    let config = PruningConfig::from_file(HIDDEN_UNITS).unwrap();
+    let (train, test) = common::digits().unwrap();
+    let outcome = burn_run::run(&config, &train, &test, Settings::default()).unwrap();
+    check_hidden_units("burn", &outcome);
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn hidden_units_shrink_inside_fit_on_torch() {
+    let config = PruningConfig::from_file(HIDDEN_UNITS).unwrap();
+    let (train, test) = common::digits().unwrap();
+    let outcome = torch_run::run(&config, &train, &test, Settings::default()).unwrap();
+    check_hidden_units("torch", &outcome);
+}
 
 #[cfg(feature = "burn")]
 #[test]

@@ -43,10 +43,12 @@ pub fn run(
     let mut pruning = BurnPruning::new(config.clone())?;
     let (model, _) = fit(&mut pruning, model, train, &device)?;
     let pruned_accuracy = accuracy(&model, test, &device)?;
-    let report = pruning.report(&BurnModel::new(model))?;
+    let wrapped = BurnModel::new(model);
+    let report = pruning.report(&wrapped)?;
     Ok(Outcome {
         dense_accuracy,
         pruned_accuracy,
         report,
+        params: super::common::params(&wrapped)?,
     })
 }

@@ -32,6 +32,13 @@ pub struct Outcome {
     pub pruned_accuracy: f64,
     /// Zeros of every pruned weight, read from the model.
     pub report: SparsityReport,
+    /// Parameters of the model after pruning (smaller once a structured pruner shrank it).
+    pub params: usize,
+}
+
+/// Parameters of a model, from its weights.
+pub fn params<M: prune::Model>(model: &M) -> prune::Result<usize> {
+    Ok(model.weights()?.iter().map(|w| w.numel()).sum())
 }
 
 /// The 8x8 digits, pixels scaled to [0, 1], split 80/20 with seed 42.

@@ -33,5 +33,6 @@ pub fn run(
         dense_accuracy,
         pruned_accuracy,
         report,
+        params: super::common::params(&model)?,
     })
 }

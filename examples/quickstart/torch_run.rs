@@ -46,5 +46,6 @@ pub fn run(
         dense_accuracy,
         pruned_accuracy,
         report,
+        params: super::common::params(&model)?,
     })
 }

@@ -57,7 +57,19 @@ struct EpochRunner<'a> {
     cfg: &'a TrainConfig,
     data: &'a Dataset,
     optim: nn::Optimizer,
+    /// Variable shapes the optimizer was built for.
+    shapes: Vec<Vec<i64>>,
     device: Device,
+}
+
+fn shapes(vs: &VarStore) -> Vec<Vec<i64>> {
+    let mut v: Vec<(String, Vec<i64>)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.size()))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, s)| s).collect()
 }
 
 impl EpochRunner<'_> {
@@ -68,6 +80,12 @@ impl EpochRunner<'_> {
         pruning: Option<&mut TorchPruning>,
         epoch: usize,
     ) -> Result<EpochLog> {
+        // A structured pruner shrank weights: libtorch's optimizer state has the old shapes.
+        let now = shapes(model.var_store());
+        if now != self.shapes {
+            self.optim = optimizer(model.var_store(), &self.cfg.optimizer)?;
+            self.shapes = now;
+        }
         let (cfg, rows) = (self.cfg, self.data.len());
         run_epoch(
             model,
@@ -121,6 +139,7 @@ fn runner<'a, V: Borrow<VarStore>>(
         cfg,
         data,
         optim: optimizer(vs, &cfg.optimizer)?,
+        shapes: shapes(vs),
         device: vs.device(),
     })
 }
