@@ -70,6 +70,7 @@ fn main() -> Result<()> {
             "pruned_accuracy": outcome.pruned_accuracy,
             "sparsity": sparsity,
             "layers": layers,
+            "params": outcome.params,
         });
         println!("{out}");
     } else {
@@ -86,6 +87,7 @@ fn main() -> Result<()> {
             100.0 * outcome.pruned_accuracy,
             100.0 * sparsity
         );
+        println!("parameters after pruning: {}", outcome.params);
     }
     Ok(())
 }
