@@ -11,8 +11,9 @@ use crate::host::{to_canonical, to_stored};
 use crate::names::select_weights;
 use crate::pruner::{BoundPruner, PendingMask};
 use crate::report::{LayerSparsity, SparsityReport};
-use crate::structure::expand;
-use crate::structured::{is_structured, LayerOutcome, StructuredPruner};
+use crate::structured::{is_structured, StructuredPruner};
+
+mod structured_hooks;
 use std::ops::Range;
 
 /// Where the session is in the training loop, for hook-order checks.
@@ -179,114 +180,6 @@ impl<B: TensorBackend> Pruning<B> {
         self.bound = Some(bound);
         self.structured = structured;
         Ok(())
-    }
-
-    /// Binds the structured pruners; checks that no two of them name the same weight.
-    fn bind_structured<M: Model<Backend = B>>(&self, model: &M) -> Result<Vec<StructuredPruner>> {
-        let weights = model.weights()?;
-        let mut out: Vec<StructuredPruner> = Vec::new();
-        for p in self.pruners.iter().filter(|p| is_structured(p)) {
-            let bound = StructuredPruner::bind(p.clone(), &weights)?;
-            for earlier in &out {
-                if let Some(w) = bound
-                    .weight_names()
-                    .find(|w| earlier.weight_names().any(|e| e == *w))
-                {
-                    return Err(PruneError::DuplicateWeight {
-                        weight: w.to_string(),
-                        first: earlier.spec.index,
-                        second: p.index,
-                    });
-                }
-            }
-            out.push(bound);
-        }
-        Ok(out)
-    }
-
-    /// Hands over the gradient of a model input that structured pruners read for importance,
-    /// such as `head_mask` `[layers, heads]`: call it after each backward pass, before
-    /// `on_before_optimizer_step`. `shape` and `grad` are row-major. Outside a pruner's epochs
-    /// the gradient is ignored.
-    pub fn record_input_gradient(
-        &mut self,
-        name: &str,
-        shape: &[usize],
-        grad: &[f32],
-    ) -> Result<()> {
-        let epoch = self.require_epoch("record_input_gradient")?;
-        if !self.structured.iter().any(|p| p.reads_input(name)) {
-            let known: Vec<&str> = self
-                .pruners
-                .iter()
-                .filter(|p| is_structured(p))
-                .flat_map(|p| p.parameters.importance_inputs.iter().map(String::as_str))
-                .collect();
-            return Err(PruneError::Structured {
-                pruner: self.structured.first().map_or(0, |p| p.spec.index),
-                reason: format!(
-                    "no structured pruner reads input `{name}` (importance_inputs: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            });
-        }
-        for p in self.structured.iter_mut().filter(|p| p.reads_input(name)) {
-            if epoch >= p.spec.start_epoch && epoch <= p.spec.end_epoch {
-                p.record_input(name, shape, grad)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Shrinks the model for every structured pruner `due` says, all or none.
-    fn shrink_structured<M: Model<Backend = B>>(
-        &mut self,
-        model: &mut M,
-        due: impl Fn(&StructuredPruner) -> bool,
-    ) -> Result<()> {
-        let mut ops = Vec::new();
-        let mut decided = Vec::new();
-        for (pi, p) in self.structured.iter().enumerate() {
-            if p.done() || !due(p) {
-                continue;
-            }
-            for (layer, kept, op) in p.plan()? {
-                ops.push((p.spec.index, op));
-                decided.push((pi, layer, kept));
-            }
-        }
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let weights = model.weights()?;
-        let expanded = expand(&ops, &model.coupling_groups()?, &weights)?;
-        for b in self.bound.iter().flatten() {
-            for w in b.weights.iter().filter(|w| w.mask.is_some()) {
-                if let Some(op) = expanded.iter().find(|op| op.weight == w.info.name) {
-                    return Err(PruneError::Structured {
-                        pruner: ops[0].0,
-                        reason: format!(
-                            "`{}` would be shrunk but pruner {} holds a mask on it",
-                            op.weight, b.spec.index
-                        ),
-                    });
-                }
-            }
-        }
-        model.shrink(&expanded)?;
-        for (pi, layer, kept) in decided {
-            self.structured[pi].mark_kept(layer, kept);
-        }
-        Ok(())
-    }
-
-    /// Per structured pruner and layer: importance and, once shrunk, the kept groups.
-    pub fn structured_outcome(&self) -> Vec<LayerOutcome> {
-        self.structured.iter().flat_map(|p| p.outcome()).collect()
     }
 
     /// The session's whole state (masks, schedule position, counters), to save beside the model.
