@@ -175,7 +175,11 @@ impl Bert {
             let scores = q.matmul(&k.transpose(2, 3)) / (dh as f64).sqrt() + &mask_bias;
             let mut probs = scores.softmax(3, Kind::Float);
             if let Some(m) = head_mask {
-                probs *= m.get(l as i64).reshape([1, heads, 1, 1]);
+                // Not `*=`: tch's MulAssign works in place, and autograd needs the softmax output.
+                #[allow(clippy::assign_op_pattern)]
+                {
+                    probs = probs * m.get(l as i64).reshape([1, heads, 1, 1]);
+                }
             }
             let ctx = probs.matmul(&v).transpose(1, 2).reshape([b, s, heads * dh]);
             let attn = self.linear(&ctx, &format!("{p}.attention.output.dense")) + &x;
