@@ -94,6 +94,18 @@ fn set_grad(m: &mut RefModel, name: &str, canonical_grad: Vec<f32>) {
     .unwrap();
 }
 
+/// One step of importance: a head_mask gradient and a constant FFN weight gradient.
+fn importance_step(p: &mut Pruning<Reference>, m: &mut RefModel, head_grad: [f32; 2]) {
+    p.record_input_gradient("head_mask", &[1, 2], &head_grad)
+        .unwrap();
+    set_grad(
+        m,
+        "encoder.layer.0.intermediate.dense.weight",
+        vec![0.5; FFN * HIDDEN],
+    );
+    p.on_before_optimizer_step(m).unwrap();
+}
+
 /// Rows of a canonical [r, c] matrix.
 fn rows(data: &[f32], c: usize, keep: &[usize]) -> Vec<f32> {
     keep.iter()
@@ -250,14 +262,7 @@ fn keeping_every_group_leaves_every_weight_identical() {
     let before = m.clone();
     let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
-    p.record_input_gradient("head_mask", &[1, 2], &[0.5, 0.1])
-        .unwrap();
-    set_grad(
-        &mut m,
-        "encoder.layer.0.intermediate.dense.weight",
-        vec![0.5; FFN * HIDDEN],
-    );
-    p.on_before_optimizer_step(&mut m).unwrap();
+    importance_step(&mut p, &mut m, [0.5, 0.1]);
     p.on_epoch_end(&mut m).unwrap();
     for (a, b) in before.params.iter().zip(&m.params) {
         assert_eq!(a.info, b.info);
@@ -349,14 +354,7 @@ fn importance_survives_save_and_load() {
     let mut m = bert_layer(Layout::Canonical);
     let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
-    p.record_input_gradient("head_mask", &[1, 2], &[0.7, 0.1])
-        .unwrap();
-    set_grad(
-        &mut m,
-        "encoder.layer.0.intermediate.dense.weight",
-        vec![0.5; FFN * HIDDEN],
-    );
-    p.on_before_optimizer_step(&mut m).unwrap();
+    importance_step(&mut p, &mut m, [0.7, 0.1]);
     p.save_state(&path).unwrap();
     let mut q: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
     let mut m2 = bert_layer(Layout::Canonical);

@@ -26,10 +26,7 @@ impl Corpus {
     /// Reads a `document<TAB>sentence` file; fails naming the first malformed line.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| PruneError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = crate::read_text(path)?;
         let mut sentences = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let (document, sentence) =

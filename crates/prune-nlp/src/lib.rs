@@ -10,3 +10,11 @@ pub mod tokenizer;
 
 pub use corpus::{Corpus, Sentence};
 pub use tokenizer::{Encoded, WordPiece};
+
+/// A text file's contents, or an I/O error naming the file.
+pub(crate) fn read_text(path: &std::path::Path) -> prune_core::Result<String> {
+    std::fs::read_to_string(path).map_err(|source| prune_core::PruneError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}

@@ -47,10 +47,7 @@ impl WordPiece {
     /// Reads a `tokenizer.json` whose model is WordPiece.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| PruneError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = crate::read_text(path)?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| problem(path, format!("not JSON: {e}")))?;
         let model = &json["model"];
