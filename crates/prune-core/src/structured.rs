@@ -391,18 +391,17 @@ impl StructuredPruner {
             ));
         }
         for (l, s) in self.layers.iter().zip(saved) {
-            if l.number != s.layer || l.groups != s.importance.len() {
+            // After the shrink the model holds only the kept groups.
+            let now = s.kept.as_ref().map_or(s.importance.len(), Vec::len);
+            if l.number != s.layer || l.groups != now {
                 return Err(format!(
-                    "pruner {}: saved layer {} with {} groups, model has layer {} with {}",
-                    self.spec.index,
-                    s.layer,
-                    s.importance.len(),
-                    l.number,
-                    l.groups
+                    "pruner {}: saved layer {} with {now} groups, model has layer {} with {}",
+                    self.spec.index, s.layer, l.number, l.groups
                 ));
             }
         }
         for (l, s) in self.layers.iter_mut().zip(saved) {
+            l.groups = s.importance.len();
             l.importance = s.importance.clone();
             l.observed = s.observed;
             l.kept = s.kept.clone();

@@ -416,3 +416,36 @@ fn a_weight_both_masked_and_shrunk_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_state_saved_after_the_shrink_resumes_on_the_shrunk_model() {
+    let dir = std::env::temp_dir().join(format!("prune-structured-after-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.json");
+    let mut m = bert_layer(Layout::Transposed);
+    let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    importance_step(&mut p, &mut m, [0.2, 0.9]);
+    p.on_epoch_end(&mut m).unwrap();
+    p.save_state(&path).unwrap();
+    let shrunk = m.clone();
+    let mut q: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
+    q.load_state(&mut m, &path).unwrap();
+    assert_eq!(q.structured_outcome(), p.structured_outcome());
+    // Nothing is shrunk twice.
+    q.on_epoch_begin(&mut m, 1).unwrap();
+    q.on_epoch_end(&mut m).unwrap();
+    q.on_train_end(&mut m).unwrap();
+    for (a, b) in shrunk.params.iter().zip(&m.params) {
+        assert_eq!((&a.info, &a.value.data), (&b.info, &b.value.data));
+    }
+    // The dense model does not match a state whose pruners have shrunk it.
+    let mut dense = bert_layer(Layout::Transposed);
+    let mut r: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
+    let err = r.load_state(&mut dense, &path).unwrap_err().to_string();
+    assert!(
+        err.contains("saved layer 0 with 1 groups, model has layer 0 with 2"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
