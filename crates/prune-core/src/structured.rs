@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 /// Where a layer's importance comes from.
 #[derive(Debug, Clone, PartialEq)]
 enum Source {
-    /// The gradient of a model weight, grouped along `axis` by `stride`.
-    Weight { name: String, axis: usize },
+    /// The gradient of a model weight (name, shape and layout bound once), grouped along
+    /// `axis` by `stride`.
+    Weight { info: WeightInfo, axis: usize },
     /// Row `row` of an input's gradient, handed over by the training loop.
     Input { name: String, row: usize },
 }
@@ -29,7 +30,7 @@ enum Source {
 impl Source {
     fn describe(&self) -> String {
         match self {
-            Source::Weight { name, .. } => format!("the gradient of `{name}`"),
+            Source::Weight { info, .. } => format!("the gradient of `{}`", info.name),
             Source::Input { name, row } => format!("row {row} of the gradient of input `{name}`"),
         }
     }
@@ -280,10 +281,10 @@ impl StructuredPruner {
                 continue;
             }
             for s in &l.sources {
-                let Source::Weight { name, axis } = s else {
+                let Source::Weight { info, axis } = s else {
                     continue;
                 };
-                adds.push((li, weight_importance(model, name, *axis, stride, metric)?));
+                adds.push((li, weight_importance(model, info, *axis, stride, metric)?));
             }
         }
         for (li, add) in adds {
@@ -426,7 +427,7 @@ fn sources_of(
             .iter()
             .filter(|(w, _)| w.shape.len() >= 2)
             .map(|(w, axis)| Source::Weight {
-                name: w.name.clone(),
+                info: w.clone(),
                 axis: *axis,
             })
             .collect());
@@ -446,7 +447,10 @@ fn sources_of(
                     ),
                 });
             }
-            sources.push(Source::Weight { name, axis: 0 });
+            sources.push(Source::Weight {
+                info: w.clone(),
+                axis: 0,
+            });
         } else {
             if params.importance_metric == ImportanceMetric::WeightedGradient {
                 return Err(PruneError::Structured {
@@ -457,10 +461,8 @@ fn sources_of(
                     ),
                 });
             }
-            sources.push(Source::Input {
-                name,
-                row: params.index.unwrap_or(number),
-            });
+            // `number` is the `*` capture, or `index` when the names have no `*`.
+            sources.push(Source::Input { name, row: number });
         }
     }
     Ok(sources)
@@ -470,12 +472,13 @@ fn sources_of(
 /// |grad|; weighted_gradient sums, over the group's slices, |sum of grad * w| of each slice.
 fn weight_importance<M: Model>(
     model: &M,
-    name: &str,
+    info: &WeightInfo,
     axis: usize,
     stride: usize,
     metric: ImportanceMetric,
 ) -> Result<Vec<f64>> {
     let be = model.backend();
+    let name = info.name.as_str();
     let Some(grad) = model.gradient(name)? else {
         return Err(PruneError::Unsupported {
             op: format!(
@@ -485,14 +488,6 @@ fn weight_importance<M: Model>(
             backend: be.name().into(),
         });
     };
-    let info = model
-        .weights()?
-        .into_iter()
-        .find(|w| w.name == name)
-        .ok_or_else(|| PruneError::UnknownWeight {
-            weight: name.into(),
-            candidates: Vec::new(),
-        })?;
     let g = to_canonical(be.to_vec(&grad)?, info.layout, &info.shape);
     let w = match metric {
         ImportanceMetric::WeightedGradient => Some(to_canonical(

@@ -106,6 +106,14 @@ fn importance_step(p: &mut Pruning<Reference>, m: &mut RefModel, head_grad: [f32
     p.on_before_optimizer_step(m).unwrap();
 }
 
+/// A fresh folder for one test and the state file in it.
+fn state_file(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("prune-structured-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.json");
+    (dir, path)
+}
+
 /// Rows of a canonical [r, c] matrix.
 fn rows(data: &[f32], c: usize, keep: &[usize]) -> Vec<f32> {
     keep.iter()
@@ -348,9 +356,7 @@ fn configuration_problems_name_the_pruner_and_sizes() {
 
 #[test]
 fn importance_survives_save_and_load() {
-    let dir = std::env::temp_dir().join(format!("prune-structured-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("state.json");
+    let (dir, path) = state_file("before");
     let mut m = bert_layer(Layout::Canonical);
     let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
@@ -419,9 +425,7 @@ fn a_weight_both_masked_and_shrunk_is_refused() {
 
 #[test]
 fn a_state_saved_after_the_shrink_resumes_on_the_shrunk_model() {
-    let dir = std::env::temp_dir().join(format!("prune-structured-after-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("state.json");
+    let (dir, path) = state_file("after");
     let mut m = bert_layer(Layout::Transposed);
     let mut p: Pruning<Reference> = Pruning::from_yaml(CONFIG).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
