@@ -11,7 +11,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use prune::burn::train::{accuracy, batch, Classifier};
 use prune::burn::{BurnModel, BurnPruning};
-use prune::data::{shuffled, Dataset};
+use prune::train::{shuffled, Dataset};
 
 #[derive(Module, Debug)]
 struct Mlp {

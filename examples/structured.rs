@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 use prune::burn::compact::compact_linear_pair;
 use prune::burn::train::{accuracy, fit, train_dense, Classifier};
 use prune::burn::{BurnModel, BurnPruning};
-use prune::data::Dataset;
+use prune::train::Dataset;
 use prune::{PruningConfig, SparsityReport};
 use serde_json::json;
 
@@ -51,8 +51,9 @@ fn data(name: &str) -> Result<(Dataset, Dataset)> {
 
 /// Fraction of `rows x cols` blocks of a canonical [out, in] weight that are entirely zero.
 fn block_sparsity(w: &[f32], out: usize, inp: usize, rows: usize, cols: usize) -> f64 {
-    let scores = prune::host::reduce_blocks(w, out, inp, rows, cols, prune::Reduce::Max)
-        .expect("blocks divide");
+    let scores =
+        prune_core::model::host::reduce_blocks(w, out, inp, rows, cols, prune::Reduce::Max)
+            .expect("blocks divide");
     scores.iter().filter(|s| **s == 0.0).count() as f64 / scores.len() as f64
 }
 

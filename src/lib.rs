@@ -1,6 +1,7 @@
 //! Neural-network pruning driven by INC-style YAML, over burn, tch and tensorflow.
 //!
-//! Everything framework-independent comes from [`prune_core`] and is re-exported here; the
+//! The session ([`Pruning`]), its configuration ([`PruningConfig`], [`config`]), the traits a
+//! framework implements ([`Model`], [`TensorBackend`]) and the errors come from the core; the
 //! framework backend is chosen by feature:
 //!
 //! - `burn` (default, pure Rust): the [`burn`] module.
@@ -14,27 +15,52 @@
 //! # }
 //! ```
 
-pub use prune_core::*;
+pub use prune_core::algo::structured::LayerOutcome;
+pub use prune_core::config;
+pub use prune_core::session::state::SessionState;
+pub use prune_core::{
+    LayerSparsity, Layout, Model, PruneError, PruneType, Pruning, PruningConfig, Reduce,
+    ResolvedPruner, Result, Schedule, SparsityReport, TensorBackend, WeightInfo,
+};
 
-/// The burn backend (feature `burn`).
-/// Text tools for transformer models: WordPiece tokenisation, sentence corpora.
+/// The built-in training loop's data and settings: the dataset `fit()` takes, its epoch log,
+/// and the `train` section's types.
+pub mod train {
+    pub use prune_train::{
+        shuffled, Criterion, Dataset, EpochLog, OptimizerConfig, TrainConfig, Trainer,
+    };
+}
+
+/// Checkpoint files: safetensors read memory-mapped and written atomically.
+pub mod io {
+    pub use prune_io::*;
+}
+
+/// Transformer models: the BERT checkpoint schema, WordPiece tokenisation, sentence corpora.
 pub mod nlp {
     pub use prune_nlp::*;
 }
 
+/// The burn backend (feature `burn`).
 #[cfg(feature = "burn")]
 pub mod burn {
+    /// The burn version this library was built with, so a user's crate needs no guess.
+    pub use ::burn as framework;
     pub use prune_burn::*;
 }
 
 /// The libtorch backend (feature `torch`).
 #[cfg(feature = "torch")]
 pub mod torch {
+    /// The tch version this library was built with, so a user's crate needs no guess.
+    pub use ::tch as framework;
     pub use prune_torch::*;
 }
 
 /// The TensorFlow backend (feature `tf`).
 #[cfg(feature = "tf")]
 pub mod tf {
+    /// The tensorflow crate version this library was built with.
+    pub use ::tensorflow as framework;
     pub use prune_tf::*;
 }

@@ -2,7 +2,7 @@
 //! it, agree with each other, refuse a checkpoint with a missing tensor by name, and run with
 //! layers of different sizes, as a structurally pruned checkpoint has.
 
-use prune::safetensors::{HostTensor, TensorMap};
+use prune::io::{HostTensor, TensorMap};
 
 const HIDDEN: usize = 8;
 const VOCAB: usize = 20;
@@ -14,7 +14,7 @@ fn checkpoint(layers: &[(usize, usize)]) -> TensorMap {
     let mut put = |m: &mut TensorMap, name: String, shape: Vec<usize>, scale: f32, offset: f32| {
         seed += 1;
         let n = shape.iter().product();
-        let data = prune::conformance::values(seed, n)
+        let data = prune_core::testing::conformance::values(seed, n)
             .into_iter()
             .map(|v| v * scale + offset)
             .collect();
@@ -128,8 +128,8 @@ fn checkpoint(layers: &[(usize, usize)]) -> TensorMap {
 const IDS: [i64; 10] = [1, 5, 7, 9, 2, 1, 3, 2, 0, 0];
 const MASK: [f32; 10] = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0];
 
-fn config() -> prune::transformer::BertConfig {
-    prune::transformer::BertConfig {
+fn config() -> prune::nlp::bert::BertConfig {
+    prune::nlp::bert::BertConfig {
         head_dim: 4,
         layer_norm_eps: 1e-12,
     }

@@ -242,8 +242,8 @@ fn missing_sections_and_bad_train_values_are_named() {
 /// name) follows the FFN so the layer stays consistent.
 #[test]
 fn inc_bert_head_pruning_config_runs_as_written() {
-    use prune::reference::{RefModel, RefTensor};
     use prune::{Layout, Model};
+    use prune_core::testing::reference::{RefModel, RefTensor};
     let mut m = RefModel::default();
     let p = "bert.encoder.layer.0.";
     let shapes: [(&str, Vec<usize>); 12] = [
@@ -262,21 +262,22 @@ fn inc_bert_head_pruning_config_runs_as_written() {
     ];
     for (k, (name, shape)) in shapes.iter().enumerate() {
         let n: usize = shape.iter().product();
-        let values = prune::conformance::values(k as u64, n);
+        let values = prune_core::testing::conformance::values(k as u64, n);
         m.push(&format!("{p}{name}"), shape, values, Layout::Canonical);
     }
-    let mut pruning =
-        prune::Pruning::<prune::Reference>::new(fixture("bert_heads_gradient_sensitivity.yaml"))
-            .unwrap();
+    let mut pruning = prune::Pruning::<prune_core::Reference>::new(fixture(
+        "bert_heads_gradient_sensitivity.yaml",
+    ))
+    .unwrap();
     let ffn = format!("{p}intermediate.dense.weight");
     for epoch in 0..2 {
         pruning.on_epoch_begin(&mut m, epoch).unwrap();
         pruning.on_step_begin(&mut m).unwrap();
-        let head_grad = prune::conformance::values(100 + epoch as u64, 12);
+        let head_grad = prune_core::testing::conformance::values(100 + epoch as u64, 12);
         pruning
             .record_input_gradient("head_mask", &[1, 12], &head_grad)
             .unwrap();
-        let g = prune::conformance::values(200 + epoch as u64, 3072 * 768);
+        let g = prune_core::testing::conformance::values(200 + epoch as u64, 3072 * 768);
         m.set_gradients(vec![(
             ffn.clone(),
             RefTensor {
@@ -312,5 +313,5 @@ fn inc_bert_head_pruning_config_runs_as_written() {
         "Q/K/V and the attention output keep the same heads"
     );
     assert_eq!(outcome[0].kept.as_ref().unwrap().len(), 8);
-    assert!(prune::Pruning::<prune::Reference>::new(fixture("bert_group_lasso.yaml")).is_ok());
+    assert!(prune::Pruning::<prune_core::Reference>::new(fixture("bert_group_lasso.yaml")).is_ok());
 }

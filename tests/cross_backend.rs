@@ -2,9 +2,9 @@
 //! backend built in (burn by default; torch and tf with their features), for element, tile, N:M
 //! and per-channel patterns: each backend is compared with the reference backend.
 
-use prune::conformance::{canonical, values};
-use prune::reference::RefModel;
 use prune::{Layout, Model, Pruning};
+use prune_core::testing::conformance::{canonical, values};
+use prune_core::testing::reference::RefModel;
 
 const SHAPES: [(&str, usize, usize); 2] = [("fc1", 32, 48), ("fc2", 16, 32)];
 
@@ -95,7 +95,7 @@ mod burn_side {
     use burn::nn::{Linear, LinearConfig};
     use burn::tensor::{Device, Tensor, TensorData};
     use prune::burn::BurnModel;
-    use prune::host::transpose;
+    use prune_core::model::layout::transpose;
 
     #[derive(Module, Debug)]
     pub struct Net {

@@ -1,8 +1,9 @@
 //! Every row of docs/errors.md: the bad input, the message the user sees, and the model left
 //! as it was. Runs on the reference backend (the messages come from prune-core on every backend).
 
-use prune::reference::RefModel;
-use prune::{Layout, Model, PruneError, Pruning, Reference};
+use prune::{Layout, Model, PruneError, Pruning};
+use prune_core::testing::reference::RefModel;
+use prune_core::Reference;
 
 fn model() -> RefModel {
     let mut m = RefModel::default();

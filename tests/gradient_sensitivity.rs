@@ -2,8 +2,9 @@
 //! against a hand-computed case, masks on its schedule, and the importance carried by a saved
 //! state.
 
-use prune::reference::{RefModel, RefTensor};
-use prune::{Layout, Model, Pruning, Reference};
+use prune::{Layout, Model, Pruning};
+use prune_core::testing::reference::{RefModel, RefTensor};
+use prune_core::Reference;
 
 const YAML: &str = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      target_sparsity: 0.5\n      \
                     pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            names: ['fc.weight']\n";
@@ -21,7 +22,8 @@ fn model() -> RefModel {
 }
 
 fn step(m: &mut RefModel, p: &mut Pruning<Reference>, canonical_grad: [f32; 8]) {
-    let stored = prune::host::to_stored(canonical_grad.to_vec(), Layout::Transposed, &[2, 4]);
+    let stored =
+        prune_core::model::layout::to_stored(canonical_grad.to_vec(), Layout::Transposed, &[2, 4]);
     m.set_gradients(vec![(
         "fc.weight".into(),
         RefTensor {
@@ -41,7 +43,7 @@ fn importance_is_the_sum_of_abs_grad_times_weight_and_drives_the_masks() {
     let mut p = Pruning::<Reference>::from_yaml(YAML).unwrap();
     // Epoch 0: no step has run, so there is no importance yet and nothing is pruned.
     p.on_epoch_begin(&mut m, 0).unwrap();
-    assert!(prune::conformance::canonical(&m, "fc.weight")
+    assert!(prune_core::testing::conformance::canonical(&m, "fc.weight")
         .iter()
         .all(|x| *x != 0.0));
     step(&mut m, &mut p, [1.0, 1.0, 0.0, 0.1, 4.0, -8.0, 0.0, 0.0]);
@@ -51,7 +53,7 @@ fn importance_is_the_sum_of_abs_grad_times_weight_and_drives_the_masks() {
     //                 = [1.5,   2,   0.3,   0.8,     2,   4,   0.8,   2]
     // 4 smallest, ties by index: 0.3 (2), 0.8 (3), 0.8 (6), 1.5 (0).
     p.on_epoch_begin(&mut m, 1).unwrap();
-    let got = prune::conformance::canonical(&m, "fc.weight");
+    let got = prune_core::testing::conformance::canonical(&m, "fc.weight");
     let pruned: Vec<usize> = (0..8).filter(|&i| got[i] == 0.0).collect();
     assert_eq!(pruned, vec![0, 2, 3, 6]);
     // |w| alone would have pruned 0.25, 0.5, 1, 2: different positions.
@@ -77,8 +79,8 @@ fn importance_survives_save_and_resume() {
         b.on_epoch_begin(a, 1).unwrap();
     }
     assert_eq!(
-        prune::conformance::canonical(&m, "fc.weight"),
-        prune::conformance::canonical(&m2, "fc.weight")
+        prune_core::testing::conformance::canonical(&m, "fc.weight"),
+        prune_core::testing::conformance::canonical(&m2, "fc.weight")
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -7,7 +7,7 @@
 //! unless PRUNE_REQUIRE_MINILM=1 (set by scripts/test-all.sh and CI), where they fail.
 
 use prune::nlp::{Encoded, WordPiece};
-use prune::structured::LayerOutcome;
+use prune::LayerOutcome;
 use prune::PruningConfig;
 use std::path::PathBuf;
 
@@ -145,7 +145,7 @@ trait Minilm {
     fn outcome(&self) -> Vec<LayerOutcome>;
     fn params(&self) -> usize;
     fn sizes(&self) -> (Vec<usize>, Vec<usize>);
-    fn export(&self) -> prune::safetensors::TensorMap;
+    fn export(&self) -> prune::io::TensorMap;
 }
 
 fn dense_matches_reference(m: &dyn Minilm, tok: &WordPiece) {
@@ -263,7 +263,7 @@ mod on_burn {
     impl BurnMinilm {
         pub fn new(dir: &std::path::Path, config: PruningConfig) -> Self {
             let device = Device::flex().autodiff();
-            let (tensors, _) = prune::safetensors::read_f32(dir.join("model.safetensors")).unwrap();
+            let (tensors, _) = prune::io::read_f32(dir.join("model.safetensors")).unwrap();
             BurnMinilm {
                 model: BurnModel::new(Bert::from_tensors(&tensors, &device).unwrap()),
                 pruning: Pruning::new(config).unwrap(),
@@ -333,8 +333,8 @@ mod on_burn {
             let m = self.model.module();
             (m.heads(&self.config), m.ffn())
         }
-        fn export(&self) -> prune::safetensors::TensorMap {
-            prune::safetensors::from_model(&self.model).unwrap()
+        fn export(&self) -> prune::io::TensorMap {
+            prune::io::from_model(&self.model).unwrap()
         }
     }
 
@@ -382,7 +382,7 @@ mod on_torch {
 
     impl TorchMinilm {
         pub fn new(dir: &std::path::Path, config: PruningConfig) -> Self {
-            let (tensors, _) = prune::safetensors::read_f32(dir.join("model.safetensors")).unwrap();
+            let (tensors, _) = prune::io::read_f32(dir.join("model.safetensors")).unwrap();
             let vs = VarStore::new(Device::Cpu);
             let bert = Bert::from_tensors(&vs, &tensors).unwrap();
             TorchMinilm {
@@ -448,8 +448,8 @@ mod on_torch {
         fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
             (self.bert.heads(&self.config), self.bert.ffn())
         }
-        fn export(&self) -> prune::safetensors::TensorMap {
-            prune::safetensors::from_model(&self.model).unwrap()
+        fn export(&self) -> prune::io::TensorMap {
+            prune::io::from_model(&self.model).unwrap()
         }
     }
 
@@ -526,8 +526,8 @@ mod on_torch {
         // gives the same embeddings.
         let file =
             std::env::temp_dir().join(format!("prune-minilm-{}.safetensors", std::process::id()));
-        prune::safetensors::write_f32(&file, &b.export(), &Default::default()).unwrap();
-        let (tensors, _) = prune::safetensors::read_f32(&file).unwrap();
+        prune::io::write_f32(&file, &b.export(), &Default::default()).unwrap();
+        let (tensors, _) = prune::io::read_f32(&file).unwrap();
         std::fs::remove_file(&file).ok();
         let vs = VarStore::new(Device::Cpu);
         let loaded = Bert::from_tensors(&vs, &tensors).unwrap();

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune::burn::bert::{Bert, BertBatch, BertConfig};
 use prune::burn::{BurnModel, BurnPruning};
 use prune::nlp::Encoded;
-use prune::structured::LayerOutcome;
+use prune::LayerOutcome;
 use prune::{Model, Pruning, PruningConfig};
 use std::path::Path;
 
@@ -38,7 +38,7 @@ impl BurnStudent {
         let plain = Device::flex();
         let device = plain.clone().autodiff();
         device.seed(7);
-        let (tensors, _) = prune::safetensors::read_f32(dir.join("model.safetensors"))?;
+        let (tensors, _) = prune::io::read_f32(dir.join("model.safetensors"))?;
         let teacher = Bert::from_tensors(&tensors, &plain).context("loading the teacher")?;
         let student = Bert::from_tensors(&tensors, &device).context("loading the student")?;
         Ok(BurnStudent {
@@ -152,7 +152,7 @@ impl Student for BurnStudent {
         (m.heads(&self.config), m.ffn())
     }
 
-    fn export(&self) -> Result<prune::safetensors::TensorMap> {
-        Ok(prune::safetensors::from_model(&self.model)?)
+    fn export(&self) -> Result<prune::io::TensorMap> {
+        Ok(prune::io::from_model(&self.model)?)
     }
 }

@@ -15,7 +15,7 @@
 
 use anyhow::{bail, Context, Result};
 use prune::nlp::{Corpus, Encoded, WordPiece};
-use prune::structured::LayerOutcome;
+use prune::LayerOutcome;
 use prune::PruningConfig;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,7 +47,7 @@ pub trait Student {
     /// Heads and FFN units per layer of the student, read from its weights.
     fn sizes(&self) -> (Vec<usize>, Vec<usize>);
     /// The student's weights, canonical layout, Hugging Face names.
-    fn export(&self) -> Result<prune::safetensors::TensorMap>;
+    fn export(&self) -> Result<prune::io::TensorMap>;
 }
 
 struct Args {
@@ -306,7 +306,7 @@ fn main() -> Result<()> {
             ("ffn_per_layer".to_string(), format!("{ffn:?}")),
             ("head_dim".to_string(), "32".to_string()),
         ]);
-        prune::safetensors::write_f32(out.join("model.safetensors"), &student.export()?, &meta)?;
+        prune::io::write_f32(out.join("model.safetensors"), &student.export()?, &meta)?;
         std::fs::copy(dir.join("tokenizer.json"), out.join("tokenizer.json"))?;
         log(format!("saved the pruned model to {}", out.display()));
     }

@@ -3,9 +3,9 @@
 use crate::Student;
 use anyhow::{Context, Result};
 use prune::nlp::Encoded;
-use prune::structured::LayerOutcome;
 use prune::torch::bert::{Bert, BertBatch, BertConfig};
 use prune::torch::{TorchModel, TorchPruning};
+use prune::LayerOutcome;
 use prune::{Model, Pruning, PruningConfig};
 use std::path::Path;
 use tch::nn::{OptimizerConfig, VarStore};
@@ -32,7 +32,7 @@ fn host(t: &Tensor) -> Result<Vec<f32>> {
 impl TorchStudent {
     pub fn load(dir: &Path, config: PruningConfig) -> Result<Self> {
         tch::manual_seed(7);
-        let (tensors, _) = prune::safetensors::read_f32(dir.join("model.safetensors"))?;
+        let (tensors, _) = prune::io::read_f32(dir.join("model.safetensors"))?;
         let teacher_vs = VarStore::new(Device::Cpu);
         let teacher = Bert::from_tensors(&teacher_vs, &tensors).context("loading the teacher")?;
         let vs = VarStore::new(Device::Cpu);
@@ -135,7 +135,7 @@ impl Student for TorchStudent {
         (self.bert.heads(&self.config), self.bert.ffn())
     }
 
-    fn export(&self) -> Result<prune::safetensors::TensorMap> {
-        Ok(prune::safetensors::from_model(&self.model)?)
+    fn export(&self) -> Result<prune::io::TensorMap> {
+        Ok(prune::io::from_model(&self.model)?)
     }
 }

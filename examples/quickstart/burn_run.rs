@@ -7,7 +7,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use prune::burn::train::{accuracy, fit, train_dense, Classifier};
 use prune::burn::{BurnModel, BurnPruning};
-use prune::data::Dataset;
+use prune::train::Dataset;
 use prune::PruningConfig;
 
 #[derive(Module, Debug)]

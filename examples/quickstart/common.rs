@@ -1,6 +1,6 @@
 //! What every backend's quickstart run takes and reports.
 
-use prune::data::Dataset;
+use prune::train::Dataset;
 use prune::SparsityReport;
 
 /// Training settings shared by every backend.

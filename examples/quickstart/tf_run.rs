@@ -3,9 +3,9 @@
 
 use super::common::{Outcome, Settings};
 use anyhow::{Context, Result};
-use prune::data::Dataset;
 use prune::tf::train::{accuracy, fit, mlp, train_dense};
 use prune::tf::TfPruning;
+use prune::train::Dataset;
 use prune::PruningConfig;
 
 pub fn run(

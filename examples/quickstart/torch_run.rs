@@ -2,9 +2,9 @@
 
 use super::common::{Outcome, Settings};
 use anyhow::{Context, Result};
-use prune::data::Dataset;
 use prune::torch::train::{accuracy, fit, train_dense};
 use prune::torch::{TorchModel, TorchPruning};
+use prune::train::Dataset;
 use prune::PruningConfig;
 use tch::nn::{self, Module};
 use tch::Device;

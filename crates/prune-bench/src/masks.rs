@@ -5,8 +5,8 @@ use crate::timing::{median_ms, Record};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use prune_burn::BurnModel;
-use prune_core::conformance::values;
-use prune_core::reference::RefModel;
+use prune_core::testing::conformance::values;
+use prune_core::testing::reference::RefModel;
 use prune_core::{Layout, Pruning};
 use serde_json::json;
 

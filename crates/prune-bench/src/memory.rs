@@ -18,11 +18,11 @@ pub fn mask_bytes_per_weight() -> Vec<(String, f64)> {
     p.on_epoch_begin(&mut wrapped, 0).unwrap();
     let (bytes, weights) = p.mask_memory().unwrap();
     let mut out = vec![("burn".to_string(), bytes as f64 / weights as f64)];
-    let mut r = prune_core::reference::RefModel::default();
+    let mut r = prune_core::testing::reference::RefModel::default();
     r.push(
         "w",
         &[512, 64],
-        prune_core::conformance::values(3, 512 * 64),
+        prune_core::testing::conformance::values(3, 512 * 64),
         prune_core::Layout::Canonical,
     );
     let mut pr = prune_core::Pruning::<prune_core::Reference>::new(config(1)).unwrap();
@@ -34,7 +34,7 @@ pub fn mask_bytes_per_weight() -> Vec<(String, f64)> {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         let _ = vs.root().var_copy(
             "w",
-            &tch::Tensor::from_slice(&prune_core::conformance::values(3, 512 * 64))
+            &tch::Tensor::from_slice(&prune_core::testing::conformance::values(3, 512 * 64))
                 .reshape([512, 64]),
         );
         let mut m = prune_torch::TorchModel::new(&vs);

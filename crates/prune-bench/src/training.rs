@@ -8,8 +8,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use prune_burn::train::{fit, train_dense, Classifier};
 use prune_burn::BurnPruning;
-use prune_core::data::Dataset;
 use prune_core::PruningConfig;
+use prune_train::Dataset;
 use serde_json::json;
 
 #[derive(Module, Debug)]

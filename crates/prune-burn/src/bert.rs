@@ -6,10 +6,10 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use prune_core::safetensors::TensorMap;
-use prune_core::transformer::layer_count;
-pub use prune_core::transformer::BertConfig;
 use prune_core::{PruneError, Result};
+use prune_io::{HostTensor, TensorMap};
+use prune_nlp::bert::check_checkpoint;
+pub use prune_nlp::bert::BertConfig;
 
 /// An embedding table: `weight` `[rows, hidden]`.
 #[derive(Module, Debug)]
@@ -284,40 +284,33 @@ impl Bert {
     }
 
     /// Builds the encoder from Hugging Face tensors (canonical `[out, in]` Linear weights), e.g.
-    /// from [`prune_core::safetensors::read_f32`]. Fails naming the first missing tensor or
-    /// wrong shape.
+    /// from [`prune_io::read_f32`]. Fails naming the first missing tensor or
+    /// wrong rank ([`check_checkpoint`]).
     pub fn from_tensors(tensors: &TensorMap, device: &Device) -> Result<Bert> {
-        let get = |name: &str, rank: usize| -> Result<&prune_core::safetensors::HostTensor> {
-            let t = tensors.get(name).ok_or_else(|| PruneError::UnknownWeight {
+        let layers = check_checkpoint(tensors)?;
+        let get = |name: &str| -> Result<&HostTensor> {
+            tensors.get(name).ok_or_else(|| PruneError::UnknownWeight {
                 weight: name.into(),
                 candidates: Vec::new(),
-            })?;
-            if t.shape.len() != rank {
-                return Err(PruneError::Shape {
-                    weight: name.into(),
-                    shape: t.shape.clone(),
-                    reason: format!("expected a rank-{rank} tensor"),
-                });
-            }
-            Ok(t)
+            })
         };
         let param2 = |name: &str| -> Result<Param<Tensor<2>>> {
-            let t = get(name, 2)?;
+            let t = get(name)?;
             Ok(Param::from_tensor(Tensor::from_data(
                 TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]),
                 device,
             )))
         };
         let param1 = |name: &str| -> Result<Param<Tensor<1>>> {
-            let t = get(name, 1)?;
+            let t = get(name)?;
             Ok(Param::from_tensor(Tensor::from_data(
                 TensorData::new(t.data.clone(), [t.shape[0]]),
                 device,
             )))
         };
         let linear = |stem: &str| -> Result<Linear> {
-            let t = get(&format!("{stem}.weight"), 2)?;
-            let stored = prune_core::host::transpose(&t.data, t.shape[0], t.shape[1]);
+            let t = get(&format!("{stem}.weight"))?;
+            let stored = prune_core::model::layout::transpose(&t.data, t.shape[0], t.shape[1]);
             Ok(Linear {
                 weight: Param::from_tensor(Tensor::from_data(
                     TensorData::new(stored, [t.shape[1], t.shape[0]]),
@@ -332,13 +325,6 @@ impl Bert {
                 bias: param1(&format!("{stem}.bias"))?,
             })
         };
-        let layers = layer_count(tensors);
-        if layers == 0 {
-            return Err(PruneError::UnknownWeight {
-                weight: "encoder.layer.0.attention.self.query.weight".into(),
-                candidates: tensors.keys().take(3).cloned().collect(),
-            });
-        }
         let mut layer = Vec::with_capacity(layers);
         for l in 0..layers {
             let p = format!("encoder.layer.{l}");

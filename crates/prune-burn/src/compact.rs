@@ -1,12 +1,12 @@
 //! Compacting burn `Linear` pairs whose hidden units were pruned whole (see
-//! [`prune_core::compact`]).
+//! [`prune_core::algo::compact`]).
 
 use crate::backend::host_f32;
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Tensor, TensorData};
-use prune_core::compact::LinearValues;
-use prune_core::host::transpose;
+use prune_core::algo::compact::LinearValues;
+use prune_core::model::layout::transpose;
 use prune_core::Result;
 
 /// A burn Linear's values in the canonical `[out, in]` layout.
@@ -68,7 +68,7 @@ pub fn compact_linear_pair(
     second: &Linear,
     act: impl Fn(f32) -> f32,
 ) -> Result<(Linear, Linear, Vec<usize>)> {
-    let (a, b, kept) = prune_core::compact::compact_linear_pair(
+    let (a, b, kept) = prune_core::algo::compact::compact_linear_pair(
         &linear_values(first)?,
         &linear_values(second)?,
         act,

@@ -5,7 +5,7 @@ use crate::backend::{Burn, BurnMask, BurnTensor};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use prune_core::names::canonical_name;
+use prune_core::model::names::canonical_name;
 use prune_core::suggest::closest;
 use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
 

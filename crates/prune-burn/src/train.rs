@@ -8,10 +8,8 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use prune_core::config::{OptimizerConfig, TrainConfig};
-use prune_core::data::Dataset;
-use prune_core::train_loop::{run_epoch, StepFns};
-use prune_core::{EpochLog, PruneError, Result};
+use prune_core::Result;
+use prune_train::{Dataset, EpochLog, OptimizerConfig, TrainConfig, Trainer};
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.
 pub trait Classifier: Module {
@@ -76,32 +74,34 @@ pub fn batch(data: &Dataset, rows: &[usize], device: &Device) -> (Tensor<2>, Ten
     (x, y)
 }
 
-/// Everything one epoch of training needs besides the model.
-struct EpochRunner<'a> {
-    cfg: &'a TrainConfig,
-    data: &'a Dataset,
-    device: &'a Device,
+/// The burn side of the built-in loop: its batches, its step and its predictions.
+struct BurnTrainer {
+    device: Device,
     optim: ModuleOptimizer,
     lr: f64,
     loss_fn: CrossEntropyLoss,
 }
 
-impl EpochRunner<'_> {
-    /// One epoch over a seeded shuffle; hooks are called when a session is given.
-    fn run<M: Classifier>(
-        &mut self,
-        model: &mut BurnModel<M>,
-        pruning: Option<&mut BurnPruning>,
-        epoch: usize,
-    ) -> Result<EpochLog> {
-        let (cfg, rows) = (self.cfg, self.data.len());
-        run_epoch(model, pruning, cfg, rows, epoch, self)
+impl BurnTrainer {
+    fn new(cfg: &TrainConfig, device: &Device) -> Self {
+        let (optim, lr) = optimizer(&cfg.optimizer);
+        BurnTrainer {
+            device: device.clone(),
+            optim,
+            lr,
+            loss_fn: CrossEntropyLossConfig::new().init(device),
+        }
     }
 }
 
-impl<M: Classifier> StepFns<BurnModel<M>> for EpochRunner<'_> {
-    fn backward(&mut self, model: &mut BurnModel<M>, rows: &[usize]) -> Result<Option<f32>> {
-        let (x, y) = batch(self.data, rows, self.device);
+impl<M: Classifier> Trainer<BurnModel<M>> for BurnTrainer {
+    fn backward(
+        &mut self,
+        model: &mut BurnModel<M>,
+        data: &Dataset,
+        rows: &[usize],
+    ) -> Result<Option<f32>> {
+        let (x, y) = batch(data, rows, &self.device);
         let loss = self.loss_fn.forward(model.module().logits(x), y);
         let value = host_f32(&loss.clone().inner().reshape([1]))?[0];
         if value.is_finite() {
@@ -117,27 +117,21 @@ impl<M: Classifier> StepFns<BurnModel<M>> for EpochRunner<'_> {
     }
 }
 
-fn runner<'a>(
-    cfg: &'a TrainConfig,
-    data: &'a Dataset,
-    device: &'a Device,
-) -> Result<EpochRunner<'a>> {
-    if data.is_empty() {
-        return Err(PruneError::Shape {
-            weight: "dataset".into(),
-            shape: vec![0],
-            reason: "no training rows".into(),
-        });
-    }
-    let (optim, lr) = optimizer(&cfg.optimizer);
-    Ok(EpochRunner {
-        cfg,
-        data,
-        device,
-        optim,
-        lr,
-        loss_fn: CrossEntropyLossConfig::new().init(device),
-    })
+/// The arg-max class of each of `rows`, without autodiff.
+fn predict<M: Classifier>(
+    model: &M,
+    data: &Dataset,
+    rows: &[usize],
+    device: &Device,
+) -> Result<Vec<usize>> {
+    let (x, _) = batch(data, rows, &device.clone().inner());
+    let pred = model.valid().logits(x).argmax(1).reshape([rows.len()]);
+    let pred: Vec<i64> = pred
+        .to_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| backend_error(format!("reading predictions: {e:?}")))?;
+    Ok(pred.into_iter().map(|p| p as usize).collect())
 }
 
 /// Trains `model` on `data` as the `train` section says, with the pruning hooks around every
@@ -148,15 +142,9 @@ pub fn fit<M: Classifier>(
     data: &Dataset,
     device: &Device,
 ) -> Result<(M, Vec<EpochLog>)> {
-    let cfg = pruning.config().train_section()?.clone();
-    let epochs = pruning.config().train_epochs()?;
-    let mut run = runner(&cfg, data, device)?;
-    let mut logs = Vec::new();
+    let mut trainer = BurnTrainer::new(pruning.config().train_section()?, device);
     let mut wrapped = BurnModel::new(model);
-    pruning.fit(&mut wrapped, epochs, |pruning, wrapped, epoch| {
-        logs.push(run.run(wrapped, Some(pruning), epoch)?);
-        Ok(())
-    })?;
+    let logs = prune_train::fit(pruning, &mut wrapped, data, &mut trainer)?;
     Ok((wrapped.into_inner(), logs))
 }
 
@@ -168,32 +156,13 @@ pub fn train_dense<M: Classifier>(
     epochs: usize,
     device: &Device,
 ) -> Result<(M, Vec<EpochLog>)> {
-    let mut run = runner(cfg, data, device)?;
+    let mut trainer = BurnTrainer::new(cfg, device);
     let mut wrapped = BurnModel::new(model);
-    let logs = (0..epochs)
-        .map(|e| run.run(&mut wrapped, None, e))
-        .collect::<Result<Vec<_>>>()?;
+    let logs = prune_train::train_dense(&mut wrapped, data, cfg, epochs, &mut trainer)?;
     Ok((wrapped.into_inner(), logs))
 }
 
 /// Fraction of rows whose arg-max logit is the label.
 pub fn accuracy<M: Classifier>(model: &M, data: &Dataset, device: &Device) -> Result<f64> {
-    let model = model.valid();
-    let mut correct = 0usize;
-    let all: Vec<usize> = (0..data.len()).collect();
-    for rows in all.chunks(512) {
-        let (x, _) = batch(data, rows, &device.clone().inner());
-        let pred = model.logits(x).argmax(1).reshape([rows.len()]);
-        let pred: Vec<i64> = pred
-            .to_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .map_err(|e| backend_error(format!("reading predictions: {e:?}")))?;
-        correct += pred
-            .iter()
-            .zip(rows)
-            .filter(|(p, &r)| **p as usize == data.labels[r])
-            .count();
-    }
-    Ok(correct as f64 / data.len().max(1) as f64)
+    prune_train::accuracy(data, |rows| predict(model, data, rows, device))
 }

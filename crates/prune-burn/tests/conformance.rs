@@ -7,8 +7,8 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use prune_burn::{Burn, BurnModel};
-use prune_core::conformance::{values, Harness};
-use prune_core::host::transpose;
+use prune_core::model::layout::transpose;
+use prune_core::testing::conformance::{values, Harness};
 use prune_core::{Pruning, Result};
 use std::cell::RefCell;
 

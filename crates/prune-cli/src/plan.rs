@@ -1,9 +1,9 @@
 //! `prune check`: the resolved plan of a configuration, as text or JSON.
 
+use prune_core::algo::structured::is_structured;
 use prune_core::config::{ImportanceMetric, ResolvedPruner};
-use prune_core::reference::Reference;
 use prune_core::schedule::planned_sparsity;
-use prune_core::structured::is_structured;
+use prune_core::testing::reference::Reference;
 use prune_core::{PruneError, Pruning, PruningConfig};
 use serde_json::json;
 use std::process::ExitCode;

@@ -1,44 +1,36 @@
-//! Framework-independent core of the `prune` library.
+//! Framework-independent core of the `prune` library: pruning only.
 //!
-//! - [`config`]: INC 1.x pruning YAML, typed and validated.
-//! - [`schedule`]: epoch -> target sparsity.
-//! - [`backend`]: the [`TensorBackend`] and [`Model`] traits a framework implements.
-//! - [`masks`]: exact, deterministic mask selection.
-//! - [`session`]: the [`Pruning`] session and its training hooks.
-//! - [`structured`], [`structure`]: head / row pruning and physical shrinking.
-//! - [`reference`]: a pure-Rust backend that defines expected behaviour.
+//! Imports flow one way, top to bottom:
+//!
+//! - [`session`]: the [`Pruning`] session, its training hooks, saved state and reports.
+//! - [`algo`]: the algorithms (magnitude, pattern_lock, group_lasso, gradient_sensitivity),
+//!   structured shrinking and its coupling recognisers.
+//! - [`select`]: exact, deterministic mask selection and patterns (tiles, N:M, per channel).
+//! - [`config`], [`schedule`]: INC 1.x YAML, typed and validated; epoch -> target sparsity.
+//! - [`model`]: the [`TensorBackend`] and [`Model`] traits a framework implements, layouts and
+//!   weight names.
+//! - [`error`], [`suggest`], [`rng`]: the one error type; close-match suggestions; a seeded
+//!   generator.
+//!
+//! [`testing`] holds the reference backend and the conformance suite every backend runs.
 
 #![warn(missing_docs)]
 
-pub mod backend;
-pub mod checkpoint;
-pub mod compact;
+pub mod algo;
 pub mod config;
-pub mod data;
 pub mod error;
-pub mod group_lasso;
-pub mod host;
-pub mod masks;
-pub mod names;
-mod pruner;
-pub mod reference;
-pub mod report;
-pub mod safetensors;
+pub mod model;
+pub mod rng;
 pub mod schedule;
+pub mod select;
 pub mod session;
-pub mod structure;
-pub mod structured;
 pub mod suggest;
-pub mod train_loop;
-pub mod transformer;
+pub mod testing;
 
-#[cfg(any(test, feature = "testing"))]
-pub mod conformance;
-
-pub use backend::{Layout, Model, Reduce, TensorBackend, WeightInfo};
 pub use config::{PruneType, PruningConfig, ResolvedPruner};
 pub use error::{PruneError, Result};
-pub use reference::Reference;
-pub use report::{EpochLog, LayerSparsity, SparsityReport};
+pub use model::{Layout, Model, Reduce, TensorBackend, WeightInfo};
 pub use schedule::Schedule;
+pub use session::report::{LayerSparsity, SparsityReport};
 pub use session::Pruning;
+pub use testing::reference::Reference;

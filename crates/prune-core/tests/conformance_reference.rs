@@ -1,7 +1,7 @@
 //! The conformance suite on the reference backend, with a host-side SGD/Adam on a quadratic loss.
 
-use prune_core::conformance::Harness;
-use prune_core::reference::{RefModel, RefTensor};
+use prune_core::testing::conformance::Harness;
+use prune_core::testing::reference::{RefModel, RefTensor};
 use prune_core::{Layout, Model, Pruning, Reference, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use prune_core::config::{Method, Pattern};
-use prune_core::masks::{prune_count, pruned_flags, smallest_k};
 use prune_core::schedule::Schedule;
+use prune_core::select::masks::{prune_count, pruned_flags, smallest_k};
 
 /// Scores on a coarse grid, so that ties are common.
 fn scores(len: usize) -> impl Strategy<Value = Vec<f32>> {

@@ -1,7 +1,7 @@
 //! Structured gradient_sensitivity on the reference backend: importance by hand, shrinking with
 //! coupled weights, and the errors a user meets.
 
-use prune_core::reference::{RefModel, RefTensor};
+use prune_core::testing::reference::{RefModel, RefTensor};
 use prune_core::{Layout, Model, Pruning, Reference};
 
 const HIDDEN: usize = 4;
@@ -71,7 +71,7 @@ fn canonical(m: &RefModel, name: &str) -> (Vec<usize>, Vec<f32>) {
     let t = m.weight(name).unwrap();
     (
         info.shape.clone(),
-        prune_core::host::to_canonical(t.data, info.layout, &info.shape),
+        prune_core::model::layout::to_canonical(t.data, info.layout, &info.shape),
     )
 }
 
@@ -82,7 +82,7 @@ fn set_grad(m: &mut RefModel, name: &str, canonical_grad: Vec<f32>) {
         .into_iter()
         .find(|w| w.name == name)
         .unwrap();
-    let stored = prune_core::host::to_stored(canonical_grad, info.layout, &info.shape);
+    let stored = prune_core::model::layout::to_stored(canonical_grad, info.layout, &info.shape);
     let shape = info.layout.stored_shape(&info.shape);
     m.set_gradients(vec![(
         name.into(),
@@ -451,5 +451,44 @@ fn a_state_saved_after_the_shrink_resumes_on_the_shrunk_model() {
         err.contains("saved layer 0 with 1 groups, model has layer 0 with 2"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_state_refused_by_its_structured_part_leaves_model_and_session_untouched() {
+    let yaml = format!(
+        "{CONFIG}        - !Pruner
+            prune_type: basic_magnitude
+            target_sparsity: 0.5
+            names: ['encoder.layer.0.attention.output.dense.bias']
+"
+    );
+    let (dir, path) = state_file("atomic");
+    let mut m = bert_layer(Layout::Canonical);
+    let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    importance_step(&mut p, &mut m, [0.2, 0.9]);
+    p.on_epoch_end(&mut m).unwrap();
+    p.save_state(&path).unwrap();
+    // The masks of the state fit the dense model; its structured part (shrunk layers) does not.
+    let mut dense = bert_layer(Layout::Canonical);
+    let mut r: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = r.load_state(&mut dense, &path).unwrap_err().to_string();
+    assert!(err.contains("groups"), "{err}");
+    for (a, b) in bert_layer(Layout::Canonical)
+        .params
+        .iter()
+        .zip(&dense.params)
+    {
+        assert_eq!(
+            (&a.info, &a.value.data),
+            (&b.info, &b.value.data),
+            "{}",
+            a.info.name
+        );
+    }
+    // The same session then restores the state into the model it was saved from.
+    r.load_state(&mut m, &path).unwrap();
+    assert_eq!(r.mask_counts(), p.mask_counts());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -248,6 +248,6 @@ impl Model for TfModel {
 /// A host tensor holding canonical values in the TensorFlow layout of their rank.
 pub fn stored_tensor(canonical_shape: &[usize], canonical: &[f32]) -> Result<Tensor<f32>> {
     let layout = tf_layout(canonical_shape.len());
-    let stored = prune_core::host::to_stored(canonical.to_vec(), layout, canonical_shape);
+    let stored = prune_core::model::layout::to_stored(canonical.to_vec(), layout, canonical_shape);
     tensor(&layout.stored_shape(canonical_shape), &stored)
 }

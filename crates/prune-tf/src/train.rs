@@ -5,10 +5,8 @@ use crate::backend::tf_error;
 use crate::graph_ops::VarHandle;
 use crate::model::GraphHolder;
 use crate::{TfModel, TfPruning};
-use prune_core::config::{OptimizerConfig, TrainConfig};
-use prune_core::data::Dataset;
-use prune_core::train_loop::StepFns;
-use prune_core::{EpochLog, PruneError, Result};
+use prune_core::{PruneError, Result};
+use prune_train::{Dataset, EpochLog, OptimizerConfig, TrainConfig, Trainer};
 use tensorflow::{
     ops, DataType, Operation, Output, Scope, Session, SessionOptions, SessionRunArgs, Shape,
     Tensor, Variable,
@@ -40,19 +38,12 @@ fn deterministic_options() -> Result<SessionOptions> {
     Ok(opts)
 }
 
-/// Seeded Glorot-uniform values (a 64-bit LCG), so runs are reproducible.
+/// Seeded Glorot-uniform values, so runs are reproducible.
 fn glorot(fan_in: usize, fan_out: usize, seed: u64) -> Vec<f32> {
     let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..fan_in * fan_out)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * limit
-        })
+    prune_core::rng::uniform_values(seed, fan_in * fan_out)
+        .into_iter()
+        .map(|v| v * limit)
         .collect()
 }
 
@@ -349,41 +340,31 @@ fn step(model: &TfModel, net: &TfClassifier, x: &Tensor<f32>, y: &Tensor<f32>) -
     Ok(args.fetch::<f32>(loss).map_err(err)?[0])
 }
 
-/// A training step of one graph classifier: the whole step is one session run, so the loss is
+/// The TensorFlow side of the built-in loop: the whole step is one session run, so the loss is
 /// known only after the update.
-struct TfStep<'a> {
+struct TfTrainer<'a> {
     net: &'a TfClassifier,
-    data: &'a Dataset,
-    rows: Vec<usize>,
+    batch: Option<(Tensor<f32>, Tensor<f32>)>,
 }
 
-impl StepFns<TfModel> for TfStep<'_> {
-    fn backward(&mut self, _model: &mut TfModel, rows: &[usize]) -> Result<Option<f32>> {
-        self.rows.clear();
-        self.rows.extend_from_slice(rows);
+impl Trainer<TfModel> for TfTrainer<'_> {
+    fn backward(
+        &mut self,
+        _model: &mut TfModel,
+        data: &Dataset,
+        rows: &[usize],
+    ) -> Result<Option<f32>> {
+        self.batch = Some(batch(data, rows)?);
         Ok(None)
     }
 
     fn update(&mut self, model: &mut TfModel) -> Result<Option<f32>> {
-        let (x, y) = batch(self.data, &self.rows)?;
+        let (x, y) = self.batch.take().ok_or_else(|| PruneError::Backend {
+            backend: "tf".into(),
+            message: "an update without a batch".into(),
+        })?;
         step(model, self.net, &x, &y).map(Some)
     }
-}
-
-fn run_epoch(
-    model: &mut TfModel,
-    net: &TfClassifier,
-    pruning: Option<&mut TfPruning>,
-    cfg: &TrainConfig,
-    data: &Dataset,
-    epoch: usize,
-) -> Result<EpochLog> {
-    let mut s = TfStep {
-        net,
-        data,
-        rows: Vec::with_capacity(cfg.batch_size),
-    };
-    prune_core::train_loop::run_epoch(model, pruning, cfg, data.len(), epoch, &mut s)
 }
 
 /// Trains `net` on `data` as the `train` section says, with the pruning hooks around every epoch
@@ -394,14 +375,7 @@ pub fn fit(
     net: &TfClassifier,
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
-    let cfg = pruning.config().train_section()?.clone();
-    let epochs = pruning.config().train_epochs()?;
-    let mut logs = Vec::new();
-    pruning.fit(model, epochs, |pruning, model, epoch| {
-        logs.push(run_epoch(model, net, Some(pruning), &cfg, data, epoch)?);
-        Ok(())
-    })?;
-    Ok(logs)
+    prune_train::fit(pruning, model, data, &mut TfTrainer { net, batch: None })
 }
 
 /// Trains for `epochs` with no pruning (e.g. the dense baseline).
@@ -412,32 +386,33 @@ pub fn train_dense(
     cfg: &TrainConfig,
     epochs: usize,
 ) -> Result<Vec<EpochLog>> {
-    (0..epochs)
-        .map(|e| run_epoch(model, net, None, cfg, data, e))
-        .collect()
+    prune_train::train_dense(
+        model,
+        data,
+        cfg,
+        epochs,
+        &mut TfTrainer { net, batch: None },
+    )
 }
 
 /// Fraction of rows whose arg-max logit is the label.
 pub fn accuracy(model: &TfModel, net: &TfClassifier, data: &Dataset) -> Result<f64> {
-    let all: Vec<usize> = (0..data.len()).collect();
-    let mut correct = 0usize;
-    for rows in all.chunks(512) {
+    prune_train::accuracy(data, |rows| {
         let (x, _) = batch(data, rows)?;
         let mut args = SessionRunArgs::new();
         args.add_feed(&net.x, 0, &x);
         let t = args.request_fetch(&net.logits.operation, net.logits.index);
         model.session().run(&mut args).map_err(err)?;
         let logits: Tensor<f32> = args.fetch(t).map_err(err)?;
-        let classes = logits.dims()[1] as usize;
-        for (r, row) in rows.iter().zip(logits.chunks(classes)) {
-            let best = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| i)
-                .unwrap_or(0);
-            correct += usize::from(best == data.labels[*r]);
-        }
-    }
-    Ok(correct as f64 / data.len().max(1) as f64)
+        let classes = (logits.dims()[1] as usize).max(1);
+        Ok(logits
+            .chunks(classes)
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |(i, _)| i)
+            })
+            .collect())
+    })
 }

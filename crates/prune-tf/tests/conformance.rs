@@ -2,8 +2,8 @@
 //! (`fc1/kernel` [in, out], `conv/kernel` [kh, kw, in, out]) and in-graph SGD momentum and Adam.
 
 use prune_core::config::OptimizerConfig;
-use prune_core::conformance::{values, Harness};
-use prune_core::host::to_stored;
+use prune_core::model::layout::to_stored;
+use prune_core::testing::conformance::{values, Harness};
 use prune_core::{Layout, Pruning, Result};
 use prune_tf::train::{optimizer_step, Builder};
 use prune_tf::{Tf, TfModel};

@@ -2,10 +2,10 @@
 //! input, and every size read from its weights: after a structured pruner shrinks the variables
 //! in place, the same value runs the smaller model.
 
-use prune_core::safetensors::TensorMap;
-use prune_core::transformer::layer_count;
-pub use prune_core::transformer::BertConfig;
-use prune_core::{PruneError, Result};
+use prune_core::Result;
+use prune_io::TensorMap;
+use prune_nlp::bert::check_checkpoint;
+pub use prune_nlp::bert::BertConfig;
 use tch::nn::{Path, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -48,16 +48,10 @@ fn create(root: &Path, name: &str, value: &Tensor) -> Tensor {
 
 impl Bert {
     /// Creates the encoder's variables in `vs` from Hugging Face tensors (e.g. from
-    /// [`prune_core::safetensors::read_f32`]); every `encoder.layer.N.*` and `embeddings.*`
+    /// [`prune_io::read_f32`]); every `encoder.layer.N.*` and `embeddings.*`
     /// tensor of rank 1 or 2 becomes a trainable variable with the same name.
     pub fn from_tensors(vs: &VarStore, tensors: &TensorMap) -> Result<Bert> {
-        let layers = layer_count(tensors);
-        if layers == 0 {
-            return Err(PruneError::UnknownWeight {
-                weight: "encoder.layer.0.attention.self.query.weight".into(),
-                candidates: tensors.keys().take(3).cloned().collect(),
-            });
-        }
+        let layers = check_checkpoint(tensors)?;
         let root = vs.root();
         let mut vars = std::collections::HashMap::new();
         for (name, t) in tensors {
@@ -74,24 +68,7 @@ impl Bert {
             vars.insert(name.clone(), create(&root, name, &value));
         }
         let bert = Bert { vars, layers };
-        for l in 0..layers {
-            for suffix in REQUIRED_PER_LAYER {
-                bert.var(&format!("encoder.layer.{l}.{suffix}"))?;
-            }
-        }
-        for name in REQUIRED_EMBEDDINGS {
-            bert.var(name)?;
-        }
         Ok(bert)
-    }
-
-    fn var(&self, name: &str) -> Result<&Tensor> {
-        self.vars
-            .get(name)
-            .ok_or_else(|| PruneError::UnknownWeight {
-                weight: name.into(),
-                candidates: Vec::new(),
-            })
     }
 
     fn v(&self, name: &str) -> &Tensor {
@@ -213,30 +190,3 @@ impl Bert {
         mean / norm
     }
 }
-
-const REQUIRED_PER_LAYER: [&str; 16] = [
-    "attention.self.query.weight",
-    "attention.self.query.bias",
-    "attention.self.key.weight",
-    "attention.self.key.bias",
-    "attention.self.value.weight",
-    "attention.self.value.bias",
-    "attention.output.dense.weight",
-    "attention.output.dense.bias",
-    "attention.output.LayerNorm.weight",
-    "attention.output.LayerNorm.bias",
-    "intermediate.dense.weight",
-    "intermediate.dense.bias",
-    "output.dense.weight",
-    "output.dense.bias",
-    "output.LayerNorm.weight",
-    "output.LayerNorm.bias",
-];
-
-const REQUIRED_EMBEDDINGS: [&str; 5] = [
-    "embeddings.word_embeddings.weight",
-    "embeddings.position_embeddings.weight",
-    "embeddings.token_type_embeddings.weight",
-    "embeddings.LayerNorm.weight",
-    "embeddings.LayerNorm.bias",
-];

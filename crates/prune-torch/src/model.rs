@@ -2,7 +2,7 @@
 //! `no_grad` (the optimizer keeps training the same tensors), gradients through `.grad()`.
 
 use crate::backend::{torch_error, Torch, TorchMask, TorchTensor};
-use prune_core::names::canonical_name;
+use prune_core::model::names::canonical_name;
 use prune_core::suggest::closest;
 use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
 use std::borrow::Borrow;

@@ -2,13 +2,11 @@
 
 use crate::backend::{host_f32, torch_error};
 use crate::{TorchModel, TorchPruning};
-use prune_core::config::{OptimizerConfig, TrainConfig};
-use prune_core::data::Dataset;
-use prune_core::train_loop::{run_epoch, StepFns};
-use prune_core::{EpochLog, PruneError, Result};
+use prune_core::Result;
+use prune_train::{Dataset, EpochLog, OptimizerConfig, TrainConfig, Trainer};
 use std::borrow::Borrow;
 use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// The optimizer of the `train` section over every trainable variable of `vs`.
 pub fn optimizer(vs: &VarStore, config: &OptimizerConfig) -> Result<nn::Optimizer> {
@@ -53,61 +51,35 @@ pub fn batch(data: &Dataset, rows: &[usize], device: Device) -> (Tensor, Tensor)
     (x, Tensor::from_slice(&labels).to_device(device))
 }
 
-struct EpochRunner<'a> {
-    cfg: &'a TrainConfig,
-    data: &'a Dataset,
+/// The tch side of the built-in loop: one network's step, and its optimizer rebuilt after a
+/// structured shrink (libtorch's optimizer state has the old shapes).
+struct TorchTrainer<'n, N> {
+    net: &'n N,
     optim: nn::Optimizer,
-    /// Variable shapes the optimizer was built for.
-    shapes: Vec<Vec<i64>>,
+    optimizer: OptimizerConfig,
     device: Device,
 }
 
-fn shapes(vs: &VarStore) -> Vec<Vec<i64>> {
-    let mut v: Vec<(String, Vec<i64>)> = vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (n, t.size()))
-        .collect();
-    v.sort();
-    v.into_iter().map(|(_, s)| s).collect()
-}
-
-impl EpochRunner<'_> {
-    fn run<V: Borrow<VarStore>>(
-        &mut self,
-        model: &mut TorchModel<V>,
-        net: &impl ModuleT,
-        pruning: Option<&mut TorchPruning>,
-        epoch: usize,
-    ) -> Result<EpochLog> {
-        // A structured pruner shrank weights: libtorch's optimizer state has the old shapes.
-        let now = shapes(model.var_store());
-        if now != self.shapes {
-            self.optim = optimizer(model.var_store(), &self.cfg.optimizer)?;
-            self.shapes = now;
-        }
-        let (cfg, rows) = (self.cfg, self.data.len());
-        run_epoch(
-            model,
-            pruning,
-            cfg,
-            rows,
-            epoch,
-            &mut TorchStep { runner: self, net },
-        )
+impl<'n, N: ModuleT> TorchTrainer<'n, N> {
+    fn new(vs: &VarStore, net: &'n N, cfg: &TrainConfig) -> Result<Self> {
+        Ok(TorchTrainer {
+            net,
+            optim: optimizer(vs, &cfg.optimizer)?,
+            optimizer: cfg.optimizer.clone(),
+            device: vs.device(),
+        })
     }
 }
 
-/// A training step of one tch network.
-struct TorchStep<'r, 'a, N> {
-    runner: &'r mut EpochRunner<'a>,
-    net: &'r N,
-}
-
-impl<V: Borrow<VarStore>, N: ModuleT> StepFns<TorchModel<V>> for TorchStep<'_, '_, N> {
-    fn backward(&mut self, _model: &mut TorchModel<V>, rows: &[usize]) -> Result<Option<f32>> {
-        let (x, y) = batch(self.runner.data, rows, self.runner.device);
-        self.runner.optim.zero_grad();
+impl<V: Borrow<VarStore>, N: ModuleT> Trainer<TorchModel<V>> for TorchTrainer<'_, N> {
+    fn backward(
+        &mut self,
+        _model: &mut TorchModel<V>,
+        data: &Dataset,
+        rows: &[usize],
+    ) -> Result<Option<f32>> {
+        let (x, y) = batch(data, rows, self.device);
+        self.optim.zero_grad();
         let loss = self.net.forward_t(&x, true).cross_entropy_for_logits(&y);
         let value = host_f32(&loss)?[0];
         if value.is_finite() {
@@ -117,31 +89,14 @@ impl<V: Borrow<VarStore>, N: ModuleT> StepFns<TorchModel<V>> for TorchStep<'_, '
     }
 
     fn update(&mut self, _model: &mut TorchModel<V>) -> Result<Option<f32>> {
-        self.runner.optim.step();
+        self.optim.step();
         Ok(None)
     }
-}
 
-fn runner<'a, V: Borrow<VarStore>>(
-    cfg: &'a TrainConfig,
-    data: &'a Dataset,
-    model: &TorchModel<V>,
-) -> Result<EpochRunner<'a>> {
-    if data.is_empty() {
-        return Err(PruneError::Shape {
-            weight: "dataset".into(),
-            shape: vec![0],
-            reason: "no training rows".into(),
-        });
+    fn after_resize(&mut self, model: &mut TorchModel<V>) -> Result<()> {
+        self.optim = optimizer(model.var_store(), &self.optimizer)?;
+        Ok(())
     }
-    let vs = model.var_store();
-    Ok(EpochRunner {
-        cfg,
-        data,
-        optim: optimizer(vs, &cfg.optimizer)?,
-        shapes: shapes(vs),
-        device: vs.device(),
-    })
 }
 
 /// Trains `net` (whose variables live in `model`'s VarStore) on `data` as the `train` section
@@ -152,15 +107,9 @@ pub fn fit<V: Borrow<VarStore>>(
     net: &impl ModuleT,
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
-    let cfg = pruning.config().train_section()?.clone();
-    let epochs = pruning.config().train_epochs()?;
-    let mut run = runner(&cfg, data, model)?;
-    let mut logs = Vec::new();
-    pruning.fit(model, epochs, |pruning, model, epoch| {
-        logs.push(run.run(model, net, Some(pruning), epoch)?);
-        Ok(())
-    })?;
-    Ok(logs)
+    let cfg = pruning.config().train_section()?;
+    let mut trainer = TorchTrainer::new(model.var_store(), net, cfg)?;
+    prune_train::fit(pruning, model, data, &mut trainer)
 }
 
 /// Trains for `epochs` with the same loop and no pruning (e.g. the dense baseline).
@@ -171,23 +120,17 @@ pub fn train_dense<V: Borrow<VarStore>>(
     cfg: &TrainConfig,
     epochs: usize,
 ) -> Result<Vec<EpochLog>> {
-    let mut run = runner(cfg, data, model)?;
-    (0..epochs).map(|e| run.run(model, net, None, e)).collect()
+    let mut trainer = TorchTrainer::new(model.var_store(), net, cfg)?;
+    prune_train::train_dense(model, data, cfg, epochs, &mut trainer)
 }
 
 /// Fraction of rows whose arg-max logit is the label.
 pub fn accuracy(net: &impl ModuleT, data: &Dataset, device: Device) -> Result<f64> {
-    let all: Vec<usize> = (0..data.len()).collect();
-    let mut correct = 0usize;
-    for rows in all.chunks(512) {
-        let (x, y) = batch(data, rows, device);
-        let hits = tch::no_grad(|| {
-            net.forward_t(&x, false)
-                .argmax(1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-        });
-        correct += hits.int64_value(&[]) as usize;
-    }
-    Ok(correct as f64 / data.len().max(1) as f64)
+    prune_train::accuracy(data, |rows| {
+        let (x, _) = batch(data, rows, device);
+        let pred = tch::no_grad(|| net.forward_t(&x, false).argmax(1, false));
+        let pred: Vec<i64> = Vec::<i64>::try_from(&pred)
+            .map_err(|e| torch_error(format!("reading predictions: {e}")))?;
+        Ok(pred.into_iter().map(|p| p as usize).collect())
+    })
 }

@@ -1,6 +1,6 @@
 //! The conformance suite on libtorch, with torch's own SGD (momentum 0.9) and Adam.
 
-use prune_core::conformance::{values, Harness};
+use prune_core::testing::conformance::{values, Harness};
 use prune_core::{Pruning, Result};
 use prune_torch::{Torch, TorchModel};
 use std::borrow::Borrow;

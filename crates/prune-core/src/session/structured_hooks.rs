@@ -2,10 +2,10 @@
 //! shrink at a pruner's end epoch.
 
 use super::Pruning;
-use crate::backend::{Model, TensorBackend};
+use crate::algo::coupling::{coupling_of, expand};
+use crate::algo::structured::{is_structured, LayerOutcome, StructuredPruner};
 use crate::error::{PruneError, Result};
-use crate::structure::expand;
-use crate::structured::{is_structured, LayerOutcome, StructuredPruner};
+use crate::model::{Model, TensorBackend};
 
 impl<B: TensorBackend> Pruning<B> {
     /// Binds the structured pruners; checks that no two of them name the same weight.
@@ -93,7 +93,7 @@ impl<B: TensorBackend> Pruning<B> {
             return Ok(());
         }
         let weights = model.weights()?;
-        let expanded = expand(&ops, &model.coupling_groups()?, &weights)?;
+        let expanded = expand(&ops, &coupling_of(model, &weights)?, &weights)?;
         for b in self.bound.iter().flatten() {
             for w in b.weights.iter().filter(|w| w.mask.is_some()) {
                 if let Some(op) = expanded.iter().find(|op| op.weight == w.info.name) {
@@ -108,6 +108,7 @@ impl<B: TensorBackend> Pruning<B> {
             }
         }
         model.shrink(&expanded)?;
+        self.shrinks += 1;
         for (pi, layer, kept) in decided {
             self.structured[pi].mark_kept(layer, kept);
         }

@@ -80,14 +80,3 @@ impl SparsityReport {
         s
     }
 }
-
-/// What one epoch of a built-in training loop did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EpochLog {
-    /// The epoch number.
-    pub epoch: usize,
-    /// Mean training loss over its steps.
-    pub mean_loss: f64,
-    /// Steps run.
-    pub steps: usize,
-}

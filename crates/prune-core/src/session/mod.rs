@@ -1,18 +1,20 @@
 //! The pruning session: configured pruners, their masks, and the training hooks.
 
-use crate::backend::{Model, TensorBackend};
-use crate::checkpoint::{
+use crate::algo::pruner::{BoundPruner, PendingMask};
+use crate::algo::structured::{is_structured, StructuredPruner};
+use crate::config::{PruneType, PruningConfig, ResolvedPruner};
+use crate::error::{PruneError, Result};
+use crate::model::layout::{to_canonical, to_stored};
+use crate::model::names::select_weights;
+use crate::model::{Model, TensorBackend};
+use crate::session::report::{LayerSparsity, SparsityReport};
+use crate::session::state::{
     first_difference, state_error, PackedMask, PrunerState, SessionState, WeightState,
     STATE_FORMAT, STATE_VERSION,
 };
-use crate::config::{PruneType, PruningConfig, ResolvedPruner};
-use crate::error::{PruneError, Result};
-use crate::host::{to_canonical, to_stored};
-use crate::names::select_weights;
-use crate::pruner::{BoundPruner, PendingMask};
-use crate::report::{LayerSparsity, SparsityReport};
-use crate::structured::{is_structured, StructuredPruner};
 
+pub mod report;
+pub mod state;
 mod structured_hooks;
 use std::ops::Range;
 
@@ -46,6 +48,8 @@ pub struct Pruning<B: TensorBackend> {
     structured: Vec<StructuredPruner>,
     phase: Phase,
     steps: u64,
+    /// Structured shrinks applied to the model so far.
+    shrinks: u64,
 }
 
 /// The algorithms this version runs.
@@ -83,6 +87,7 @@ impl<B: TensorBackend> Pruning<B> {
             structured: Vec::new(),
             phase: Phase::BetweenEpochs,
             steps: 0,
+            shrinks: 0,
         })
     }
 
@@ -109,6 +114,12 @@ impl<B: TensorBackend> Pruning<B> {
     /// Optimizer steps seen (on_step_end calls).
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// Structured shrinks this session has applied to the model: a training loop whose
+    /// optimizer holds per-weight state rebuilds it when this changes.
+    pub fn shrinks(&self) -> u64 {
+        self.shrinks
     }
 
     /// Matches every pruner's names against the model. Fails if a name matches nothing, a
@@ -382,17 +393,11 @@ impl<B: TensorBackend> Pruning<B> {
                     pending.push(PendingMask::new(be, i, wi, &value, &keep, sw.pruned)?);
                 }
             }
-            commit(model, &mut bound, pending)?;
-            for (b, saved) in bound.iter_mut().zip(&state.bound) {
-                b.applied_sparsity = saved.applied_sparsity;
-            }
-            for (i, wi, t) in importances {
-                bound[i].weights[wi].importance = Some(t);
-            }
-            self.bound = Some(bound);
         }
+        // Everything is checked before the model or the session changes.
+        let mut structured = Vec::new();
         if !state.structured.is_empty() {
-            let mut structured = self.bind_structured(model)?;
+            structured = self.bind_structured(model)?;
             if structured.len() != state.structured.len() {
                 return Err(state_error(
                     here,
@@ -406,9 +411,18 @@ impl<B: TensorBackend> Pruning<B> {
             for (p, saved) in structured.iter_mut().zip(&state.structured) {
                 p.restore(saved).map_err(|r| state_error(here, r))?;
             }
-            if self.bound.is_none() {
-                self.bound = Some(self.match_weights(model)?);
+        }
+        if !state.bound.is_empty() {
+            commit(model, &mut bound, pending)?;
+            for (b, saved) in bound.iter_mut().zip(&state.bound) {
+                b.applied_sparsity = saved.applied_sparsity;
             }
+            for (i, wi, t) in importances {
+                bound[i].weights[wi].importance = Some(t);
+            }
+        }
+        if !state.bound.is_empty() || !state.structured.is_empty() {
+            self.bound = Some(bound);
             self.structured = structured;
         }
         self.steps = state.steps;

@@ -1,6 +1,7 @@
 //! Labelled tabular data for the built-in training loops and the examples.
 
-use crate::error::{PruneError, Result};
+use prune_core::rng::Lcg;
+use prune_core::{PruneError, Result};
 use std::io::Read;
 
 /// Rows of f32 features with class labels.
@@ -124,12 +125,9 @@ impl Dataset {
 /// A deterministic permutation of `0..n` (Fisher-Yates over a 64-bit LCG).
 pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut g = Lcg::new(seed ^ 0x9E37_79B9_7F4A_7C15);
     for i in (1..n).rev() {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let j = ((s >> 33) as usize) % (i + 1);
+        let j = ((g.next_u64() >> 33) as usize) % (i + 1);
         order.swap(i, j);
     }
     order

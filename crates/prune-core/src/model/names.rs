@@ -1,7 +1,7 @@
 //! Matching configured names and globs against a model's canonical weight names.
 
-use crate::backend::WeightInfo;
 use crate::error::{PruneError, Result};
+use crate::model::WeightInfo;
 use crate::suggest::closest;
 
 /// Wrapper prefixes that data-parallel and compiled-model wrappers add to every name.
@@ -85,7 +85,7 @@ pub fn select_weights<'w>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Layout;
+    use crate::model::Layout;
 
     #[test]
     fn globs_match_one_segment() {

@@ -1,75 +1,40 @@
-//! Physical shrinking: which slices of which weights go, and which weights must follow.
+//! Coupling: which weights must follow a shrink.
 //!
 //! A structured pruner decides, per layer, which groups (attention heads, FFN rows) to keep.
 //! Removing a head from the query projection is only valid if the key, value, their biases and
-//! the attention output's input columns lose the same head; [`CouplingGroup`]s state that, and
-//! [`expand`] turns the configured shrinks into a complete, consistent set.
+//! the attention output's input columns lose the same head; [`CouplingGroup`]s state that. A
+//! model declares its own groups ([`Model::coupling_groups`]); the [`RECOGNISERS`] find more by
+//! weight names; [`expand`] turns the configured shrinks into a complete, consistent set.
 
-use crate::backend::WeightInfo;
+mod bert;
+
+pub use bert::bert_coupling_groups;
+
 use crate::error::{PruneError, Result};
+use crate::model::{CouplingGroup, Model, ShrinkOp, WeightInfo};
 
-/// Keep only `keep` (ascending indices) along `axis` of a weight's canonical view.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShrinkOp {
-    /// Canonical weight name.
-    pub weight: String,
-    /// Canonical axis: 0 = output rows, 1 = input columns of an `[out, in]` weight.
-    pub axis: usize,
-    /// Indices kept along `axis`, ascending (original order preserved).
-    pub keep: Vec<usize>,
+/// Finds coupling groups in a model from its weight names and shapes.
+#[derive(Debug, Clone, Copy)]
+pub struct Recogniser {
+    /// Short name for messages and docs, e.g. `bert`.
+    pub name: &'static str,
+    /// The groups it finds; none when the model is not of its kind.
+    pub groups: fn(&[WeightInfo]) -> Vec<CouplingGroup>,
 }
 
-/// Weight slices that must keep the same indices: shrinking one member shrinks all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CouplingGroup {
-    /// `(weight, canonical axis)` pairs.
-    pub members: Vec<(String, usize)>,
-}
+/// The built-in recognisers, tried on every model.
+pub const RECOGNISERS: &[Recogniser] = &[Recogniser {
+    name: "bert",
+    groups: bert_coupling_groups,
+}];
 
-/// Coupling groups of a BERT-style encoder (Hugging Face names, any prefix): per layer, the
-/// heads of query / key / value (weights and biases) with the input columns of
-/// `attention.output.dense.weight`, and the rows of `intermediate.dense` with the input columns
-/// of `output.dense.weight`. Only weights present in the model are listed.
-pub fn bert_coupling_groups(weights: &[WeightInfo]) -> Vec<CouplingGroup> {
-    const QUERY: &str = "attention.self.query.weight";
-    const INTERMEDIATE: &str = "intermediate.dense.weight";
-    let present = |n: &str| weights.iter().any(|w| w.name == n);
-    let mut groups = Vec::new();
-    for w in weights {
-        let (layer, members): (&str, &[(&str, usize)]) =
-            if let Some(layer) = w.name.strip_suffix(QUERY) {
-                (
-                    layer,
-                    &[
-                        ("attention.self.query.weight", 0),
-                        ("attention.self.query.bias", 0),
-                        ("attention.self.key.weight", 0),
-                        ("attention.self.key.bias", 0),
-                        ("attention.self.value.weight", 0),
-                        ("attention.self.value.bias", 0),
-                        ("attention.output.dense.weight", 1),
-                    ],
-                )
-            } else if let Some(layer) = w.name.strip_suffix(INTERMEDIATE) {
-                (
-                    layer,
-                    &[
-                        ("intermediate.dense.weight", 0),
-                        ("intermediate.dense.bias", 0),
-                        ("output.dense.weight", 1),
-                    ],
-                )
-            } else {
-                continue;
-            };
-        let members: Vec<(String, usize)> = members
-            .iter()
-            .map(|(suffix, axis)| (format!("{layer}{suffix}"), *axis))
-            .filter(|(name, _)| present(name))
-            .collect();
-        groups.push(CouplingGroup { members });
+/// Every coupling group of `model`: those it declares, then those each recogniser finds.
+pub fn coupling_of<M: Model>(model: &M, weights: &[WeightInfo]) -> Result<Vec<CouplingGroup>> {
+    let mut groups = model.coupling_groups()?;
+    for r in RECOGNISERS {
+        groups.extend((r.groups)(weights));
     }
-    groups
+    Ok(groups)
 }
 
 /// The bias that goes with a weight's output rows: `x.weight` -> `x.bias`, if the model has it.
@@ -178,7 +143,7 @@ pub fn expand(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Layout;
+    use crate::model::Layout;
 
     fn w(name: &str, shape: &[usize]) -> WeightInfo {
         WeightInfo {

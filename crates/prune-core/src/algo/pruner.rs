@@ -1,11 +1,11 @@
 //! One configured pruner bound to the weights it acts on, with its masks.
 
-use crate::backend::{Model, TensorBackend, WeightInfo};
 use crate::config::{PruneType, ResolvedPruner};
 use crate::error::{PruneError, Result};
-use crate::host::{to_canonical, to_stored};
-use crate::masks::pruned_flags;
+use crate::model::layout::{to_canonical, to_stored};
+use crate::model::{Model, TensorBackend, WeightInfo};
 use crate::schedule::Schedule;
+use crate::select::masks::pruned_flags;
 
 /// A weight under a pruner, with its current mask.
 pub(crate) struct MaskedWeight<B: TensorBackend> {
@@ -218,7 +218,7 @@ impl<B: TensorBackend> BoundPruner<B> {
             let mut g = to_canonical(g_stored, w.info.layout, &w.info.shape);
             let pruned = w.pruned_canonical(be)?;
             let (rows, cols) = view_2d(&w.info.shape);
-            crate::group_lasso::add_group_lasso_gradient(
+            crate::algo::group_lasso::add_group_lasso_gradient(
                 &wv,
                 &mut g,
                 rows,

@@ -1,7 +1,7 @@
 //! The group-lasso regulariser's gradient, on the host, over the canonical 2-D view.
 
-use crate::backend::Reduce;
-use crate::host::reduce_blocks;
+use crate::model::host::reduce_blocks;
+use crate::model::Reduce;
 
 /// Adds the gradient of `alpha * sum over blocks of ||W_block||_2` to `grad`, in place:
 /// `g += alpha * w / ||W_block||` (nothing where a block's norm is 0), then zeroes the gradient

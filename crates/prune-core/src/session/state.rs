@@ -40,7 +40,7 @@ pub struct SessionState {
     pub bound: Vec<PrunerState>,
     /// Per structured gradient_sensitivity pruner, in config order: per-layer importance.
     #[serde(default)]
-    pub structured: Vec<Vec<crate::structured::LayerState>>,
+    pub structured: Vec<Vec<crate::algo::structured::LayerState>>,
 }
 
 /// One pruner's state.

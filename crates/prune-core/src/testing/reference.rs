@@ -3,8 +3,8 @@
 //! It defines the expected behaviour every framework backend is checked against, and serves tools
 //! that prune checkpoints without a framework.
 
-use crate::backend::{Layout, Model, TensorBackend, WeightInfo};
 use crate::error::{PruneError, Result};
+use crate::model::{Layout, Model, TensorBackend, WeightInfo};
 use crate::suggest::closest;
 
 /// The reference backend.
@@ -133,7 +133,7 @@ impl RefModel {
         canonical: Vec<f32>,
         layout: Layout,
     ) {
-        let stored = crate::host::to_stored(canonical, layout, canonical_shape);
+        let stored = crate::model::layout::to_stored(canonical, layout, canonical_shape);
         let stored_shape = layout.stored_shape(canonical_shape);
         self.params.push(RefParam {
             info: WeightInfo {

@@ -8,12 +8,12 @@
 //! such as `head_mask [layers, heads]` whose gradient the training loop hands over with
 //! [`crate::Pruning::record_input_gradient`] (row = the layer number, or `index`).
 
-use crate::backend::{Model, TensorBackend, WeightInfo};
 use crate::config::{ImportanceMetric, ResolvedPruner};
 use crate::error::{PruneError, Result};
-use crate::host::to_canonical;
-use crate::names::{canonical_name, glob_match, select_weights};
-use crate::structure::ShrinkOp;
+use crate::model::layout::to_canonical;
+use crate::model::names::{canonical_name, glob_match, select_weights};
+use crate::model::ShrinkOp;
+use crate::model::{Model, TensorBackend, WeightInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -4,9 +4,9 @@
 //! view `[out, in * kh * kw]`. Counts are exact and ties are broken by index (lower index pruned
 //! first), so identical weights give identical masks on every backend and every run.
 
-use crate::backend::Reduce;
 use crate::config::{Method, Pattern};
-use crate::host::reduce_blocks;
+use crate::model::host::reduce_blocks;
+use crate::model::Reduce;
 
 /// How many of `n` units a sparsity prunes: `round(s * n)`, clamped to `n`.
 pub fn prune_count(sparsity: f64, n: usize) -> usize {

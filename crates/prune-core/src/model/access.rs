@@ -1,0 +1,137 @@
+//! Access to a model's named weights: the trait a framework's model wrapper implements.
+
+use super::backend::TensorBackend;
+use super::layout::Layout;
+use super::shrink::{CouplingGroup, ShrinkOp};
+use crate::error::{PruneError, Result};
+
+/// A named weight of a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightInfo {
+    /// Canonical name, e.g. `fc1.weight`.
+    pub name: String,
+    /// Shape in the canonical view ([out, in] for 2-D).
+    pub shape: Vec<usize>,
+    /// How the framework stores it.
+    pub layout: Layout,
+}
+
+impl WeightInfo {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Access to a model's named weights (and, where the framework has them, their gradients).
+///
+/// Writes are in place: the framework keeps training the same parameter objects, so optimizer
+/// state stays bound to them.
+pub trait Model {
+    /// The tensor math for this model's tensors.
+    type Backend: TensorBackend;
+
+    /// The backend value.
+    fn backend(&self) -> &Self::Backend;
+
+    /// Every float parameter, in a stable order, with canonical names and shapes.
+    fn weights(&self) -> Result<Vec<WeightInfo>>;
+
+    /// The stored tensor of a weight (framework layout).
+    fn weight(&self, name: &str) -> Result<<Self::Backend as TensorBackend>::Tensor>;
+
+    /// Writes new values into existing weights, all or none: on error nothing has changed.
+    fn set_weights(
+        &mut self,
+        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+    ) -> Result<()>;
+
+    /// Re-applies masks to weights: `w = w * mask` for each pair, in place.
+    fn apply_masks(
+        &mut self,
+        masks: &[(&str, &<Self::Backend as TensorBackend>::Mask)],
+    ) -> Result<()> {
+        let mut updates = Vec::with_capacity(masks.len());
+        for (name, mask) in masks {
+            let w = self.weight(name)?;
+            updates.push((name.to_string(), self.backend().apply_mask(&w, mask)?));
+        }
+        self.set_weights(updates)
+    }
+
+    /// Replaces weights by tensors of a new shape (structured shrinking), all or none. The
+    /// model must keep running with the new shapes: layer sizes such as the number of attention
+    /// heads follow from the weights. Optimizer state of a resized weight does not carry over.
+    fn resize_weights(
+        &mut self,
+        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+    ) -> Result<()> {
+        let _ = updates;
+        Err(PruneError::Unsupported {
+            op: "resizing weights (structured shrinking)".into(),
+            backend: self.backend().name().into(),
+        })
+    }
+
+    /// Weight slices this model declares must be shrunk together, beyond those the built-in
+    /// recognisers of `algo::coupling` find by name. The default declares none.
+    fn coupling_groups(&self) -> Result<Vec<CouplingGroup>> {
+        Ok(Vec::new())
+    }
+
+    /// Physically shrinks weights: each op keeps its indices along a canonical axis. All
+    /// slices are computed before any weight is replaced, so a failure changes nothing.
+    fn shrink(&mut self, ops: &[ShrinkOp]) -> Result<()> {
+        let weights = self.weights()?;
+        let mut updates = Vec::with_capacity(ops.len());
+        for op in ops {
+            let info = weights
+                .iter()
+                .find(|w| w.name == op.weight)
+                .ok_or_else(|| PruneError::UnknownWeight {
+                    weight: op.weight.clone(),
+                    candidates: Vec::new(),
+                })?;
+            let axis = info
+                .layout
+                .stored_axis(info.shape.len(), op.axis)
+                .map_err(|reason| PruneError::Shape {
+                    weight: op.weight.clone(),
+                    shape: info.shape.clone(),
+                    reason,
+                })?;
+            let t = self.weight(&op.weight)?;
+            let smaller = self
+                .backend()
+                .select(&t, axis, &op.keep)
+                .map_err(|e| match e {
+                    PruneError::Shape { shape, reason, .. } => PruneError::Shape {
+                        weight: op.weight.clone(),
+                        shape,
+                        reason,
+                    },
+                    other => other,
+                })?;
+            updates.push((op.weight.clone(), smaller));
+        }
+        self.resize_weights(updates)
+    }
+
+    /// The gradient of a weight from the last backward pass, if the framework exposes it.
+    fn gradient(&self, name: &str) -> Result<Option<<Self::Backend as TensorBackend>::Tensor>> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// Replaces gradients before the optimizer step, all or none.
+    fn set_gradients(
+        &mut self,
+        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+    ) -> Result<()> {
+        let _ = updates;
+        Err(PruneError::Unsupported {
+            op: "writing gradients".into(),
+            backend: self.backend().name().into(),
+        })
+    }
+}

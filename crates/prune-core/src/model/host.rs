@@ -1,0 +1,107 @@
+//! Host-side (plain `Vec<f32>`) kernels behind the backends' default methods.
+
+use super::backend::Reduce;
+
+/// Block reduction of a row-major `[r, c]` buffer into a `[r/rows, c/cols]` grid.
+pub fn reduce_blocks(
+    data: &[f32],
+    r: usize,
+    c: usize,
+    rows: usize,
+    cols: usize,
+    how: Reduce,
+) -> Result<Vec<f32>, String> {
+    if rows == 0 || cols == 0 || !r.is_multiple_of(rows) || !c.is_multiple_of(cols) {
+        return Err(format!("a {rows}x{cols} block does not divide [{r}, {c}]"));
+    }
+    let (gr, gc) = (r / rows, c / cols);
+    let mut out = vec![0f32; gr * gc];
+    for i in 0..r {
+        let row = &data[i * c..(i + 1) * c];
+        let grow = &mut out[(i / rows) * gc..(i / rows + 1) * gc];
+        for (j, &x) in row.iter().enumerate() {
+            let cell = &mut grow[j / cols];
+            match how {
+                Reduce::Sum => *cell += x,
+                Reduce::L1 => *cell += x.abs(),
+                Reduce::L2 => *cell += x * x,
+                Reduce::Max => *cell = cell.max(x.abs()),
+            }
+        }
+    }
+    if how == Reduce::L2 {
+        out.iter_mut().for_each(|v| *v = v.sqrt());
+    }
+    Ok(out)
+}
+
+/// Keeps `indices` along `axis` of a row-major tensor.
+pub fn select_axis(
+    data: &[f32],
+    shape: &[usize],
+    axis: usize,
+    indices: &[usize],
+) -> Result<(Vec<f32>, Vec<usize>), String> {
+    if axis >= shape.len() {
+        return Err(format!("axis {axis} out of range for rank {}", shape.len()));
+    }
+    if let Some(bad) = indices.iter().find(|&&i| i >= shape[axis]) {
+        return Err(format!(
+            "index {bad} out of range for axis {axis} of size {}",
+            shape[axis]
+        ));
+    }
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out = Vec::with_capacity(outer * indices.len() * inner);
+    for o in 0..outer {
+        for &i in indices {
+            let base = (o * shape[axis] + i) * inner;
+            out.extend_from_slice(&data[base..base + inner]);
+        }
+    }
+    let mut new_shape = shape.to_vec();
+    new_shape[axis] = indices.len();
+    Ok((out, new_shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_reduce_each_way() {
+        let d = vec![1., -2., 3., -4., 5., -6., 7., -8.]; // [2, 4]
+        assert_eq!(
+            reduce_blocks(&d, 2, 4, 1, 2, Reduce::L1).unwrap(),
+            vec![3., 7., 11., 15.]
+        );
+        assert_eq!(
+            reduce_blocks(&d, 2, 4, 2, 2, Reduce::Sum).unwrap(),
+            vec![-2., -2.]
+        );
+        assert_eq!(
+            reduce_blocks(&d, 2, 4, 2, 1, Reduce::Max).unwrap(),
+            vec![5., 6., 7., 8.]
+        );
+        assert_eq!(
+            reduce_blocks(&[3., 4.], 1, 2, 1, 2, Reduce::L2).unwrap(),
+            vec![5.]
+        );
+        assert!(reduce_blocks(&d, 2, 4, 1, 3, Reduce::L1).is_err());
+    }
+
+    #[test]
+    fn select_keeps_rows_and_columns() {
+        let d: Vec<f32> = (0..6).map(|x| x as f32).collect(); // [2, 3]
+        assert_eq!(
+            select_axis(&d, &[2, 3], 1, &[0, 2]).unwrap(),
+            (vec![0., 2., 3., 5.], vec![2, 2])
+        );
+        assert_eq!(
+            select_axis(&d, &[2, 3], 0, &[1]).unwrap(),
+            (vec![3., 4., 5.], vec![1, 3])
+        );
+        assert!(select_axis(&d, &[2, 3], 0, &[2]).is_err());
+    }
+}

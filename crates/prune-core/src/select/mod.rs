@@ -1,0 +1,4 @@
+//! Exact, deterministic mask selection on the host: k smallest with ties broken by index, and
+//! the patterns built on it (tiles, N:M, per channel).
+
+pub mod masks;

@@ -1,0 +1,176 @@
+//! The epoch loop: seeded shuffle, batches, the step hooks in order, loss checks, the epoch log.
+
+use crate::data::{shuffled, Dataset};
+use prune_core::config::TrainConfig;
+use prune_core::{Model, PruneError, Pruning, Result, TensorBackend};
+use serde::Serialize;
+
+/// What one epoch of the built-in training loop did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochLog {
+    /// The epoch number.
+    pub epoch: usize,
+    /// Mean training loss over its steps.
+    pub mean_loss: f64,
+    /// Steps run.
+    pub steps: usize,
+}
+
+/// What a framework supplies to the built-in loop for one model `M`.
+pub trait Trainer<M> {
+    /// Forward and backward on `rows` of `data`; the loss if it is known already.
+    fn backward(&mut self, model: &mut M, data: &Dataset, rows: &[usize]) -> Result<Option<f32>>;
+
+    /// The optimizer step; the loss if only this half knows it (a fused graph step).
+    fn update(&mut self, model: &mut M) -> Result<Option<f32>>;
+
+    /// Called after a structured pruner resized weights, before the next epoch: a framework
+    /// whose optimizer state has the old shapes rebuilds it here.
+    fn after_resize(&mut self, model: &mut M) -> Result<()> {
+        let _ = model;
+        Ok(())
+    }
+}
+
+fn empty_dataset() -> PruneError {
+    PruneError::Shape {
+        weight: "dataset".into(),
+        shape: vec![0],
+        reason: "no training rows".into(),
+    }
+}
+
+/// Runs one epoch over a seeded shuffle of `data`, in batches of `cfg.batch_size`, at most
+/// `cfg.iteration` steps, calling the step hooks of `pruning` when given. A non-finite loss
+/// stops the epoch with an error, before the optimizer step whenever the loss is known by then.
+pub fn run_epoch<B, M, T>(
+    model: &mut M,
+    mut pruning: Option<&mut Pruning<B>>,
+    cfg: &TrainConfig,
+    data: &Dataset,
+    epoch: usize,
+    trainer: &mut T,
+) -> Result<EpochLog>
+where
+    B: TensorBackend,
+    M: Model<Backend = B>,
+    T: Trainer<M>,
+{
+    if data.is_empty() {
+        return Err(empty_dataset());
+    }
+    let bad_loss = |model: &M, steps: usize, loss: f32| PruneError::Backend {
+        backend: model.backend().name().into(),
+        message: format!("epoch {epoch} step {steps}: loss is {loss}"),
+    };
+    let order = shuffled(data.len(), cfg.seed.wrapping_add(epoch as u64));
+    let (mut total, mut steps) = (0.0, 0usize);
+    for batch in order
+        .chunks(cfg.batch_size)
+        .take(cfg.iteration.unwrap_or(usize::MAX))
+    {
+        if let Some(p) = pruning.as_deref_mut() {
+            p.on_step_begin(model)?;
+        }
+        let early = trainer.backward(model, data, batch)?;
+        if let Some(loss) = early.filter(|l| !l.is_finite()) {
+            return Err(bad_loss(model, steps, loss));
+        }
+        if let Some(p) = pruning.as_deref_mut() {
+            p.on_before_optimizer_step(model)?;
+        }
+        let late = trainer.update(model)?;
+        if let Some(p) = pruning.as_deref_mut() {
+            p.on_step_end(model)?;
+        }
+        let loss = early.or(late).unwrap_or(0.0);
+        if !loss.is_finite() {
+            return Err(bad_loss(model, steps, loss));
+        }
+        total += loss as f64;
+        steps += 1;
+        if cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
+            eprintln!("epoch {epoch} step {steps}: loss {loss:.4}");
+        }
+    }
+    Ok(EpochLog {
+        epoch,
+        mean_loss: total / steps.max(1) as f64,
+        steps,
+    })
+}
+
+/// Trains `model` on `data` as the config's `train` section says, with the pruning hooks around
+/// every epoch and step; after an epoch in which a structured pruner shrank the model, the
+/// trainer's [`after_resize`](Trainer::after_resize) runs.
+pub fn fit<B, M, T>(
+    pruning: &mut Pruning<B>,
+    model: &mut M,
+    data: &Dataset,
+    trainer: &mut T,
+) -> Result<Vec<EpochLog>>
+where
+    B: TensorBackend,
+    M: Model<Backend = B>,
+    T: Trainer<M>,
+{
+    if data.is_empty() {
+        return Err(empty_dataset());
+    }
+    let cfg = pruning.config().train_section()?.clone();
+    let epochs = pruning.config().train_epochs()?;
+    let mut logs = Vec::new();
+    let mut shrinks = pruning.shrinks();
+    pruning.fit(model, epochs, |pruning, model, epoch| {
+        if pruning.shrinks() != shrinks {
+            trainer.after_resize(model)?;
+            shrinks = pruning.shrinks();
+        }
+        logs.push(run_epoch(model, Some(pruning), &cfg, data, epoch, trainer)?);
+        Ok(())
+    })?;
+    Ok(logs)
+}
+
+/// Trains for `epochs` with the same loop and no pruning (e.g. the dense baseline).
+pub fn train_dense<M, T>(
+    model: &mut M,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    epochs: usize,
+    trainer: &mut T,
+) -> Result<Vec<EpochLog>>
+where
+    M: Model,
+    T: Trainer<M>,
+{
+    (0..epochs)
+        .map(|e| run_epoch::<M::Backend, M, T>(model, None, cfg, data, e, trainer))
+        .collect()
+}
+
+/// Fraction of rows whose predicted class is the label: `predict` gives the class of each row
+/// of a batch of at most 512 rows.
+pub fn accuracy(
+    data: &Dataset,
+    mut predict: impl FnMut(&[usize]) -> Result<Vec<usize>>,
+) -> Result<f64> {
+    let all: Vec<usize> = (0..data.len()).collect();
+    let mut correct = 0usize;
+    for rows in all.chunks(512) {
+        let predicted = predict(rows)?;
+        if predicted.len() != rows.len() {
+            return Err(PruneError::Shape {
+                weight: "predictions".into(),
+                shape: vec![predicted.len()],
+                reason: format!("{} predictions for {} rows", predicted.len(), rows.len()),
+            });
+        }
+        correct += predicted
+            .iter()
+            .zip(rows)
+            .filter(|(p, &r)| **p == data.labels[r])
+            .count();
+    }
+    Ok(correct as f64 / data.len().max(1) as f64)
+}

@@ -1,0 +1,13 @@
+//! The built-in training loop behind `fit()`: one implementation of the epoch loop, `fit`,
+//! `train_dense` and `accuracy`, driven by the config's `train` section. A framework supplies
+//! only a [`Trainer`]: its batch, its forward / backward and optimizer step, its predictions,
+//! and what it must redo after a structured shrink resized weights.
+
+#![warn(missing_docs)]
+
+pub mod data;
+mod epoch;
+
+pub use data::{shuffled, Dataset};
+pub use epoch::{accuracy, fit, run_epoch, train_dense, EpochLog, Trainer};
+pub use prune_core::config::{Criterion, OptimizerConfig, TrainConfig};
