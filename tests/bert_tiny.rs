@@ -140,7 +140,7 @@ fn burn_embed(m: &TensorMap) -> prune::Result<Vec<f32>> {
     use prune::burn::bert::{Bert, BertBatch};
     let d = burn::tensor::Device::flex();
     let bert = Bert::from_tensors(m, &d)?;
-    let out = bert.embed(&BertBatch::new(&IDS, &MASK, 2, 5, &d), None, &config());
+    let out = bert.embed(&BertBatch::new(&IDS, &MASK, 2, 5, &d), None, &config())?;
     Ok(out.into_data().try_to_vec::<f32>().unwrap())
 }
 
@@ -155,7 +155,7 @@ fn torch_embed(m: &TensorMap) -> prune::Result<Vec<f32>> {
             None,
             &config(),
         )
-    });
+    })?;
     Ok(Vec::<f32>::try_from(out.flatten(0, -1)).unwrap())
 }
 
@@ -181,11 +181,25 @@ fn missing_tensor_is_named(embed: impl Fn(&TensorMap) -> prune::Result<Vec<f32>>
     );
 }
 
+/// A batch of 5 tokens against a table of 4 positions is an error, not an out-of-range read.
+fn longer_than_the_positions_is_refused(embed: impl Fn(&TensorMap) -> prune::Result<Vec<f32>>) {
+    let mut m = checkpoint(&[(2, 6)]);
+    let table = m.get_mut("embeddings.position_embeddings.weight").unwrap();
+    table.shape = vec![4, HIDDEN];
+    table.data.truncate(4 * HIDDEN);
+    let err = embed(&m).unwrap_err().to_string();
+    assert!(
+        err.contains("embeddings.position_embeddings.weight") && err.contains("5 tokens"),
+        "{err}"
+    );
+}
+
 #[cfg(feature = "burn")]
 #[test]
 fn burn_loads_layers_of_different_sizes_and_names_a_missing_tensor() {
     check_embeddings(&burn_embed(&checkpoint(&[(2, 6), (1, 3)])).unwrap());
     missing_tensor_is_named(burn_embed);
+    longer_than_the_positions_is_refused(burn_embed);
 }
 
 #[cfg(feature = "torch")]
@@ -193,6 +207,7 @@ fn burn_loads_layers_of_different_sizes_and_names_a_missing_tensor() {
 fn torch_loads_layers_of_different_sizes_and_names_a_missing_tensor() {
     check_embeddings(&torch_embed(&checkpoint(&[(2, 6), (1, 3)])).unwrap());
     missing_tensor_is_named(torch_embed);
+    longer_than_the_positions_is_refused(torch_embed);
 }
 
 #[cfg(all(feature = "burn", feature = "torch"))]

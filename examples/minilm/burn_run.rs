@@ -3,10 +3,9 @@
 use crate::Student;
 use anyhow::{Context, Result};
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use prune::burn::bert::{Bert, BertBatch, BertConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+use prune::burn::bert::{contrastive_importance_step, Bert, BertBatch, BertConfig};
 use prune::burn::{BurnModel, BurnPruning};
 use prune::nlp::Encoded;
 use prune::LayerOutcome;
@@ -57,13 +56,13 @@ impl Student for BurnStudent {
     fn teacher_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
         host(
             self.teacher
-                .embed(&batch(e, &self.plain), None, &self.config),
+                .embed(&batch(e, &self.plain), None, &self.config)?,
         )
     }
 
     fn student_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
         let valid = self.model.module().valid();
-        host(valid.embed(&batch(e, &self.plain), None, &self.config))
+        host(valid.embed(&batch(e, &self.plain), None, &self.config)?)
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -73,44 +72,13 @@ impl Student for BurnStudent {
     }
 
     fn importance_step(&mut self, a: &Encoded, b: &Encoded) -> Result<f32> {
-        self.pruning.on_step_begin(&mut self.model)?;
-        let layers = self.model.module().encoder.layer.len();
-        let heads = self.model.module().heads(&self.config)[0];
-        let head_mask = Tensor::<2>::ones([layers, heads], &self.device).require_grad();
-        let m = self.model.module();
-        let ea = m.embed(
+        Ok(contrastive_importance_step(
+            &mut self.pruning,
+            &mut self.model,
             &batch(a, &self.device),
-            Some(head_mask.clone()),
-            &self.config,
-        );
-        let eb = m.embed(
             &batch(b, &self.device),
-            Some(head_mask.clone()),
             &self.config,
-        );
-        let scores = ea.matmul(eb.transpose()) * 20.0;
-        let n = a.rows;
-        let targets = Tensor::<1, Int>::from_data(
-            TensorData::new((0..n as i64).collect::<Vec<_>>(), [n]),
-            &self.device,
-        );
-        let loss = CrossEntropyLossConfig::new()
-            .init(&self.device)
-            .forward(scores, targets);
-        let value = loss.clone().into_scalar::<f32>();
-        let grads = loss.backward();
-        let g = head_mask
-            .grad(&grads)
-            .context("head_mask has no gradient")?;
-        self.pruning
-            .record_input_gradient("head_mask", &[layers, heads], &host(g)?)?;
-        self.model
-            .set_grads(GradientsParams::from_grads(grads, self.model.module()));
-        self.pruning.on_before_optimizer_step(&mut self.model)?;
-        // Importance only: no weight update.
-        self.model.take_grads();
-        self.pruning.on_step_end(&mut self.model)?;
-        Ok(value)
+        )?)
     }
 
     fn end(&mut self) -> Result<()> {
@@ -126,7 +94,7 @@ impl Student for BurnStudent {
     fn distill_step(&mut self, e: &Encoded, teacher: &[f32], lr: f64) -> Result<f32> {
         let optim = self.optim.get_or_insert_with(|| AdamConfig::new().init());
         let m = self.model.module();
-        let student = m.embed(&batch(e, &self.device), None, &self.config);
+        let student = m.embed(&batch(e, &self.device), None, &self.config)?;
         let target = Tensor::<2>::from_data(
             TensorData::new(teacher.to_vec(), [e.rows, crate::HIDDEN]),
             &self.device,

@@ -3,7 +3,7 @@
 use crate::Student;
 use anyhow::{Context, Result};
 use prune::nlp::Encoded;
-use prune::torch::bert::{Bert, BertBatch, BertConfig};
+use prune::torch::bert::{contrastive_importance_step, Bert, BertBatch, BertConfig};
 use prune::torch::{TorchModel, TorchPruning};
 use prune::LayerOutcome;
 use prune::{Model, Pruning, PruningConfig};
@@ -57,11 +57,11 @@ impl TorchStudent {
 
 impl Student for TorchStudent {
     fn teacher_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
-        tch::no_grad(|| host(&self.teacher.embed(&batch(e), None, &self.config)))
+        tch::no_grad(|| host(&self.teacher.embed(&batch(e), None, &self.config)?))
     }
 
     fn student_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
-        tch::no_grad(|| host(&self.bert.embed(&batch(e), None, &self.config)))
+        tch::no_grad(|| host(&self.bert.embed(&batch(e), None, &self.config)?))
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -71,25 +71,14 @@ impl Student for TorchStudent {
     }
 
     fn importance_step(&mut self, a: &Encoded, b: &Encoded) -> Result<f32> {
-        self.pruning.on_step_begin(&mut self.model)?;
-        self.zero_grads();
-        let heads = self.bert.heads(&self.config);
-        let (layers, h) = (heads.len(), heads[0]);
-        let head_mask = Tensor::ones([layers as i64, h as i64], (Kind::Float, Device::Cpu))
-            .set_requires_grad(true);
-        let ea = self.bert.embed(&batch(a), Some(&head_mask), &self.config);
-        let eb = self.bert.embed(&batch(b), Some(&head_mask), &self.config);
-        let scores = ea.matmul(&eb.tr()) * 20.0;
-        let targets = Tensor::arange(a.rows as i64, (Kind::Int64, Device::Cpu));
-        let loss = scores.cross_entropy_for_logits(&targets);
-        loss.backward();
-        let g = host(&head_mask.grad())?;
-        self.pruning
-            .record_input_gradient("head_mask", &[layers, h], &g)?;
-        self.pruning.on_before_optimizer_step(&mut self.model)?;
-        // Importance only: no weight update.
-        self.pruning.on_step_end(&mut self.model)?;
-        Ok(loss.double_value(&[]) as f32)
+        Ok(contrastive_importance_step(
+            &mut self.pruning,
+            &mut self.model,
+            &self.bert,
+            &batch(a),
+            &batch(b),
+            &self.config,
+        )?)
     }
 
     fn end(&mut self) -> Result<()> {
@@ -110,7 +99,7 @@ impl Student for TorchStudent {
         }
         let optim = self.optim.as_mut().expect("set above");
         optim.set_lr(lr);
-        let student = self.bert.embed(&batch(e), None, &self.config);
+        let student = self.bert.embed(&batch(e), None, &self.config)?;
         let target = Tensor::from_slice(teacher).reshape([e.rows as i64, crate::HIDDEN as i64]);
         let loss: Tensor = (student * target)
             .sum_dim_intlist(1, false, Kind::Float)

@@ -2,8 +2,11 @@
 //! query.weight`, ...), a `head_mask` input, and every size read from its weights: after a
 //! structured pruner removes heads or FFN units, the same module runs the smaller model.
 
+use crate::{BurnModel, BurnPruning};
 use burn::module::{Module, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::Linear;
+use burn::optim::GradientsParams;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::{PruneError, Result};
@@ -201,16 +204,35 @@ impl Layer {
 impl Bert {
     /// Token embeddings of a batch, `[batch, seq, hidden]`. `head_mask`, if given, is
     /// `[layers, heads]` and multiplies each head's attention probabilities (every layer must
-    /// then have the same number of heads).
+    /// then have the same number of heads). A batch longer than the position table, or a
+    /// head mask of another layer count, is an error.
     pub fn forward(
         &self,
         batch: &BertBatch,
         head_mask: Option<Tensor<2>>,
         config: &BertConfig,
-    ) -> Tensor<3> {
+    ) -> Result<Tensor<3>> {
         let [b, s] = batch.ids.dims();
         let e = &self.embeddings;
         let hidden = e.word_embeddings.weight.dims()[1];
+        let positions = e.position_embeddings.weight.dims()[0];
+        if s > positions {
+            return Err(PruneError::Shape {
+                weight: "embeddings.position_embeddings.weight".into(),
+                shape: vec![positions, hidden],
+                reason: format!("a batch of {s} tokens is longer than its {positions} positions"),
+            });
+        }
+        if let Some(m) = &head_mask {
+            let layers = self.encoder.layer.len();
+            if m.dims()[0] != layers {
+                return Err(PruneError::Shape {
+                    weight: "head_mask".into(),
+                    shape: m.dims().to_vec(),
+                    reason: format!("the encoder has {layers} layers"),
+                });
+            }
+        }
         let words = e
             .word_embeddings
             .weight
@@ -243,18 +265,18 @@ impl Bert {
             });
             x = layer.forward(x, mask_bias.clone(), row, config);
         }
-        x
+        Ok(x)
     }
 
-    /// Sentence embeddings `[batch, hidden]`: the mean of the token embeddings over real tokens,
+    /// Sentence embeddings `[batch, hidden]` (an error as [`forward`](Self::forward)): the mean of the token embeddings over real tokens,
     /// L2-normalised (sentence-transformers' pooling for all-MiniLM-L6-v2).
     pub fn embed(
         &self,
         batch: &BertBatch,
         head_mask: Option<Tensor<2>>,
         config: &BertConfig,
-    ) -> Tensor<2> {
-        let tokens = self.forward(batch, head_mask, config);
+    ) -> Result<Tensor<2>> {
+        let tokens = self.forward(batch, head_mask, config)?;
         let [b, s, h] = tokens.dims();
         let mask = batch.mask.clone().reshape([b, s, 1]);
         let summed = (tokens * mask.clone()).sum_dim(1).reshape([b, h]);
@@ -266,7 +288,7 @@ impl Bert {
             .sum_dim(1)
             .sqrt()
             .clamp_min(1e-12);
-        mean / norm
+        Ok(mean / norm)
     }
 
     /// Heads per layer, read from the weights.
@@ -365,4 +387,45 @@ impl Bert {
             encoder: Encoder { layer },
         })
     }
+}
+
+/// One importance step of a sentence-embedding encoder under a pruning session, with no weight
+/// update: an in-batch contrastive loss (`a[i]` must match `b[i]` among all of `b`; cosine
+/// scores scaled by 20), the `head_mask` gradient handed to the session, the weight gradients
+/// through `on_before_optimizer_step`. Returns the loss.
+pub fn contrastive_importance_step(
+    pruning: &mut BurnPruning,
+    model: &mut BurnModel<Bert>,
+    a: &BertBatch,
+    b: &BertBatch,
+    config: &BertConfig,
+) -> Result<f32> {
+    pruning.on_step_begin(model)?;
+    let device = a.ids.device();
+    let heads = model.module().heads(config);
+    let (layers, h) = (heads.len(), heads.first().copied().unwrap_or(0));
+    let head_mask = Tensor::<2>::ones([layers, h], &device).require_grad();
+    let m = model.module();
+    let ea = m.embed(a, Some(head_mask.clone()), config)?;
+    let eb = m.embed(b, Some(head_mask.clone()), config)?;
+    let n = a.ids.dims()[0];
+    let targets = Tensor::<1, Int>::from_data(
+        TensorData::new((0..n as i64).collect::<Vec<_>>(), [n]),
+        &device,
+    );
+    let loss = CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(ea.matmul(eb.transpose()) * 20.0, targets);
+    let value = crate::backend::host_f32(&loss.clone().inner().reshape([1]))?[0];
+    let grads = loss.backward();
+    let g = head_mask
+        .grad(&grads)
+        .ok_or_else(|| crate::backend::backend_error("head_mask has no gradient"))?;
+    let g = crate::backend::host_f32(&g.reshape([layers * h]))?;
+    pruning.record_input_gradient("head_mask", &[layers, h], &g)?;
+    model.set_grads(GradientsParams::from_grads(grads, model.module()));
+    pruning.on_before_optimizer_step(model)?;
+    model.take_grads();
+    pruning.on_step_end(model)?;
+    Ok(value)
 }

@@ -11,7 +11,7 @@ use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
 
 /// A burn module seen as a prunable [`Model`], holding the gradients of the current step.
 ///
-/// ```ignore
+/// ```text
 /// let mut model = BurnModel::new(mlp);
 /// pruning.on_step_begin(&mut model)?;
 /// let loss = loss_of(model.module());

@@ -2,10 +2,12 @@
 //! input, and every size read from its weights: after a structured pruner shrinks the variables
 //! in place, the same value runs the smaller model.
 
-use prune_core::Result;
+use crate::{TorchModel, TorchPruning};
+use prune_core::{PruneError, Result};
 use prune_io::TensorMap;
 use prune_nlp::bert::check_checkpoint;
 pub use prune_nlp::bert::BertConfig;
+use std::borrow::Borrow;
 use tch::nn::{Path, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -115,16 +117,37 @@ impl Bert {
     }
 
     /// Token embeddings `[batch, seq, hidden]`. `head_mask`, if given, is `[layers, heads]` and
-    /// multiplies each head's attention probabilities.
+    /// multiplies each head's attention probabilities. A batch longer than the position table,
+    /// or a head mask of another layer count, is an error.
     pub fn forward(
         &self,
         batch: &BertBatch,
         head_mask: Option<&Tensor>,
         config: &BertConfig,
-    ) -> Tensor {
+    ) -> Result<Tensor> {
         let eps = config.layer_norm_eps;
         let size = batch.ids.size();
         let (b, s) = (size[0], size[1]);
+        let table = self.v("embeddings.position_embeddings.weight").size();
+        if s > table[0] {
+            return Err(PruneError::Shape {
+                weight: "embeddings.position_embeddings.weight".into(),
+                shape: table.iter().map(|&d| d as usize).collect(),
+                reason: format!(
+                    "a batch of {s} tokens is longer than its {} positions",
+                    table[0]
+                ),
+            });
+        }
+        if let Some(m) = head_mask {
+            if m.size().first() != Some(&(self.layers as i64)) {
+                return Err(PruneError::Shape {
+                    weight: "head_mask".into(),
+                    shape: m.size().iter().map(|&d| d as usize).collect(),
+                    reason: format!("the encoder has {} layers", self.layers),
+                });
+            }
+        }
         let words = self
             .v("embeddings.word_embeddings.weight")
             .index_select(0, &batch.ids.reshape([b * s]));
@@ -167,17 +190,18 @@ impl Bert {
             let out = self.linear(&inner, &format!("{p}.output.dense")) + &x;
             x = self.norm(&out, &format!("{p}.output.LayerNorm"), eps);
         }
-        x
+        Ok(x)
     }
 
-    /// Sentence embeddings `[batch, hidden]`: mean over real tokens, L2-normalised.
+    /// Sentence embeddings `[batch, hidden]`: mean over real tokens, L2-normalised (an error
+    /// as [`forward`](Self::forward)).
     pub fn embed(
         &self,
         batch: &BertBatch,
         head_mask: Option<&Tensor>,
         config: &BertConfig,
-    ) -> Tensor {
-        let tokens = self.forward(batch, head_mask, config);
+    ) -> Result<Tensor> {
+        let tokens = self.forward(batch, head_mask, config)?;
         let mask = batch.mask.unsqueeze(2);
         let summed = (tokens * &mask).sum_dim_intlist(1, false, Kind::Float);
         let counts = mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1e-9);
@@ -187,6 +211,39 @@ impl Bert {
             .sum_dim_intlist(1, true, Kind::Float)
             .sqrt()
             .clamp_min(1e-12);
-        mean / norm
+        Ok(mean / norm)
     }
+}
+
+/// One importance step of a sentence-embedding encoder under a pruning session, with no weight
+/// update: an in-batch contrastive loss (`a[i]` must match `b[i]` among all of `b`; cosine
+/// scores scaled by 20), the `head_mask` gradient handed to the session, the weight gradients
+/// through `on_before_optimizer_step`. Returns the loss.
+pub fn contrastive_importance_step<V: Borrow<VarStore>>(
+    pruning: &mut TorchPruning,
+    model: &mut TorchModel<V>,
+    bert: &Bert,
+    a: &BertBatch,
+    b: &BertBatch,
+    config: &BertConfig,
+) -> Result<f32> {
+    pruning.on_step_begin(model)?;
+    for (_, mut v) in model.var_store().variables() {
+        v.zero_grad();
+    }
+    let heads = bert.heads(config);
+    let (layers, h) = (heads.len(), heads.first().copied().unwrap_or(0));
+    let device = a.ids.device();
+    let head_mask =
+        Tensor::ones([layers as i64, h as i64], (Kind::Float, device)).set_requires_grad(true);
+    let ea = bert.embed(a, Some(&head_mask), config)?;
+    let eb = bert.embed(b, Some(&head_mask), config)?;
+    let targets = Tensor::arange(a.ids.size()[0], (Kind::Int64, device));
+    let loss = (ea.matmul(&eb.tr()) * 20.0).cross_entropy_for_logits(&targets);
+    loss.backward();
+    let g = crate::backend::host_f32(&head_mask.grad())?;
+    pruning.record_input_gradient("head_mask", &[layers, h], &g)?;
+    pruning.on_before_optimizer_step(model)?;
+    pruning.on_step_end(model)?;
+    Ok(crate::backend::host_f32(&loss)?[0])
 }

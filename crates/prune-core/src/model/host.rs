@@ -14,6 +14,9 @@ pub fn reduce_blocks(
     if rows == 0 || cols == 0 || !r.is_multiple_of(rows) || !c.is_multiple_of(cols) {
         return Err(format!("a {rows}x{cols} block does not divide [{r}, {c}]"));
     }
+    if data.len() != r * c {
+        return Err(format!("{} values for a [{r}, {c}] tensor", data.len()));
+    }
     let (gr, gc) = (r / rows, c / cols);
     let mut out = vec![0f32; gr * gc];
     for i in 0..r {
@@ -50,6 +53,9 @@ pub fn select_axis(
             "index {bad} out of range for axis {axis} of size {}",
             shape[axis]
         ));
+    }
+    if data.len() != shape.iter().product::<usize>() {
+        return Err(format!("{} values for shape {shape:?}", data.len()));
     }
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();

@@ -112,14 +112,21 @@ pub fn pruned_flags(
     sparsity: f64,
     previous: Option<&[bool]>,
 ) -> Result<Vec<bool>, String> {
+    if scores.len() != rows * cols {
+        return Err(format!(
+            "{} scores for a [{rows}, {cols}] weight",
+            scores.len()
+        ));
+    }
+    if let Some(prev) = previous.filter(|p| p.len() != scores.len()) {
+        return Err(format!(
+            "a previous mask of {} flags for {} elements",
+            prev.len(),
+            scores.len()
+        ));
+    }
     match pattern {
         Pattern::Tile { rows: 1, cols: 1 } if method == Method::PerTensor => {
-            if scores.len() != rows * cols {
-                return Err(format!(
-                    "{} scores for a [{rows}, {cols}] weight",
-                    scores.len()
-                ));
-            }
             let k = prune_count(sparsity, scores.len());
             Ok(match previous {
                 Some(prev) => {
@@ -160,6 +167,9 @@ pub fn pruned_flags(
             Ok(expand_tiles(&tile_flags, gr, gc, br, bc))
         }
         Pattern::NOfM { n, m } => {
+            if n > m || m == 0 {
+                return Err(format!("an N:M pattern {n}:{m} needs 0 < N <= M"));
+            }
             if !cols.is_multiple_of(m) {
                 return Err(format!(
                     "an N:M group of {m} does not divide the input dimension {cols}"

@@ -1,0 +1,119 @@
+//! The one epoch loop, driven through a recording trainer on the reference backend.
+
+use prune_core::testing::reference::RefModel;
+use prune_core::{Layout, Pruning, Reference};
+use prune_train::{accuracy, fit, Dataset, Trainer};
+
+const YAML: &str = "
+pruning:
+  train:
+    end_epoch: 2
+    iteration: 2
+    dataloader: {batch_size: 4}
+  approach:
+    weight_compression:
+      start_epoch: 0
+      end_epoch: 1
+      target_sparsity: 0.5
+      pruners:
+        - !Pruner
+            prune_type: basic_magnitude
+            names: ['fc.weight']
+";
+
+#[derive(Default)]
+struct Recorder {
+    batches: Vec<Vec<usize>>,
+    updates: usize,
+    loss: f32,
+}
+
+impl Trainer<RefModel> for Recorder {
+    fn backward(
+        &mut self,
+        _: &mut RefModel,
+        _: &Dataset,
+        rows: &[usize],
+    ) -> prune_core::Result<Option<f32>> {
+        self.batches.push(rows.to_vec());
+        Ok(Some(self.loss))
+    }
+    fn update(&mut self, _: &mut RefModel) -> prune_core::Result<Option<f32>> {
+        self.updates += 1;
+        Ok(None)
+    }
+}
+
+fn data(rows: usize) -> Dataset {
+    let text: String = (0..rows).map(|i| format!("{i},{}\n", i % 2)).collect();
+    Dataset::from_csv(&text, 1.0).unwrap()
+}
+
+fn model() -> RefModel {
+    let mut m = RefModel::default();
+    m.push(
+        "fc.weight",
+        &[2, 4],
+        (1..=8).map(|v| v as f32).collect(),
+        Layout::Canonical,
+    );
+    m
+}
+
+#[test]
+fn fit_runs_the_train_section_with_the_hooks() {
+    let mut p: Pruning<Reference> = Pruning::from_yaml(YAML).unwrap();
+    let (mut m, mut t) = (
+        model(),
+        Recorder {
+            loss: 0.5,
+            ..Default::default()
+        },
+    );
+    let logs = fit(&mut p, &mut m, &data(10), &mut t).unwrap();
+    // Two epochs of at most two batches of four rows; every row of a batch is distinct.
+    assert_eq!(logs.iter().map(|l| l.steps).collect::<Vec<_>>(), vec![2, 2]);
+    assert_eq!((t.batches.len(), t.updates, p.steps()), (4, 4, 4));
+    assert!(t.batches.iter().all(|b| b.len() == 4));
+    assert!(logs.iter().all(|l| (l.mean_loss - 0.5).abs() < 1e-12));
+    assert_eq!(p.mask_counts()[0].1, 4, "the schedule reached its target");
+}
+
+#[test]
+fn a_non_finite_loss_stops_before_the_optimizer_step() {
+    let mut p: Pruning<Reference> = Pruning::from_yaml(YAML).unwrap();
+    let (mut m, mut t) = (
+        model(),
+        Recorder {
+            loss: f32::NAN,
+            ..Default::default()
+        },
+    );
+    let err = fit(&mut p, &mut m, &data(10), &mut t)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("loss is NaN"), "{err}");
+    assert_eq!((t.batches.len(), t.updates), (1, 0));
+}
+
+#[test]
+fn an_empty_dataset_is_refused_before_any_hook() {
+    let mut p: Pruning<Reference> = Pruning::from_yaml(YAML).unwrap();
+    let (mut m, mut t) = (model(), Recorder::default());
+    let empty = data(4).subset(&[]);
+    let err = fit(&mut p, &mut m, &empty, &mut t).unwrap_err().to_string();
+    assert!(err.contains("no training rows"), "{err}");
+    assert_eq!(p.mask_counts(), Vec::new(), "no pruner was bound");
+    assert!(t.batches.is_empty());
+}
+
+#[test]
+fn accuracy_counts_matching_labels_and_refuses_short_predictions() {
+    let d = data(6); // labels 0 1 0 1 0 1
+    assert_eq!(accuracy(&d, |rows| Ok(vec![0; rows.len()])).unwrap(), 0.5);
+    assert_eq!(
+        accuracy(&d, |rows| Ok(rows.iter().map(|r| r % 2).collect())).unwrap(),
+        1.0
+    );
+    assert!(accuracy(&d, |_| Ok(vec![0])).is_err());
+}
