@@ -4,20 +4,8 @@
 //! small required set; composite operations have host-side defaults (through `Vec<f32>`) that a
 //! backend may override with a native fast path.
 
+use super::host::Reduce;
 use crate::error::{PruneError, Result};
-
-/// How values of one block are combined into a block score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reduce {
-    /// Sum of values.
-    Sum,
-    /// Sum of absolute values.
-    L1,
-    /// Euclidean norm.
-    L2,
-    /// Largest absolute value.
-    Max,
-}
 
 /// Tensor math over one framework's tensors. Shapes are row-major.
 pub trait TensorBackend: Default {

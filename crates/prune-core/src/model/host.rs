@@ -1,6 +1,17 @@
 //! Host-side (plain `Vec<f32>`) kernels behind the backends' default methods.
 
-use super::backend::Reduce;
+/// How values of one block are combined into a block score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// Sum of values.
+    Sum,
+    /// Sum of absolute values.
+    L1,
+    /// Euclidean norm.
+    L2,
+    /// Largest absolute value.
+    Max,
+}
 
 /// Block reduction of a row-major `[r, c]` buffer into a `[r/rows, c/cols]` grid.
 pub fn reduce_blocks(

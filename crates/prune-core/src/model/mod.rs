@@ -10,6 +10,7 @@ pub mod names;
 mod shrink;
 
 pub use access::{Model, WeightInfo};
-pub use backend::{Reduce, TensorBackend};
+pub use backend::TensorBackend;
+pub use host::Reduce;
 pub use layout::Layout;
 pub use shrink::{CouplingGroup, ShrinkOp};
