@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 use prune::burn::compact::compact_linear_pair;
 use prune::burn::train::{accuracy, fit, train_dense, Classifier};
 use prune::burn::{BurnModel, BurnPruning};
-use prune::train::Dataset;
+use prune::train::{Dataset, TrainConfig};
 use prune::{PruningConfig, SparsityReport};
 use serde_json::json;
 
@@ -93,9 +93,7 @@ fn dense_phase(
     epochs: usize,
     device: &Device,
 ) -> Result<(Mlp, f64)> {
-    let cfg = config("quickstart.yaml")?
-        .train
-        .context("quickstart.yaml has a train section")?;
+    let cfg = TrainConfig::from_config(&config("quickstart.yaml")?, "quickstart.yaml")?;
     let (model, _) = train_dense(new_mlp(train, hidden, device), train, &cfg, epochs, device)?;
     let acc = accuracy(&model, test, device)?;
     Ok((model, acc))

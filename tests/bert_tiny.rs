@@ -181,8 +181,9 @@ fn missing_tensor_is_named(embed: impl Fn(&TensorMap) -> prune::Result<Vec<f32>>
     );
 }
 
-/// A batch of 5 tokens against a table of 4 positions is an error, not an out-of-range read.
-fn longer_than_the_positions_is_refused(embed: impl Fn(&TensorMap) -> prune::Result<Vec<f32>>) {
+/// A batch of 5 tokens against a table of 4 positions, or a token id past the vocabulary, is an
+/// error, not an out-of-range read.
+fn out_of_range_inputs_are_refused(embed: impl Fn(&TensorMap) -> prune::Result<Vec<f32>>) {
     let mut m = checkpoint(&[(2, 6)]);
     let table = m.get_mut("embeddings.position_embeddings.weight").unwrap();
     table.shape = vec![4, HIDDEN];
@@ -192,6 +193,16 @@ fn longer_than_the_positions_is_refused(embed: impl Fn(&TensorMap) -> prune::Res
         err.contains("embeddings.position_embeddings.weight") && err.contains("5 tokens"),
         "{err}"
     );
+    // A vocabulary of 8 rows does not hold the batch's token id 9.
+    let mut m = checkpoint(&[(2, 6)]);
+    let table = m.get_mut("embeddings.word_embeddings.weight").unwrap();
+    table.shape = vec![8, HIDDEN];
+    table.data.truncate(8 * HIDDEN);
+    let err = embed(&m).unwrap_err().to_string();
+    assert!(
+        err.contains("embeddings.word_embeddings.weight") && err.contains("outside the vocabulary"),
+        "{err}"
+    );
 }
 
 #[cfg(feature = "burn")]
@@ -199,7 +210,7 @@ fn longer_than_the_positions_is_refused(embed: impl Fn(&TensorMap) -> prune::Res
 fn burn_loads_layers_of_different_sizes_and_names_a_missing_tensor() {
     check_embeddings(&burn_embed(&checkpoint(&[(2, 6), (1, 3)])).unwrap());
     missing_tensor_is_named(burn_embed);
-    longer_than_the_positions_is_refused(burn_embed);
+    out_of_range_inputs_are_refused(burn_embed);
 }
 
 #[cfg(feature = "torch")]
@@ -207,7 +218,7 @@ fn burn_loads_layers_of_different_sizes_and_names_a_missing_tensor() {
 fn torch_loads_layers_of_different_sizes_and_names_a_missing_tensor() {
     check_embeddings(&torch_embed(&checkpoint(&[(2, 6), (1, 3)])).unwrap());
     missing_tensor_is_named(torch_embed);
-    longer_than_the_positions_is_refused(torch_embed);
+    out_of_range_inputs_are_refused(torch_embed);
 }
 
 #[cfg(all(feature = "burn", feature = "torch"))]

@@ -1,6 +1,7 @@
 //! Configuration loading: every YAML file in the repository, INC files as written, and bad input.
 
-use prune::config::{ImportanceMetric, OptimizerConfig, Pattern, PruneType};
+use prune::config::{ImportanceMetric, Pattern, PruneType};
+use prune::train::{OptimizerConfig, TrainConfig};
 use prune::{PruneError, PruningConfig};
 use std::path::{Path, PathBuf};
 
@@ -51,7 +52,7 @@ fn fixture(name: &str) -> PruningConfig {
 #[test]
 fn the_inc_template_loads_as_written() {
     let c = fixture("template.yaml");
-    let train = c.train.as_ref().unwrap();
+    let train = TrainConfig::from_config(&c, "template.yaml").unwrap();
     assert_eq!(
         (
             train.start_epoch,
@@ -62,7 +63,7 @@ fn the_inc_template_loads_as_written() {
         (0, Some(10), Some(100), Some(2))
     );
     assert_eq!(train.batch_size, 256);
-    assert_eq!(c.train_epochs().unwrap(), 0..10);
+    assert_eq!(train.epochs(&c), 0..10);
     let no_end = PruningConfig::from_yaml(
         &std::fs::read_to_string(repo().join("tests/fixtures/inc/template.yaml"))
             .unwrap()
@@ -70,12 +71,14 @@ fn the_inc_template_loads_as_written() {
     )
     .unwrap();
     assert_eq!(
-        no_end.train_epochs().unwrap(),
+        TrainConfig::from_config(&no_end, "no_end")
+            .unwrap()
+            .epochs(&no_end),
         0..3,
         "one past the last scheduled epoch (pruner end_epoch 2)"
     );
     assert!(
-        fixture("resnet_magnitude.yaml").train_epochs().is_err(),
+        TrainConfig::from_config(&fixture("resnet_magnitude.yaml"), "resnet").is_err(),
         "no train section"
     );
     assert_eq!(
@@ -126,7 +129,7 @@ fn pruner_values_fall_back_to_globals_only_when_absent() {
     assert_eq!(p[0].pattern, Pattern::Tile { rows: 4, cols: 1 });
     assert_eq!(p[1].pattern, Pattern::NOfM { n: 2, m: 4 });
     assert!(
-        matches!(c.train.unwrap().optimizer, OptimizerConfig::Adam { learning_rate, .. } if learning_rate == 0.0001)
+        matches!(TrainConfig::from_config(&c, "mobilenet").unwrap().optimizer, OptimizerConfig::Adam { learning_rate, .. } if learning_rate == 0.0001)
     );
 }
 
@@ -228,12 +231,25 @@ fn missing_sections_and_bad_train_values_are_named() {
     let yaml = "pruning:\n  train:\n    optimizer:\n      RMSprop: {learning_rate: 0.1}\n    dataloader: {batch_size: 0}\n  \
                 approach:\n    weight_compression:\n      pruners:\n        - !Pruner\n            prune_type: group_lasso\n";
     let p = problems(yaml);
+    assert!(
+        p.iter()
+            .any(|x| x.contains("pruners[0].parameters.alpha: missing")),
+        "{p:#?}"
+    );
+    // The train section is the built-in loop's: read when fit() or `prune check` reads it.
+    let with_alpha = yaml.replace(
+        "group_lasso\n",
+        "group_lasso\n            parameters: {alpha: 0.1}\n",
+    );
+    let c = PruningConfig::from_yaml(&with_alpha).unwrap();
+    let err = TrainConfig::from_config(&c, "<string>")
+        .unwrap_err()
+        .to_string();
     for w in [
         "pruning.train.optimizer.RMSprop: unsupported optimizer `RMSprop`",
         "pruning.train.dataloader.batch_size: 0 must be >= 1",
-        "pruners[0].parameters.alpha: missing",
     ] {
-        assert!(p.iter().any(|x| x.contains(w)), "missing `{w}` in {p:#?}");
+        assert!(err.contains(w), "missing `{w}` in {err}");
     }
 }
 

@@ -1,13 +1,13 @@
 //! The quickstart on burn: an MLP trained with burn's optimizers on the flex CPU device.
 use super::common::{Outcome, Settings};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use prune::burn::train::{accuracy, fit, train_dense, Classifier};
 use prune::burn::{BurnModel, BurnPruning};
-use prune::train::Dataset;
+use prune::train::{Dataset, TrainConfig};
 use prune::PruningConfig;
 
 #[derive(Module, Debug)]
@@ -34,10 +34,7 @@ pub fn run(
         fc1: LinearConfig::new(train.n_features, s.hidden).init(&device),
         fc2: LinearConfig::new(s.hidden, train.n_classes).init(&device),
     };
-    let train_cfg = config
-        .train
-        .clone()
-        .context("the config needs a train section")?;
+    let train_cfg = TrainConfig::from_config(config, "the quickstart config")?;
     let (model, _) = train_dense(model, train, &train_cfg, s.dense_epochs, &device)?;
     let dense_accuracy = accuracy(&model, test, &device)?;
     let mut pruning = BurnPruning::new(config.clone())?;

@@ -2,10 +2,10 @@
 //! `fc1/kernel` variables), trained with in-graph optimizers.
 
 use super::common::{Outcome, Settings};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use prune::tf::train::{accuracy, fit, mlp, train_dense};
 use prune::tf::TfPruning;
-use prune::train::Dataset;
+use prune::train::{Dataset, TrainConfig};
 use prune::PruningConfig;
 
 pub fn run(
@@ -14,10 +14,7 @@ pub fn run(
     test: &Dataset,
     s: Settings,
 ) -> Result<Outcome> {
-    let train_cfg = config
-        .train
-        .clone()
-        .context("the config needs a train section")?;
+    let train_cfg = TrainConfig::from_config(config, "the quickstart config")?;
     let (mut model, net) = mlp(
         &[train.n_features, s.hidden, train.n_classes],
         &train_cfg.optimizer,

@@ -1,10 +1,10 @@
 //! The quickstart on libtorch: the same MLP built from tch layers, trained with torch's optimizers.
 
 use super::common::{Outcome, Settings};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use prune::torch::train::{accuracy, fit, train_dense};
 use prune::torch::{TorchModel, TorchPruning};
-use prune::train::Dataset;
+use prune::train::{Dataset, TrainConfig};
 use prune::PruningConfig;
 use tch::nn::{self, Module};
 use tch::Device;
@@ -32,10 +32,7 @@ pub fn run(
     );
     let net = nn::func(move |x| fc2.forward(&fc1.forward(x).relu()));
     let mut model = TorchModel::new(&vs);
-    let train_cfg = config
-        .train
-        .clone()
-        .context("the config needs a train section")?;
+    let train_cfg = TrainConfig::from_config(config, "the quickstart config")?;
     train_dense(&mut model, &net, train, &train_cfg, s.dense_epochs)?;
     let dense_accuracy = accuracy(&net, test, Device::Cpu)?;
     let mut pruning = TorchPruning::new(config.clone())?;

@@ -6,6 +6,7 @@ use crate::training::{burn_overhead_model, config, load};
 use burn::tensor::Device;
 use prune_burn::train::{fit, train_dense};
 use prune_burn::BurnPruning;
+use prune_train::TrainConfig;
 use serde_json::json;
 
 /// Bytes of mask per pruned weight after pruning the digits MLP, per backend.
@@ -70,7 +71,14 @@ pub fn probe(mode: &str) {
         let mut p = BurnPruning::new(cfg).unwrap();
         fit(&mut p, model, &data, &device).unwrap();
     } else {
-        train_dense(model, &data, &cfg.train.unwrap(), 1, &device).unwrap();
+        train_dense(
+            model,
+            &data,
+            &TrainConfig::from_config(&cfg, "bench").unwrap(),
+            1,
+            &device,
+        )
+        .unwrap();
     }
     println!("{}", peak_rss_kb());
 }

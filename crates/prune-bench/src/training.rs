@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use prune_burn::train::{fit, train_dense, Classifier};
 use prune_burn::BurnPruning;
 use prune_core::PruningConfig;
-use prune_train::Dataset;
+use prune_train::{Dataset, TrainConfig};
 use serde_json::json;
 
 #[derive(Module, Debug)]
@@ -94,7 +94,7 @@ pub fn burn_overhead(
     } else {
         config(epochs)
     };
-    let train = cfg.train.clone().expect("train section");
+    let train = TrainConfig::from_config(&cfg, "bench").expect("train section");
     let (mut plain, mut hooked) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         plain.push(median_ms(
@@ -131,7 +131,7 @@ pub fn torch_overhead(
     } else {
         config(epochs)
     };
-    let train = cfg.train.clone().expect("train section");
+    let train = TrainConfig::from_config(&cfg, "bench").expect("train section");
     let build = || {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(tch::Device::Cpu);

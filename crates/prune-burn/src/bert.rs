@@ -223,6 +223,15 @@ impl Bert {
                 reason: format!("a batch of {s} tokens is longer than its {positions} positions"),
             });
         }
+        let vocab = e.word_embeddings.weight.dims()[0];
+        let top = batch.ids.clone().max().into_scalar::<i64>();
+        if top >= vocab as i64 || batch.ids.clone().min().into_scalar::<i64>() < 0 {
+            return Err(PruneError::Shape {
+                weight: "embeddings.word_embeddings.weight".into(),
+                shape: vec![vocab, hidden],
+                reason: "a token id is outside the vocabulary".into(),
+            });
+        }
         if let Some(m) = &head_mask {
             let layers = self.encoder.layer.len();
             if m.dims()[0] != layers {

@@ -142,9 +142,10 @@ pub fn fit<M: Classifier>(
     data: &Dataset,
     device: &Device,
 ) -> Result<(M, Vec<EpochLog>)> {
-    let mut trainer = BurnTrainer::new(pruning.config().train_section()?, device);
+    let cfg = TrainConfig::from_config(pruning.config(), "<config>")?;
+    let mut trainer = BurnTrainer::new(&cfg, device);
     let mut wrapped = BurnModel::new(model);
-    let logs = prune_train::fit(pruning, &mut wrapped, data, &mut trainer)?;
+    let logs = prune_train::fit(pruning, &mut wrapped, data, &cfg, &mut trainer)?;
     Ok((wrapped.into_inner(), logs))
 }
 

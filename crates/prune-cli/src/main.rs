@@ -3,7 +3,7 @@
 //! ```text
 //! prune check CONFIG.yaml [--epochs N] [--json]
 //! ```
-//! validates a pruning configuration and prints the resolved plan: every pruner with its global
+//! validates a pruning configuration (its `train` section as `fit()` reads it) and prints the resolved plan: every pruner with its global
 //! values filled in and the sparsity it holds at each epoch. A bad configuration exits with
 //! status 1 and every problem on stderr.
 

@@ -5,6 +5,7 @@ use prune_core::config::{ImportanceMetric, ResolvedPruner};
 use prune_core::schedule::planned_sparsity;
 use prune_core::testing::reference::Reference;
 use prune_core::{PruneError, Pruning, PruningConfig};
+use prune_train::TrainConfig;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -40,6 +41,13 @@ pub fn check(file: &str, epochs: Option<usize>, as_json: bool) -> ExitCode {
     if let Err(e) = Pruning::<Reference>::new(config.clone()) {
         print_error(&e);
         return ExitCode::from(1);
+    }
+    // The train section is read by the built-in loop (fit()); checked here as fit() would.
+    if config.train.is_some() {
+        if let Err(e) = TrainConfig::from_config(&config, file) {
+            print_error(&e);
+            return ExitCode::from(1);
+        }
     }
     let epochs = epochs.unwrap_or_else(|| default_epochs(&config));
     let pruners = config.resolved_pruners();

@@ -109,3 +109,25 @@ fn bad_configs_exit_1_with_every_problem() {
     assert_eq!(code, 2);
     assert!(err.contains("usage"), "{err}");
 }
+
+#[test]
+fn a_bad_train_section_fails_the_check_naming_its_path() {
+    let text = std::fs::read_to_string(repo_file("examples/configs/quickstart.yaml")).unwrap();
+    assert!(
+        text.contains("batch_size: "),
+        "the quickstart config sets a batch size"
+    );
+    let bad = text.replacen("batch_size: ", "batch_size: 0 #", 1);
+    let dir = std::env::temp_dir().join(format!("prune-cli-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad_train.yaml");
+    std::fs::write(&file, bad).unwrap();
+    let (code, _, err) = prune(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("bad_train.yaml")
+            && err.contains("pruning.train.dataloader.batch_size: 0 must be >= 1"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -375,7 +375,14 @@ pub fn fit(
     net: &TfClassifier,
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
-    prune_train::fit(pruning, model, data, &mut TfTrainer { net, batch: None })
+    let cfg = TrainConfig::from_config(pruning.config(), "<config>")?;
+    prune_train::fit(
+        pruning,
+        model,
+        data,
+        &cfg,
+        &mut TfTrainer { net, batch: None },
+    )
 }
 
 /// Trains for `epochs` with no pruning (e.g. the dense baseline).

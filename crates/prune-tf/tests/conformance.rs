@@ -1,12 +1,12 @@
 //! The conformance suite on TensorFlow: a graph built from Rust with Keras-style variables
 //! (`fc1/kernel` [in, out], `conv/kernel` [kh, kw, in, out]) and in-graph SGD momentum and Adam.
 
-use prune_core::config::OptimizerConfig;
 use prune_core::model::layout::to_stored;
 use prune_core::testing::conformance::{values, Harness};
 use prune_core::{Layout, Pruning, Result};
 use prune_tf::train::{optimizer_step, Builder};
 use prune_tf::{Tf, TfModel};
+use prune_train::OptimizerConfig;
 use std::cell::RefCell;
 use tensorflow::{ops, DataType, Operation, SessionRunArgs, Shape, Tensor};
 

@@ -51,13 +51,22 @@ fn check_same(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
 
 /// Copies a tensor's values to the host as f32, row-major.
 pub(crate) fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
+    let read = |e: tch::TchError| torch_error(format!("reading tensor data: {e}"));
     let flat = t
-        .detach()
-        .to_device(tch::Device::Cpu)
-        .to_kind(Kind::Float)
-        .contiguous()
-        .view([-1]);
-    Vec::<f32>::try_from(&flat).map_err(|e| torch_error(format!("reading tensor data: {e}")))
+        .f_detach()
+        .and_then(|t| t.f_to_device(tch::Device::Cpu))
+        .and_then(|t| t.f_to_kind(Kind::Float))
+        .and_then(|t| t.f_contiguous())
+        .and_then(|t| t.f_view([-1]))
+        .map_err(read)?;
+    Vec::<f32>::try_from(&flat).map_err(read)
+}
+
+/// A libtorch result as a tensor, or an error naming the operation (e.g. operands on two
+/// devices), instead of a panic.
+fn fallible(op: &str, r: std::result::Result<Tensor, tch::TchError>) -> Result<TorchTensor> {
+    r.map(TorchTensor)
+        .map_err(|e| torch_error(format!("{op}: {e}")))
 }
 
 fn shaped(data: &[f32], shape: &[usize], like: &Tensor) -> Result<Tensor> {
@@ -70,9 +79,10 @@ fn shaped(data: &[f32], shape: &[usize], like: &Tensor) -> Result<Tensor> {
         });
     }
     let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    Ok(Tensor::from_slice(data)
-        .reshape(dims.as_slice())
-        .to_device(like.device()))
+    Tensor::from_slice(data)
+        .f_reshape(dims.as_slice())
+        .and_then(|t| t.f_to_device(like.device()))
+        .map_err(|e| torch_error(format!("making a tensor of shape {shape:?}: {e}")))
 }
 
 impl TensorBackend for Torch {
@@ -100,26 +110,31 @@ impl TensorBackend for Torch {
     }
     fn apply_mask(&self, t: &TorchTensor, mask: &TorchMask) -> Result<TorchTensor> {
         check_same("apply_mask", &t.0, &mask.0)?;
-        Ok(TorchTensor(tch::no_grad(|| &t.0 * &mask.0)))
+        fallible("apply_mask", tch::no_grad(|| t.0.f_mul(&mask.0)))
     }
     fn mul(&self, a: &TorchTensor, b: &TorchTensor) -> Result<TorchTensor> {
         check_same("mul", &a.0, &b.0)?;
-        Ok(TorchTensor(tch::no_grad(|| &a.0 * &b.0)))
+        fallible("mul", tch::no_grad(|| a.0.f_mul(&b.0)))
     }
     fn add(&self, a: &TorchTensor, b: &TorchTensor) -> Result<TorchTensor> {
         check_same("add", &a.0, &b.0)?;
-        Ok(TorchTensor(tch::no_grad(|| &a.0 + &b.0)))
+        fallible("add", tch::no_grad(|| a.0.f_add(&b.0)))
     }
     fn abs(&self, t: &TorchTensor) -> Result<TorchTensor> {
-        Ok(TorchTensor(tch::no_grad(|| t.0.abs())))
+        fallible("abs", tch::no_grad(|| t.0.f_abs()))
     }
     fn scale(&self, t: &TorchTensor, factor: f32) -> Result<TorchTensor> {
-        Ok(TorchTensor(tch::no_grad(|| &t.0 * factor as f64)))
+        fallible("scale", tch::no_grad(|| t.0.f_mul_scalar(factor as f64)))
     }
     fn mask_bytes(&self, mask: &TorchMask) -> Result<usize> {
         Ok(mask.0.numel() * mask.0.kind().elt_size_in_bytes())
     }
     fn mask_kept(&self, mask: &TorchMask) -> Result<usize> {
-        Ok(mask.0.count_nonzero(None::<i64>).int64_value(&[]) as usize)
+        let n = mask
+            .0
+            .f_count_nonzero(None::<i64>)
+            .and_then(|n| n.f_int64_value(&[]))
+            .map_err(|e| torch_error(format!("counting a mask: {e}")))?;
+        Ok(n as usize)
     }
 }

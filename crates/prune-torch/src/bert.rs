@@ -148,9 +148,14 @@ impl Bert {
                 });
             }
         }
-        let words = self
-            .v("embeddings.word_embeddings.weight")
-            .index_select(0, &batch.ids.reshape([b * s]));
+        let vocab = self.v("embeddings.word_embeddings.weight");
+        let words = vocab
+            .f_index_select(0, &batch.ids.reshape([b * s]))
+            .map_err(|e| PruneError::Shape {
+                weight: "embeddings.word_embeddings.weight".into(),
+                shape: vocab.size().iter().map(|&d| d as usize).collect(),
+                reason: format!("a token id is outside the vocabulary: {e}"),
+            })?;
         let hidden = words.size()[1];
         let words = words.reshape([b, s, hidden]);
         let positions = self

@@ -137,19 +137,23 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
     }
 
     fn weight(&self, name: &str) -> Result<TorchTensor> {
-        Ok(TorchTensor(self.float_var(name)?.detach()))
+        let t = self.float_var(name)?.f_detach();
+        t.map(TorchTensor)
+            .map_err(|e| torch_error(format!("reading `{name}`: {e}")))
     }
 
     fn set_weights(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
         let targets = self.check_writes(&updates)?;
         tch::no_grad(|| {
-            for (mut target, (_, value)) in
+            for (mut target, (name, value)) in
                 targets.into_iter().map(Tensor::shallow_clone).zip(updates)
             {
-                target.copy_(&value.0);
+                target
+                    .f_copy_(&value.0)
+                    .map_err(|e| torch_error(format!("writing `{name}`: {e}")))?;
             }
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     fn resize_weights(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
@@ -169,16 +173,20 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
             targets.push(v.shallow_clone());
         }
         tch::no_grad(|| {
-            for (mut target, (_, value)) in targets.into_iter().zip(updates) {
-                target.set_data(&value.0.contiguous());
+            for (mut target, (name, value)) in targets.into_iter().zip(updates) {
+                let failed = |e: tch::TchError| torch_error(format!("resizing `{name}`: {e}"));
+                target
+                    .f_set_data(&value.0.f_contiguous().map_err(failed)?)
+                    .map_err(failed)?;
                 // A gradient of the old shape would not accumulate with the new one.
-                let mut grad = target.grad();
+                let mut grad = target.f_grad().map_err(failed)?;
                 if grad.defined() {
-                    grad.set_data(&target.zeros_like());
+                    grad.f_set_data(&target.f_zeros_like().map_err(failed)?)
+                        .map_err(failed)?;
                 }
             }
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     fn apply_masks(&mut self, masks: &[(&str, &TorchMask)]) -> Result<()> {
@@ -195,15 +203,21 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
             targets.push(v.shallow_clone());
         }
         tch::no_grad(|| {
-            for (mut t, (_, mask)) in targets.into_iter().zip(masks) {
-                let _ = t.g_mul_(&mask.0);
+            for (mut t, (name, mask)) in targets.into_iter().zip(masks) {
+                // In place; the tensor it hands back is `t` itself.
+                let _ = t
+                    .f_mul_(&mask.0)
+                    .map_err(|e| torch_error(format!("masking `{name}`: {e}")))?;
             }
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     fn gradient(&self, name: &str) -> Result<Option<TorchTensor>> {
-        let g = self.float_var(name)?.grad();
+        let g = self
+            .float_var(name)?
+            .f_grad()
+            .map_err(|e| torch_error(format!("the gradient of `{name}`: {e}")))?;
         Ok(g.defined().then(|| TorchTensor(g)))
     }
 
@@ -211,7 +225,9 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
         let targets = self.check_writes(&updates)?;
         let mut grads = Vec::with_capacity(targets.len());
         for ((name, _), v) in updates.iter().zip(&targets) {
-            let g = v.grad();
+            let g = v
+                .f_grad()
+                .map_err(|e| torch_error(format!("the gradient of `{name}`: {e}")))?;
             if !g.defined() {
                 return Err(PruneError::HookOrder {
                     hook: "on_before_optimizer_step",
@@ -221,11 +237,12 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
             grads.push(g);
         }
         tch::no_grad(|| {
-            for (mut g, (_, value)) in grads.into_iter().zip(updates) {
-                g.copy_(&value.0);
+            for (mut g, (name, value)) in grads.into_iter().zip(updates) {
+                g.f_copy_(&value.0)
+                    .map_err(|e| torch_error(format!("writing the gradient of `{name}`: {e}")))?;
             }
-        });
-        Ok(())
+            Ok(())
+        })
     }
 }
 

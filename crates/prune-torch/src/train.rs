@@ -107,9 +107,9 @@ pub fn fit<V: Borrow<VarStore>>(
     net: &impl ModuleT,
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
-    let cfg = pruning.config().train_section()?;
-    let mut trainer = TorchTrainer::new(model.var_store(), net, cfg)?;
-    prune_train::fit(pruning, model, data, &mut trainer)
+    let cfg = TrainConfig::from_config(pruning.config(), "<config>")?;
+    let mut trainer = TorchTrainer::new(model.var_store(), net, &cfg)?;
+    prune_train::fit(pruning, model, data, &cfg, &mut trainer)
 }
 
 /// Trains for `epochs` with the same loop and no pruning (e.g. the dense baseline).

@@ -1,7 +1,7 @@
 //! The epoch loop: seeded shuffle, batches, the step hooks in order, loss checks, the epoch log.
 
+use crate::config::TrainConfig;
 use crate::data::{shuffled, Dataset};
-use prune_core::config::TrainConfig;
 use prune_core::{Model, PruneError, Pruning, Result, TensorBackend};
 use serde::Serialize;
 
@@ -100,13 +100,15 @@ where
     })
 }
 
-/// Trains `model` on `data` as the config's `train` section says, with the pruning hooks around
-/// every epoch and step; after an epoch in which a structured pruner shrank the model, the
-/// trainer's [`after_resize`](Trainer::after_resize) runs.
+/// Trains `model` on `data` as `cfg` (the session config's `train` section, see
+/// [`TrainConfig::from_config`]) says, with the pruning hooks around every epoch and step;
+/// after an epoch in which a structured pruner shrank the model, the trainer's
+/// [`after_resize`](Trainer::after_resize) runs.
 pub fn fit<B, M, T>(
     pruning: &mut Pruning<B>,
     model: &mut M,
     data: &Dataset,
+    cfg: &TrainConfig,
     trainer: &mut T,
 ) -> Result<Vec<EpochLog>>
 where
@@ -117,8 +119,7 @@ where
     if data.is_empty() {
         return Err(empty_dataset());
     }
-    let cfg = pruning.config().train_section()?.clone();
-    let epochs = pruning.config().train_epochs()?;
+    let epochs = cfg.epochs(pruning.config());
     let mut logs = Vec::new();
     let mut shrinks = pruning.shrinks();
     pruning.fit(model, epochs, |pruning, model, epoch| {
@@ -126,7 +127,7 @@ where
             trainer.after_resize(model)?;
             shrinks = pruning.shrinks();
         }
-        logs.push(run_epoch(model, Some(pruning), &cfg, data, epoch, trainer)?);
+        logs.push(run_epoch(model, Some(pruning), cfg, data, epoch, trainer)?);
         Ok(())
     })?;
     Ok(logs)

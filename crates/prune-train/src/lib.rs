@@ -5,9 +5,10 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod data;
 mod epoch;
 
+pub use config::{Criterion, OptimizerConfig, TrainConfig};
 pub use data::{shuffled, Dataset};
 pub use epoch::{accuracy, fit, run_epoch, train_dense, EpochLog, Trainer};
-pub use prune_core::config::{Criterion, OptimizerConfig, TrainConfig};

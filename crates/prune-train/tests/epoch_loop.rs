@@ -2,7 +2,7 @@
 
 use prune_core::testing::reference::RefModel;
 use prune_core::{Layout, Pruning, Reference};
-use prune_train::{accuracy, fit, Dataset, Trainer};
+use prune_train::{accuracy, fit, Dataset, TrainConfig, Trainer};
 
 const YAML: &str = "
 pruning:
@@ -44,6 +44,10 @@ impl Trainer<RefModel> for Recorder {
     }
 }
 
+fn train(p: &Pruning<Reference>) -> TrainConfig {
+    TrainConfig::from_config(p.config(), "test").unwrap()
+}
+
 fn data(rows: usize) -> Dataset {
     let text: String = (0..rows).map(|i| format!("{i},{}\n", i % 2)).collect();
     Dataset::from_csv(&text, 1.0).unwrap()
@@ -63,6 +67,7 @@ fn model() -> RefModel {
 #[test]
 fn fit_runs_the_train_section_with_the_hooks() {
     let mut p: Pruning<Reference> = Pruning::from_yaml(YAML).unwrap();
+    let cfg = train(&p);
     let (mut m, mut t) = (
         model(),
         Recorder {
@@ -70,7 +75,7 @@ fn fit_runs_the_train_section_with_the_hooks() {
             ..Default::default()
         },
     );
-    let logs = fit(&mut p, &mut m, &data(10), &mut t).unwrap();
+    let logs = fit(&mut p, &mut m, &data(10), &cfg, &mut t).unwrap();
     // Two epochs of at most two batches of four rows; every row of a batch is distinct.
     assert_eq!(logs.iter().map(|l| l.steps).collect::<Vec<_>>(), vec![2, 2]);
     assert_eq!((t.batches.len(), t.updates, p.steps()), (4, 4, 4));
@@ -82,6 +87,7 @@ fn fit_runs_the_train_section_with_the_hooks() {
 #[test]
 fn a_non_finite_loss_stops_before_the_optimizer_step() {
     let mut p: Pruning<Reference> = Pruning::from_yaml(YAML).unwrap();
+    let cfg = train(&p);
     let (mut m, mut t) = (
         model(),
         Recorder {
@@ -89,7 +95,7 @@ fn a_non_finite_loss_stops_before_the_optimizer_step() {
             ..Default::default()
         },
     );
-    let err = fit(&mut p, &mut m, &data(10), &mut t)
+    let err = fit(&mut p, &mut m, &data(10), &cfg, &mut t)
         .unwrap_err()
         .to_string();
     assert!(err.contains("loss is NaN"), "{err}");
@@ -99,9 +105,12 @@ fn a_non_finite_loss_stops_before_the_optimizer_step() {
 #[test]
 fn an_empty_dataset_is_refused_before_any_hook() {
     let mut p: Pruning<Reference> = Pruning::from_yaml(YAML).unwrap();
+    let cfg = train(&p);
     let (mut m, mut t) = (model(), Recorder::default());
     let empty = data(4).subset(&[]);
-    let err = fit(&mut p, &mut m, &empty, &mut t).unwrap_err().to_string();
+    let err = fit(&mut p, &mut m, &empty, &cfg, &mut t)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no training rows"), "{err}");
     assert_eq!(p.mask_counts(), Vec::new(), "no pruner was bound");
     assert!(t.batches.is_empty());
@@ -116,4 +125,33 @@ fn accuracy_counts_matching_labels_and_refuses_short_predictions() {
         1.0
     );
     assert!(accuracy(&d, |_| Ok(vec![0])).is_err());
+}
+
+#[test]
+fn a_bad_train_section_is_refused_by_the_loop_not_by_the_session() {
+    let yaml = YAML.replace(
+        "dataloader: {batch_size: 4}",
+        "dataloader: {batch_size: 0}\n    optimizer: {RMSprop: {learning_rate: 0.1}}",
+    );
+    // A user's own loop never reads the train section: the session takes the file.
+    let p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = TrainConfig::from_config(p.config(), "cfg.yaml")
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "cfg.yaml",
+        "pruning.train.dataloader.batch_size: 0 must be >= 1",
+        "pruning.train.optimizer.RMSprop: unsupported optimizer `RMSprop`",
+    ] {
+        assert!(err.contains(want), "{want} not in {err}");
+    }
+    let without = YAML.replace(
+        "  train:\n    end_epoch: 2\n    iteration: 2\n    dataloader: {batch_size: 4}\n",
+        "",
+    );
+    let p: Pruning<Reference> = Pruning::from_yaml(&without).unwrap();
+    let err = TrainConfig::from_config(p.config(), "cfg.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pruning.train: missing"), "{err}");
 }

@@ -2,7 +2,7 @@
 
 mod parse;
 mod types;
-mod walk;
+pub mod walk;
 
 pub use parse::{parse_pattern, DEFAULT_END_EPOCH, DEFAULT_TARGET_SPARSITY};
 pub use types::*;

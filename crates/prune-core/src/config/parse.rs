@@ -2,7 +2,7 @@
 
 use super::types::*;
 use super::walk::{get, join, untag, Walker};
-use crate::error::{ConfigProblems, PruneError, Result};
+use crate::error::{PruneError, Result};
 use crate::suggest::nearest;
 use serde_yaml::{Mapping, Value};
 
@@ -56,29 +56,6 @@ const PARAM_KEYS: &[&str] = &[
     "alpha",
     "pattern",
 ];
-const TRAIN_KEYS: &[&str] = &[
-    "start_epoch",
-    "end_epoch",
-    "iteration",
-    "frequency",
-    "dataloader",
-    "criterion",
-    "optimizer",
-    "seed",
-    "execution_mode",
-    "postprocess",
-    "hostfile",
-];
-const SGD_KEYS: &[&str] = &["learning_rate", "momentum", "weight_decay", "nesterov"];
-const ADAM_KEYS: &[&str] = &[
-    "learning_rate",
-    "beta_1",
-    "beta_2",
-    "epsilon",
-    "weight_decay",
-    "amsgrad",
-];
-
 /// Default global sparsity target, as in INC's schema.
 pub const DEFAULT_TARGET_SPARSITY: f64 = 0.97;
 /// Default global end epoch, as in INC's schema.
@@ -116,13 +93,7 @@ impl PruningConfig {
         })?;
         let mut w = Walker::default();
         let config = read_root(&mut w, &root);
-        match config {
-            Some(c) if w.problems.is_empty() => Ok(c),
-            _ => Err(PruneError::Config {
-                source_name: source_name.to_string(),
-                problems: ConfigProblems(w.problems),
-            }),
-        }
+        w.finish(config, source_name)
     }
 
     /// Every pruner with the global values filled in where it left them out.
@@ -147,25 +118,6 @@ impl PruningConfig {
             .collect()
     }
 
-    /// The `train` section, or a config error saying the built-in loop needs one.
-    pub fn train_section(&self) -> Result<&TrainConfig> {
-        self.train.as_ref().ok_or_else(|| PruneError::Config {
-            source_name: "<config>".into(),
-            problems: ConfigProblems(vec![crate::error::ConfigProblem {
-                path: "pruning.train".into(),
-                reason: "missing: the built-in training loop needs a train section (or call the hooks from your own loop)"
-                    .into(),
-            }]),
-        })
-    }
-
-    /// The epochs the built-in training loop runs: `train.start_epoch..train.end_epoch`, the
-    /// end defaulting to one past the last scheduled epoch.
-    pub fn train_epochs(&self) -> Result<std::ops::Range<usize>> {
-        let t = self.train_section()?;
-        Ok(t.start_epoch..t.end_epoch.unwrap_or(self.last_schedule_epoch() + 1))
-    }
-
     /// The last epoch any pruner's schedule acts in.
     pub fn last_schedule_epoch(&self) -> usize {
         self.resolved_pruners()
@@ -185,7 +137,7 @@ fn read_root(w: &mut Walker, root: &Value) -> Option<PruningConfig> {
     };
     let pm = w.mapping(pruning, "pruning")?;
     w.check_keys(pm, "pruning", PRUNING_KEYS);
-    let train = get(pm, "train").and_then(|t| read_train(w, t, "pruning.train"));
+    let train = get(pm, "train").cloned();
     let Some(approach) = get(pm, "approach") else {
         w.problem(
             "pruning.approach",
@@ -528,180 +480,4 @@ fn read_parameters(w: &mut Walker, v: &Value, path: &str) -> (PrunerParameters, 
         alpha,
     };
     (params, read_pattern(w, m, path))
-}
-
-fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
-    let m = w.mapping(v, path)?;
-    w.check_keys(m, path, TRAIN_KEYS);
-    let start_epoch = w.usize(m, path, "start_epoch").unwrap_or(0);
-    let end_epoch = w.usize(m, path, "end_epoch");
-    if let Some(e) = end_epoch {
-        if e <= start_epoch {
-            w.problem(
-                join(path, "end_epoch"),
-                format!("{e} must be after start_epoch {start_epoch}"),
-            );
-        }
-    }
-    let iteration = w.usize(m, path, "iteration");
-    if iteration == Some(0) {
-        w.problem(join(path, "iteration"), "0 would run no step; must be >= 1");
-    }
-    let frequency = w.usize(m, path, "frequency");
-    let seed = w.usize(m, path, "seed").map(|s| s as u64).unwrap_or(42);
-    let mut batch_size = 32;
-    if let Some(dl) = get(m, "dataloader") {
-        let dpath = join(path, "dataloader");
-        if let Some(dm) = w.mapping(dl, &dpath) {
-            // dataset / transform / filter describe INC's own data pipeline; the built-in loop takes
-            // datasets from code and reads only batch_size.
-            w.check_keys(
-                dm,
-                &dpath,
-                &[
-                    "batch_size",
-                    "dataset",
-                    "transform",
-                    "filter",
-                    "shuffle",
-                    "last_batch",
-                ],
-            );
-            match w.usize(dm, &dpath, "batch_size") {
-                Some(0) => w.problem(join(&dpath, "batch_size"), "0 must be >= 1"),
-                Some(b) => batch_size = b,
-                None => {}
-            }
-        }
-    }
-    let criterion = get(m, "criterion").map(|c| read_criterion(w, c, &join(path, "criterion")));
-    let optimizer =
-        get(m, "optimizer").and_then(|o| read_optimizer(w, o, &join(path, "optimizer")));
-    Some(TrainConfig {
-        start_epoch,
-        end_epoch,
-        iteration,
-        frequency,
-        batch_size,
-        seed,
-        criterion: criterion.unwrap_or(Criterion::CrossEntropyLoss),
-        optimizer: optimizer.unwrap_or_default(),
-    })
-}
-
-/// The single `{Name: {...}}` entry of a mapping such as `optimizer:` or `criterion:`.
-fn single_entry<'v>(w: &mut Walker, v: &'v Value, path: &str) -> Option<(String, &'v Value)> {
-    let m = w.mapping(v, path)?;
-    if m.len() != 1 {
-        w.problem(
-            path,
-            format!(
-                "expected exactly one entry such as `SGD: {{...}}`, found {}",
-                m.len()
-            ),
-        );
-        return None;
-    }
-    let (k, v) = m.iter().next()?;
-    match k.as_str() {
-        Some(name) => Some((name.to_string(), v)),
-        None => {
-            w.problem(path, "the entry's key must be a name");
-            None
-        }
-    }
-}
-
-fn read_criterion(w: &mut Walker, v: &Value, path: &str) -> Criterion {
-    if let Some((name, body)) = single_entry(w, v, path) {
-        let p = join(path, &name);
-        if name == "CrossEntropyLoss" {
-            if let Some(m) = w.mapping(body, &p) {
-                w.check_keys(m, &p, &["reduction", "from_logits"]);
-                if let Some(r) = w.string(m, &p, "reduction") {
-                    // INC files say `reduction: None` (a Python spelling); the loop always means over the batch.
-                    if !["None", "none", "mean", "sum_over_batch_size", "auto"]
-                        .contains(&r.as_str())
-                    {
-                        w.problem(
-                            join(&p, "reduction"),
-                            format!("unsupported reduction `{r}`; the loop takes the mean"),
-                        );
-                    }
-                }
-            }
-        } else {
-            w.problem(
-                p,
-                format!("unsupported criterion `{name}`; supported: CrossEntropyLoss"),
-            );
-        }
-    }
-    Criterion::CrossEntropyLoss
-}
-
-fn read_optimizer(w: &mut Walker, v: &Value, path: &str) -> Option<OptimizerConfig> {
-    let (name, body) = single_entry(w, v, path)?;
-    let p = join(path, &name);
-    let m = w.mapping(body, &p)?;
-    let non_negative = |w: &mut Walker, key: &str, x: Option<f64>, default: f64| {
-        let x = x.unwrap_or(default);
-        if !(x >= 0.0 && x.is_finite()) {
-            w.problem(join(&p, key), format!("{x} must be a finite number >= 0"));
-        }
-        x
-    };
-    match name.as_str() {
-        "SGD" => {
-            w.check_keys(m, &p, SGD_KEYS);
-            let lr = w.f64(m, &p, "learning_rate");
-            let mo = w.f64(m, &p, "momentum");
-            let wd = w.f64(m, &p, "weight_decay");
-            let nesterov = w.bool(m, &p, "nesterov").unwrap_or(false);
-            Some(OptimizerConfig::Sgd {
-                learning_rate: non_negative(w, "learning_rate", lr, 0.01),
-                momentum: non_negative(w, "momentum", mo, 0.0),
-                weight_decay: non_negative(w, "weight_decay", wd, 0.0),
-                nesterov,
-            })
-        }
-        "Adam" => {
-            w.check_keys(m, &p, ADAM_KEYS);
-            if w.bool(m, &p, "amsgrad") == Some(true) {
-                w.problem(
-                    join(&p, "amsgrad"),
-                    "amsgrad is not supported by the built-in loop",
-                );
-            }
-            let lr = w.f64(m, &p, "learning_rate");
-            let b1 = w.f64(m, &p, "beta_1");
-            let b2 = w.f64(m, &p, "beta_2");
-            let eps = w.f64(m, &p, "epsilon");
-            let wd = w.f64(m, &p, "weight_decay");
-            let beta_1 = non_negative(w, "beta_1", b1, 0.9);
-            let beta_2 = non_negative(w, "beta_2", b2, 0.999);
-            for (key, b) in [("beta_1", beta_1), ("beta_2", beta_2)] {
-                if b >= 1.0 {
-                    w.problem(join(&p, key), format!("{b} must be < 1"));
-                }
-            }
-            Some(OptimizerConfig::Adam {
-                learning_rate: non_negative(w, "learning_rate", lr, 0.001),
-                beta_1,
-                beta_2,
-                epsilon: non_negative(w, "epsilon", eps, 1e-7),
-                weight_decay: non_negative(w, "weight_decay", wd, 0.0),
-            })
-        }
-        other => {
-            let hint = nearest(other, &["SGD", "Adam"])
-                .map(|n| format!(" (did you mean `{n}`?)"))
-                .unwrap_or_default();
-            w.problem(
-                p,
-                format!("unsupported optimizer `{other}`{hint}; supported: SGD, Adam"),
-            );
-            None
-        }
-    }
 }

@@ -6,8 +6,9 @@ use std::fmt;
 /// The whole pruning configuration (`pruning:` of an INC 1.x file).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PruningConfig {
-    /// `pruning.train`: the built-in training loop's settings; absent when the user trains.
-    pub train: Option<TrainConfig>,
+    /// `pruning.train` as written, read and validated by the built-in training loop
+    /// (prune-train) that uses it; absent when the user trains in their own loop.
+    pub train: Option<serde_yaml::Value>,
     /// `pruning.approach.weight_compression`.
     pub weight_compression: WeightCompression,
 }
@@ -237,75 +238,4 @@ pub struct PrunerParameters {
     pub importance_metric: ImportanceMetric,
     /// group_lasso: regularisation strength.
     pub alpha: Option<f64>,
-}
-
-/// `pruning.train`: settings of the built-in training loop.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrainConfig {
-    /// First epoch. Default 0.
-    pub start_epoch: usize,
-    /// Epochs run are start_epoch..end_epoch (exclusive). Default: the schedule's last end_epoch + 1.
-    pub end_epoch: Option<usize>,
-    /// Most steps per epoch; absent: the whole dataset.
-    pub iteration: Option<usize>,
-    /// Log every `frequency` steps; absent: no step log.
-    pub frequency: Option<usize>,
-    /// Batch size from `dataloader.batch_size`. Default 32.
-    pub batch_size: usize,
-    /// Shuffle seed for the built-in loop. Default 42.
-    pub seed: u64,
-    /// The loss. Default CrossEntropyLoss.
-    pub criterion: Criterion,
-    /// The optimizer. Default SGD with learning_rate 0.01.
-    pub optimizer: OptimizerConfig,
-}
-
-/// The loss of the built-in loop.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Criterion {
-    /// Softmax cross-entropy over class logits (mean over the batch).
-    CrossEntropyLoss,
-}
-
-/// The optimizer of the built-in loop.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind")]
-pub enum OptimizerConfig {
-    /// Stochastic gradient descent.
-    #[serde(rename = "SGD")]
-    Sgd {
-        /// Step size.
-        learning_rate: f64,
-        /// Momentum factor, 0 for none.
-        momentum: f64,
-        /// L2 weight decay.
-        weight_decay: f64,
-        /// Nesterov momentum.
-        nesterov: bool,
-    },
-    /// Adam.
-    Adam {
-        /// Step size.
-        learning_rate: f64,
-        /// First-moment decay.
-        beta_1: f64,
-        /// Second-moment decay.
-        beta_2: f64,
-        /// Denominator epsilon.
-        epsilon: f64,
-        /// L2 weight decay.
-        weight_decay: f64,
-    },
-}
-
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        OptimizerConfig::Sgd {
-            learning_rate: 0.01,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-        }
-    }
 }

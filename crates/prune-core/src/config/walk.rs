@@ -1,17 +1,20 @@
-//! A small typed reader over `serde_yaml::Value` that records every problem with its YAML path.
+//! A small typed reader over `serde_yaml::Value` that records every problem with its YAML path:
+//! core reads its sections with it, and a crate that reads a section of its own (the built-in
+//! loop's `train`) does the same.
 
-use crate::error::ConfigProblem;
+use crate::error::{ConfigProblem, ConfigProblems, PruneError, Result};
 use crate::suggest::nearest;
 use serde_yaml::{Mapping, Value};
 
 /// Collects problems while reading a YAML tree.
 #[derive(Default)]
-pub(crate) struct Walker {
+pub struct Walker {
+    /// Every problem found so far, in reading order.
     pub problems: Vec<ConfigProblem>,
 }
 
 /// Strips a YAML tag such as `!Pruner`, returning the tagged value.
-pub(crate) fn untag(v: &Value) -> &Value {
+pub fn untag(v: &Value) -> &Value {
     match v {
         Value::Tagged(t) => untag(&t.value),
         other => other,
@@ -19,7 +22,7 @@ pub(crate) fn untag(v: &Value) -> &Value {
 }
 
 /// Joins a parent path and a key.
-pub(crate) fn join(path: &str, key: &str) -> String {
+pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -40,6 +43,17 @@ fn kind(v: &Value) -> &'static str {
 }
 
 impl Walker {
+    /// The value read, or a config error naming `source_name` and every problem found.
+    pub fn finish<T>(self, value: Option<T>, source_name: &str) -> Result<T> {
+        match value {
+            Some(v) if self.problems.is_empty() => Ok(v),
+            _ => Err(PruneError::Config {
+                source_name: source_name.to_string(),
+                problems: ConfigProblems(self.problems),
+            }),
+        }
+    }
+
     /// Records a problem at `path`.
     pub fn problem(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(ConfigProblem {
@@ -180,6 +194,6 @@ impl Walker {
 }
 
 /// The value at `key` of a mapping.
-pub(crate) fn get<'m>(m: &'m Mapping, key: &str) -> Option<&'m Value> {
+pub fn get<'m>(m: &'m Mapping, key: &str) -> Option<&'m Value> {
     m.get(Value::String(key.to_string()))
 }
