@@ -295,7 +295,7 @@ fn inc_bert_head_pruning_config_runs_as_written() {
             .unwrap();
         let g = prune_core::testing::conformance::values(200 + epoch as u64, 3072 * 768);
         m.set_gradients(vec![(
-            ffn.clone(),
+            m.weight_id(&ffn).unwrap(),
             RefTensor {
                 data: g,
                 shape: vec![3072, 768],

@@ -81,26 +81,27 @@ fn nan_or_inf_in_a_weight() {
 
 #[test]
 fn nan_in_a_gradient() {
+    // A step reads nothing back, so a NaN gradient passes through group lasso; once the
+    // optimizer has written it into the weight, the next mask update refuses it by name.
     let mut m = model();
-    let yaml = yaml("        - !Pruner\n            prune_type: group_lasso\n            names: ['fc2.weight']\n            parameters: {alpha: 0.1}\n");
+    let yaml = yaml("        - !Pruner\n            prune_type: group_lasso\n            names: ['fc2.weight']\n            end_epoch: 1\n            parameters: {alpha: 0.1}\n");
     let mut p = Pruning::<Reference>::from_yaml(&yaml).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
+    p.on_step_begin(&mut m).unwrap();
+    let id = m.weight_id("fc2.weight").unwrap();
     let mut g = m.weight("fc2.weight").unwrap();
     g.data[0] = f32::NAN;
-    m.set_gradients(vec![("fc2.weight".into(), g.clone())])
-        .unwrap();
-    let err = p.on_before_optimizer_step(&mut m).unwrap_err().to_string();
+    m.set_gradients(vec![(id, g)]).unwrap();
+    p.on_before_optimizer_step(&mut m).unwrap();
+    let g = m.gradient("fc2.weight").unwrap().unwrap();
+    let w = &mut m.params[id.0].value.data;
+    w.iter_mut().zip(&g.data).for_each(|(w, g)| *w -= 0.1 * g);
+    p.on_step_end(&mut m).unwrap();
+    p.on_epoch_end(&mut m).unwrap();
+    let err = p.on_epoch_begin(&mut m, 1).unwrap_err().to_string();
     assert_eq!(
         err,
-        "weight `fc2.weight`: gradient holds 1 non-finite value(s) (NaN or Inf); pruning refused"
-    );
-    let now = m.gradient("fc2.weight").unwrap().unwrap();
-    assert!(
-        now.data
-            .iter()
-            .zip(&g.data)
-            .all(|(a, b)| a.to_bits() == b.to_bits()),
-        "the gradient was changed"
+        "weight `fc2.weight`: weight holds 1 non-finite value(s) (NaN or Inf); pruning refused"
     );
 }
 

@@ -25,7 +25,7 @@ fn step(m: &mut RefModel, p: &mut Pruning<Reference>, canonical_grad: [f32; 8]) 
     let stored =
         prune_core::model::layout::to_stored(canonical_grad.to_vec(), Layout::Transposed, &[2, 4]);
     m.set_gradients(vec![(
-        "fc.weight".into(),
+        m.weight_id("fc.weight").unwrap(),
         RefTensor {
             data: stored,
             shape: vec![4, 2],

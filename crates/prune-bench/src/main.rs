@@ -3,7 +3,7 @@
 //! - mask computation (threshold + mask + in-place apply, through a session call) against a
 //!   streaming pass (sum of |w|) over the same tensor, per backend, 2^16 .. 2^24 elements;
 //! - the same for 4x1 tiles and 2:4 groups, and libtorch's own kthvalue and sort routes;
-//! - the per-step mask re-application;
+//! - the per-step mask re-application, and the extra cost of a group-lasso step;
 //! - training epochs with the hooks against the same epochs without them;
 //! - mask bytes per pruned weight, and peak RSS with and without pruning.
 //!
@@ -67,6 +67,11 @@ fn main() {
         emit(masks::torch::session(big, pattern, 3));
     }
     emit(masks::burn_reapply(big, 7));
+    #[cfg(feature = "torch")]
+    emit(masks::torch::reapply(big, 7));
+    emit(masks::burn_group_lasso(big, 5));
+    #[cfg(feature = "torch")]
+    emit(masks::torch::group_lasso(big, 5));
 
     let digits = training::load("digits");
     let (epochs, reps) = if quick { (3, 3) } else { (10, 5) };
@@ -112,14 +117,14 @@ fn main() {
         }
     }
 
-    for (backend, per_weight) in memory::mask_bytes_per_weight() {
+    for (backend, per_weight, host) in memory::mask_bytes_per_weight() {
         if as_json {
             println!(
                 "{}",
-                serde_json::json!({"name": "mask bytes per pruned weight", "backend": backend, "model": "digits 64-512-10", "bytes_per_weight": per_weight, "ratio": per_weight})
+                serde_json::json!({"name": "mask bytes per pruned weight", "backend": backend, "model": "digits 64-512-10", "bytes_per_weight": per_weight, "host_bytes_per_weight": host, "ratio": per_weight})
             );
         } else {
-            println!("| mask bytes per pruned weight | {backend} | digits MLP | {per_weight:.3} B | goal 1 B | {:.2} |", per_weight);
+            println!("| mask bytes per pruned weight | {backend} | digits MLP | {per_weight:.3} B (+ {host:.3} B host bits) | goal 1 B | {:.2} |", per_weight);
         }
     }
     if let Some(r) = memory::peak_rss() {

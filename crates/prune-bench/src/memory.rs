@@ -9,16 +9,23 @@ use prune_burn::BurnPruning;
 use prune_train::TrainConfig;
 use serde_json::json;
 
-/// Bytes of mask per pruned weight after pruning the digits MLP, per backend.
-pub fn mask_bytes_per_weight() -> Vec<(String, f64)> {
+/// Bytes of mask per pruned weight after pruning the digits MLP, per backend: on the
+/// framework's side (applied every step) and as host bits (previous masks, saved state).
+pub fn mask_bytes_per_weight() -> Vec<(String, f64, f64)> {
+    let per = |m: prune_core::session::MaskMemory| {
+        (
+            m.device_bytes as f64 / m.weights as f64,
+            m.host_bytes as f64 / m.weights as f64,
+        )
+    };
     let data = load("digits");
     let device = Device::flex().autodiff();
     let model = burn_overhead_model(&data, &[512], &device);
     let mut p = BurnPruning::new(config(1)).unwrap();
     let mut wrapped = prune_burn::BurnModel::new(model);
     p.on_epoch_begin(&mut wrapped, 0).unwrap();
-    let (bytes, weights) = p.mask_memory().unwrap();
-    let mut out = vec![("burn".to_string(), bytes as f64 / weights as f64)];
+    let (device, host) = per(p.mask_memory());
+    let mut out = vec![("burn".to_string(), device, host)];
     let mut r = prune_core::testing::reference::RefModel::default();
     r.push(
         "w",
@@ -28,8 +35,8 @@ pub fn mask_bytes_per_weight() -> Vec<(String, f64)> {
     );
     let mut pr = prune_core::Pruning::<prune_core::Reference>::new(config(1)).unwrap();
     pr.on_epoch_begin(&mut r, 0).unwrap();
-    let (b, w) = pr.mask_memory().unwrap();
-    out.push(("reference".into(), b as f64 / w as f64));
+    let (device, host) = per(pr.mask_memory());
+    out.push(("reference".into(), device, host));
     #[cfg(feature = "torch")]
     {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
@@ -41,8 +48,8 @@ pub fn mask_bytes_per_weight() -> Vec<(String, f64)> {
         let mut m = prune_torch::TorchModel::new(&vs);
         let mut pt = prune_torch::TorchPruning::new(config(1)).unwrap();
         pt.on_epoch_begin(&mut m, 0).unwrap();
-        let (b, w) = pt.mask_memory().unwrap();
-        out.push(("torch".into(), b as f64 / w as f64));
+        let (device, host) = per(pt.mask_memory());
+        out.push(("torch".into(), device, host));
     }
     out
 }

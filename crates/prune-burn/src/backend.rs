@@ -1,7 +1,9 @@
 //! [`TensorBackend`] over burn tensors (any burn device; autodiff is dropped for pruning math).
 
-use burn::tensor::{Tensor, TensorData};
-use prune_core::{PruneError, Result, TensorBackend};
+use burn::tensor::{Bool, Tensor, TensorData};
+use prune_core::model::host_group_lasso_gradient;
+use prune_core::model::layout::stored_blocks;
+use prune_core::{PruneError, Result, TensorBackend, WeightInfo};
 
 /// The burn backend. Tensors are held flattened (1-D, without autodiff) with their logical shape.
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,11 +18,23 @@ pub struct BurnTensor {
     pub shape: Vec<usize>,
 }
 
-/// A 0/1 float mask, flattened, on the parameter's (inner) device.
+/// A one-byte-per-element mask, flattened, on the parameter's (inner) device.
 #[derive(Debug, Clone)]
 pub struct BurnMask {
-    /// 1.0 where kept, 0.0 where pruned.
-    pub flat: Tensor<1>,
+    /// True where the element is pruned (applied by `mask_fill(pruned, 0)`).
+    pub pruned: Tensor<1, Bool>,
+}
+
+impl BurnMask {
+    /// Elements the mask covers.
+    pub fn len(&self) -> usize {
+        self.pruned.dims()[0]
+    }
+
+    /// Whether the mask covers no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 pub(crate) fn backend_error(message: impl std::fmt::Display) -> PruneError {
@@ -85,32 +99,36 @@ impl TensorBackend for Burn {
     }
     fn mask_from_keep(&self, like: &BurnTensor, keep: &[bool]) -> Result<BurnMask> {
         check_len("mask", keep.len(), &like.shape)?;
-        let values: Vec<f32> = keep.iter().map(|k| if *k { 1.0 } else { 0.0 }).collect();
-        let flat =
-            Tensor::<1>::from_data(TensorData::new(values, [keep.len()]), &like.flat.device());
-        Ok(BurnMask { flat })
+        let pruned: Vec<bool> = keep.iter().map(|k| !k).collect();
+        let pruned = Tensor::<1, Bool>::from_data(
+            TensorData::new(pruned, [keep.len()]),
+            &like.flat.device(),
+        );
+        Ok(BurnMask { pruned })
     }
     fn mask_to_keep(&self, mask: &BurnMask) -> Result<Vec<bool>> {
-        Ok(host_f32(&mask.flat)?
-            .into_iter()
-            .map(|x| x != 0.0)
-            .collect())
+        let pruned = mask
+            .pruned
+            .to_data()
+            .try_to_vec::<bool>()
+            .map_err(|e| backend_error(format!("reading a mask: {e:?}")))?;
+        Ok(pruned.into_iter().map(|p| !p).collect())
+    }
+    fn mask_len(&self, mask: &BurnMask) -> usize {
+        mask.len()
     }
     fn apply_mask(&self, t: &BurnTensor, mask: &BurnMask) -> Result<BurnTensor> {
-        if t.flat.dims()[0] != mask.flat.dims()[0] {
+        if t.flat.dims()[0] != mask.len() {
             return Err(PruneError::Shape {
                 weight: "apply_mask".into(),
                 shape: t.shape.clone(),
-                reason: format!("mask has {} elements", mask.flat.dims()[0]),
+                reason: format!("mask has {} elements", mask.len()),
             });
         }
         Ok(BurnTensor {
-            flat: t.flat.clone() * mask.flat.clone(),
+            flat: t.flat.clone().mask_fill(mask.pruned.clone(), 0.0),
             shape: t.shape.clone(),
         })
-    }
-    fn mask_bytes(&self, mask: &BurnMask) -> Result<usize> {
-        Ok(mask.flat.dims()[0] * std::mem::size_of::<f32>())
     }
     fn mul(&self, a: &BurnTensor, b: &BurnTensor) -> Result<BurnTensor> {
         same_shape("mul", a, b)?;
@@ -132,10 +150,38 @@ impl TensorBackend for Burn {
             shape: t.shape.clone(),
         })
     }
-    fn scale(&self, t: &BurnTensor, factor: f32) -> Result<BurnTensor> {
+    fn group_lasso_gradient(
+        &self,
+        info: &WeightInfo,
+        w: &BurnTensor,
+        grad: &BurnTensor,
+        mask: Option<&BurnMask>,
+        block: (usize, usize),
+        alpha: f32,
+    ) -> Result<BurnTensor> {
+        let Some([gr, br, gc, bc]) = stored_blocks(info, block) else {
+            return host_group_lasso_gradient(self, info, w, grad, mask, block, alpha);
+        };
+        let n = gr * br * gc * bc;
+        if w.flat.dims()[0] != n || grad.flat.dims()[0] != n || mask.is_some_and(|m| m.len() != n) {
+            return Err(PruneError::Shape {
+                weight: info.name.clone(),
+                shape: info.shape.clone(),
+                reason: "weight, gradient and mask differ in size".into(),
+            });
+        }
+        let w4: Tensor<4> = w.flat.clone().reshape([gr, br, gc, bc]);
+        let norms = w4.clone().square().sum_dim(3).sum_dim(1).sqrt();
+        // A zero-norm block holds only zeros, so dividing it by 1 adds nothing, as the host does.
+        let safe = norms.clone().mask_fill(norms.equal_elem(0.0), 1.0);
+        let term = w4.mul_scalar(alpha) / safe;
+        let mut g = grad.flat.clone().reshape([gr, br, gc, bc]) + term;
+        if let Some(m) = mask {
+            g = g.mask_fill(m.pruned.clone().reshape([gr, br, gc, bc]), 0.0);
+        }
         Ok(BurnTensor {
-            flat: t.flat.clone().mul_scalar(factor),
-            shape: t.shape.clone(),
+            flat: g.reshape([n]),
+            shape: grad.shape.clone(),
         })
     }
 }

@@ -7,7 +7,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use prune_core::model::names::canonical_name;
 use prune_core::suggest::closest;
-use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
+use prune_core::{Layout, Model, PruneError, Result, WeightId, WeightInfo};
+use std::cell::RefCell;
 
 /// A burn module seen as a prunable [`Model`], holding the gradients of the current step.
 ///
@@ -25,6 +26,9 @@ pub struct BurnModel<M: Module> {
     /// that its tensors are uniquely owned and burn can update them in place.
     module: Option<M>,
     grads: Option<GradientsParams>,
+    /// Every float parameter found by one walk: name, layout, `ParamId` and stored shape, in
+    /// [`WeightId`] order. Rebuilt after a resize and after the module was handed out mutably.
+    params: RefCell<Option<Vec<Found>>>,
 }
 
 const PRESENT: &str = "the module is present between calls";
@@ -35,6 +39,7 @@ impl<M: Module> BurnModel<M> {
         BurnModel {
             module: Some(module),
             grads: None,
+            params: RefCell::new(None),
         }
     }
 
@@ -43,8 +48,10 @@ impl<M: Module> BurnModel<M> {
         self.module.as_ref().expect(PRESENT)
     }
 
-    /// The module, mutably.
+    /// The module, mutably. The parameter handles are found again on the next access, since
+    /// the caller may replace parameters.
     pub fn module_mut(&mut self) -> &mut M {
+        *self.params.get_mut() = None;
         self.module.as_mut().expect(PRESENT)
     }
 
@@ -121,6 +128,7 @@ impl PathTracker {
 }
 
 /// One float parameter found in a module.
+#[derive(Clone)]
 struct Found {
     info: WeightInfo,
     id: ParamId,
@@ -160,22 +168,15 @@ impl ModuleVisitor for Collect {
     }
 }
 
-/// Reads one parameter's value by path.
-struct Read<'n> {
-    path: PathTracker,
-    name: &'n str,
+/// Reads one parameter's value by id (no path is built).
+struct Read {
+    id: ParamId,
     value: Option<BurnTensor>,
 }
 
-impl ModuleVisitor for Read<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.exit();
-    }
+impl ModuleVisitor for Read {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.value.is_none() && self.path.path() == self.name {
+        if self.value.is_none() && param.id == self.id {
             let t = param.val().inner();
             let shape = t.dims().to_vec();
             let n = shape.iter().product::<usize>();
@@ -187,63 +188,26 @@ impl ModuleVisitor for Read<'_> {
     }
 }
 
-/// Checks that every mask names a parameter of the same number of elements.
-struct CheckMasks<'m> {
-    path: PathTracker,
-    masks: &'m [(&'m str, &'m BurnMask)],
-    seen: Vec<bool>,
-    mismatch: Option<(usize, usize)>,
-}
-
-impl ModuleVisitor for CheckMasks<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.path.path();
-        if let Some(i) = self.masks.iter().position(|(n, _)| *n == path) {
-            self.seen[i] = true;
-            let numel: usize = param.val().dims().iter().product();
-            if numel != self.masks[i].1.flat.dims()[0] {
-                self.mismatch = Some((i, numel));
-            }
-        }
-    }
-}
-
 /// What a [`Write`] puts in place of a parameter's value.
 #[allow(clippy::large_enum_variant)]
 enum NewValue<'v> {
     /// Replace by this (flattened) value.
     Value(Tensor<1>),
-    /// Multiply by this flattened mask.
+    /// Zero what this flattened mask prunes.
     Mask(&'v BurnMask),
     /// Replace by this (flattened) value of a new stored shape, as a new parameter.
     Resized(Tensor<1>, Vec<usize>),
 }
 
-/// Writes new values into parameters by path, keeping ids and gradient settings.
+/// Writes new values into parameters by id, keeping ids and gradient settings. It builds no
+/// path and allocates nothing per parameter.
 struct Write<'v> {
-    path: PathTracker,
-    updates: Vec<(&'v str, NewValue<'v>)>,
+    updates: Vec<(ParamId, NewValue<'v>)>,
 }
 
 impl ModuleMapper for Write<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.exit();
-    }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if self.updates.is_empty() {
-            return param;
-        }
-        let path = self.path.path();
-        let Some(i) = self.updates.iter().position(|(n, _)| *n == path) else {
+        let Some(i) = self.updates.iter().position(|(id, _)| *id == param.id) else {
             return param;
         };
         let (_, update) = self.updates.swap_remove(i);
@@ -267,7 +231,7 @@ impl ModuleMapper for Write<'_> {
             let inner = old.inner();
             let mut t: Tensor<D> = match update {
                 NewValue::Value(flat) => flat.reshape(dims),
-                NewValue::Mask(mask) => inner * mask.flat.clone().reshape(dims),
+                NewValue::Mask(mask) => inner.mask_fill(mask.pruned.clone().reshape(dims), 0.0),
                 NewValue::Resized(..) => unreachable!("handled above"),
             };
             if autodiff {
@@ -282,44 +246,52 @@ impl ModuleMapper for Write<'_> {
 }
 
 impl<M: Module> BurnModel<M> {
-    fn collect(&self) -> Vec<Found> {
-        let mut c = Collect::default();
-        self.module().visit(&mut c);
-        c.found
-    }
-
-    fn unknown(&self, name: &str, found: &[Found]) -> PruneError {
-        let names: Vec<String> = found.iter().map(|f| f.info.name.clone()).collect();
-        PruneError::UnknownWeight {
-            weight: name.to_string(),
-            candidates: closest(name, &names, 3),
+    /// The parameter handles, found by one walk the first time they are needed.
+    fn found(&self) -> std::cell::Ref<'_, Vec<Found>> {
+        if self.params.borrow().is_none() {
+            let mut c = Collect::default();
+            self.module().visit(&mut c);
+            *self.params.borrow_mut() = Some(c.found);
         }
+        std::cell::Ref::map(self.params.borrow(), |p| p.as_ref().expect("filled above"))
     }
 
-    /// Checks every update names a parameter and has its stored shape.
-    fn check(&self, updates: &[(String, BurnTensor)]) -> Result<Vec<Found>> {
-        let found = self.collect();
-        for (name, t) in updates {
-            let f = found
-                .iter()
-                .find(|f| f.info.name == *name)
-                .ok_or_else(|| self.unknown(name, &found))?;
-            if t.shape != f.stored_shape {
-                return Err(PruneError::Shape {
-                    weight: name.clone(),
-                    shape: t.shape.clone(),
-                    reason: format!("write does not match stored shape {:?}", f.stored_shape),
-                });
-            }
+    /// The handle of weight `id`.
+    fn at(&self, id: WeightId) -> Result<Found> {
+        let found = self.found();
+        found
+            .get(id.0)
+            .cloned()
+            .ok_or_else(|| PruneError::UnknownWeight {
+                weight: format!("#{}", id.0),
+                candidates: vec![format!("the module has {} float parameters", found.len())],
+            })
+    }
+
+    /// Checks that every update fits its parameter's stored size; returns their handles.
+    fn check(&self, updates: &[(WeightId, usize)], what: &str) -> Result<Vec<Found>> {
+        updates
+            .iter()
+            .map(|&(id, numel)| {
+                let f = self.at(id)?;
+                let want: usize = f.stored_shape.iter().product();
+                if numel != want {
+                    return Err(PruneError::Shape {
+                        weight: f.info.name.clone(),
+                        shape: f.stored_shape.clone(),
+                        reason: format!("{what} of {numel} elements"),
+                    });
+                }
+                Ok(f)
+            })
+            .collect()
+    }
+
+    fn map_params(&mut self, updates: Vec<(ParamId, NewValue<'_>)>) {
+        if updates.is_empty() {
+            return;
         }
-        Ok(found)
-    }
-
-    fn map_params(&mut self, updates: Vec<(&str, NewValue<'_>)>) {
-        let mut w = Write {
-            path: PathTracker::default(),
-            updates,
-        };
+        let mut w = Write { updates };
         self.update(|m| m.map(&mut w));
     }
 
@@ -383,41 +355,70 @@ impl<M: Module> Model for BurnModel<M> {
     }
 
     fn weights(&self) -> Result<Vec<WeightInfo>> {
-        Ok(self.collect().into_iter().map(|f| f.info).collect())
+        Ok(self.found().iter().map(|f| f.info.clone()).collect())
     }
 
-    fn weight(&self, name: &str) -> Result<BurnTensor> {
+    fn weight_id(&self, name: &str) -> Result<WeightId> {
+        let found = self.found();
+        found
+            .iter()
+            .position(|f| f.info.name == name)
+            .map(WeightId)
+            .ok_or_else(|| {
+                let names: Vec<String> = found.iter().map(|f| f.info.name.clone()).collect();
+                PruneError::UnknownWeight {
+                    weight: name.to_string(),
+                    candidates: closest(name, &names, 3),
+                }
+            })
+    }
+
+    fn weight_at(&self, id: WeightId) -> Result<BurnTensor> {
+        let f = self.at(id)?;
         let mut r = Read {
-            path: PathTracker::default(),
-            name,
+            id: f.id,
             value: None,
         };
         self.module().visit(&mut r);
-        r.value.ok_or_else(|| self.unknown(name, &self.collect()))
+        r.value.ok_or_else(|| PruneError::UnknownWeight {
+            weight: f.info.name.clone(),
+            candidates: Vec::new(),
+        })
     }
 
-    fn set_weights(&mut self, updates: Vec<(String, BurnTensor)>) -> Result<()> {
-        self.check(&updates)?;
+    fn set_weights(&mut self, updates: Vec<(WeightId, BurnTensor)>) -> Result<()> {
+        let sizes: Vec<(WeightId, usize)> = updates
+            .iter()
+            .map(|(id, t)| (*id, t.flat.dims()[0]))
+            .collect();
+        let found = self.check(&sizes, "a write")?;
+        for ((_, t), f) in updates.iter().zip(&found) {
+            if t.shape != f.stored_shape {
+                return Err(PruneError::Shape {
+                    weight: f.info.name.clone(),
+                    shape: t.shape.clone(),
+                    reason: format!("write does not match stored shape {:?}", f.stored_shape),
+                });
+            }
+        }
         self.map_params(
             updates
-                .iter()
-                .map(|(n, t)| (n.as_str(), NewValue::Value(t.flat.clone())))
+                .into_iter()
+                .zip(&found)
+                .map(|((_, t), f)| (f.id, NewValue::Value(t.flat)))
                 .collect(),
         );
         Ok(())
     }
 
-    fn resize_weights(&mut self, updates: Vec<(String, BurnTensor)>) -> Result<()> {
-        let found = self.collect();
-        for (name, t) in &updates {
-            let f = found
-                .iter()
-                .find(|f| f.info.name == *name)
-                .ok_or_else(|| self.unknown(name, &found))?;
+    fn resize_weights(&mut self, updates: Vec<(WeightId, BurnTensor)>) -> Result<()> {
+        let mut ids = Vec::with_capacity(updates.len());
+        for (id, t) in &updates {
+            let f = self.at(*id)?;
             let n: usize = t.shape.iter().product();
             if t.shape.len() != f.stored_shape.len() || t.flat.dims()[0] != n {
                 return Err(PruneError::Shape {
-                    weight: name.clone(),
+                    weight: f.info.name.clone(),
                     shape: t.shape.clone(),
                     reason: format!(
                         "a resize keeps the rank of stored shape {:?} and gives {n} values",
@@ -425,54 +426,38 @@ impl<M: Module> Model for BurnModel<M> {
                     ),
                 });
             }
+            ids.push(f.id);
         }
         self.grads = None;
         self.map_params(
             updates
                 .into_iter()
-                .map(|(n, t)| {
-                    let name: &str = found
-                        .iter()
-                        .find(|f| f.info.name == n)
-                        .map(|f| f.info.name.as_str())
-                        .expect("checked above");
-                    (name, NewValue::Resized(t.flat, t.shape))
-                })
+                .zip(ids)
+                .map(|((_, t), id)| (id, NewValue::Resized(t.flat, t.shape)))
+                .collect(),
+        );
+        // Resized parameters have new ids and shapes.
+        *self.params.get_mut() = None;
+        Ok(())
+    }
+
+    fn apply_masks(&mut self, masks: &[(WeightId, &BurnMask)]) -> Result<()> {
+        // Runs every step: masks are checked against the cached handles, then one map over the
+        // module applies them all, matching parameters by id.
+        let sizes: Vec<(WeightId, usize)> = masks.iter().map(|(id, m)| (*id, m.len())).collect();
+        let found = self.check(&sizes, "a mask")?;
+        self.map_params(
+            masks
+                .iter()
+                .zip(&found)
+                .map(|((_, m), f)| (f.id, NewValue::Mask(m)))
                 .collect(),
         );
         Ok(())
     }
 
-    fn apply_masks(&mut self, masks: &[(&str, &BurnMask)]) -> Result<()> {
-        // Runs every step: one walk checks every mask against its parameter (no per-parameter
-        // allocation), then one map applies them all.
-        let mut check = CheckMasks {
-            path: PathTracker::default(),
-            masks,
-            seen: vec![false; masks.len()],
-            mismatch: None,
-        };
-        self.module().visit(&mut check);
-        if let Some((i, numel)) = check.mismatch {
-            return Err(PruneError::Shape {
-                weight: masks[i].0.to_string(),
-                shape: vec![numel],
-                reason: format!("mask has {} elements", masks[i].1.flat.dims()[0]),
-            });
-        }
-        if let Some(i) = check.seen.iter().position(|s| !s) {
-            return Err(self.unknown(masks[i].0, &self.collect()));
-        }
-        self.map_params(masks.iter().map(|(n, m)| (*n, NewValue::Mask(m))).collect());
-        Ok(())
-    }
-
-    fn gradient(&self, name: &str) -> Result<Option<BurnTensor>> {
-        let found = self.collect();
-        let f = found
-            .iter()
-            .find(|f| f.info.name == name)
-            .ok_or_else(|| self.unknown(name, &found))?;
+    fn gradient_at(&self, id: WeightId) -> Result<Option<BurnTensor>> {
+        let f = self.at(id)?;
         let Some(grads) = self.grads.as_ref() else {
             return Ok(None);
         };
@@ -484,14 +469,14 @@ impl<M: Module> Model for BurnModel<M> {
         )
     }
 
-    fn set_gradients(&mut self, updates: Vec<(String, BurnTensor)>) -> Result<()> {
-        let found = self.check(&updates)?;
+    fn set_gradients(&mut self, updates: Vec<(WeightId, BurnTensor)>) -> Result<()> {
+        let sizes: Vec<(WeightId, usize)> = updates
+            .iter()
+            .map(|(id, t)| (*id, t.flat.dims()[0]))
+            .collect();
+        let found = self.check(&sizes, "a gradient")?;
         let grads = self.grads_mut()?;
-        for (name, t) in updates {
-            let f = found
-                .iter()
-                .find(|f| f.info.name == name)
-                .expect("checked above");
+        for ((_, t), f) in updates.into_iter().zip(found) {
             replace_grad(grads, f.id, t.flat, &f.stored_shape)?;
         }
         Ok(())

@@ -29,7 +29,7 @@ pub mod testing;
 
 pub use config::{PruneType, PruningConfig, ResolvedPruner};
 pub use error::{PruneError, Result};
-pub use model::{Layout, Model, Reduce, TensorBackend, WeightInfo};
+pub use model::{Layout, Model, Reduce, TensorBackend, WeightId, WeightInfo};
 pub use schedule::Schedule;
 pub use session::report::{LayerSparsity, SparsityReport};
 pub use session::Pruning;

@@ -42,12 +42,12 @@ impl Harness for RefHarness {
     ) -> Result<()> {
         pruning.on_step_begin(model)?;
         // Loss 0.5 * sum((w - 0.3)^2) over fc1, fc2: its gradient w - 0.3 is non-zero at pruned weights.
-        let grads: Vec<(String, RefTensor)> = ["fc1.weight", "fc2.weight"]
+        let grads: Vec<(prune_core::WeightId, RefTensor)> = ["fc1.weight", "fc2.weight"]
             .iter()
             .map(|n| {
                 let w = model.weight(n).unwrap();
                 (
-                    n.to_string(),
+                    model.weight_id(n).unwrap(),
                     RefTensor {
                         data: w.data.iter().map(|x| x - 0.3).collect(),
                         shape: w.shape,

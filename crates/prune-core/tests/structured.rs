@@ -85,7 +85,7 @@ fn set_grad(m: &mut RefModel, name: &str, canonical_grad: Vec<f32>) {
     let stored = prune_core::model::layout::to_stored(canonical_grad, info.layout, &info.shape);
     let shape = info.layout.stored_shape(&info.shape);
     m.set_gradients(vec![(
-        name.into(),
+        m.weight_id(name).unwrap(),
         RefTensor {
             data: stored,
             shape,

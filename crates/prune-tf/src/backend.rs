@@ -80,6 +80,13 @@ impl TensorBackend for Tf {
     fn mask_to_keep(&self, mask: &Tensor<f32>) -> Result<Vec<bool>> {
         Ok(mask.iter().map(|x| *x != 0.0).collect())
     }
+    fn mask_len(&self, mask: &Tensor<f32>) -> usize {
+        mask.len()
+    }
+    /// The graph's masked assign takes an f32 feed, so a mask here holds 4 bytes per element.
+    fn mask_bytes(&self, mask: &Tensor<f32>) -> usize {
+        mask.len() * std::mem::size_of::<f32>()
+    }
     fn apply_mask(&self, t: &Tensor<f32>, mask: &Tensor<f32>) -> Result<Tensor<f32>> {
         zip("apply_mask", t, mask, |x, m| x * m)
     }

@@ -5,7 +5,7 @@
 use crate::backend::{dims, tensor, tf_error, Tf};
 use crate::graph_ops::{assign, mul, placeholder, read_variable, VarHandle};
 use prune_core::suggest::closest;
-use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
+use prune_core::{Layout, Model, PruneError, Result, WeightId, WeightInfo};
 use tensorflow::{Graph, Operation, Output, Scope, Session, SessionRunArgs, Tensor};
 
 /// The canonical name of a TensorFlow variable: `dense1/kernel` -> `dense1.weight`, other `/`
@@ -146,6 +146,15 @@ impl TfModel {
             })
     }
 
+    fn at(&self, id: WeightId) -> Result<&TfWeight> {
+        self.weights
+            .get(id.0)
+            .ok_or_else(|| PruneError::UnknownWeight {
+                weight: format!("#{}", id.0),
+                candidates: vec![format!("the model has {} weights", self.weights.len())],
+            })
+    }
+
     fn check_shape(w: &TfWeight, t: &Tensor<f32>, what: &str) -> Result<()> {
         if t.dims() != w.stored_shape.as_slice() {
             return Err(PruneError::Shape {
@@ -215,16 +224,16 @@ impl Model for TfModel {
         Ok(self.weights.iter().map(|w| w.info.clone()).collect())
     }
 
-    fn weight(&self, name: &str) -> Result<Tensor<f32>> {
-        let w = self.find(name)?;
+    fn weight_at(&self, id: WeightId) -> Result<Tensor<f32>> {
+        let w = self.at(id)?;
         Ok(self.run(&[], std::slice::from_ref(&w.read), &[])?.remove(0))
     }
 
-    fn set_weights(&mut self, updates: Vec<(String, Tensor<f32>)>) -> Result<()> {
+    fn set_weights(&mut self, updates: Vec<(WeightId, Tensor<f32>)>) -> Result<()> {
         let mut feeds = Vec::with_capacity(updates.len());
         let mut targets = Vec::with_capacity(updates.len());
-        for (name, t) in &updates {
-            let w = self.find(name)?;
+        for (id, t) in &updates {
+            let w = self.at(*id)?;
             Self::check_shape(w, t, "write")?;
             feeds.push((&w.value_feed, t));
             targets.push(&w.assign_value);
@@ -232,11 +241,11 @@ impl Model for TfModel {
         self.run(&feeds, &[], &targets).map(|_| ())
     }
 
-    fn apply_masks(&mut self, masks: &[(&str, &Tensor<f32>)]) -> Result<()> {
+    fn apply_masks(&mut self, masks: &[(WeightId, &Tensor<f32>)]) -> Result<()> {
         let mut feeds = Vec::with_capacity(masks.len());
         let mut targets = Vec::with_capacity(masks.len());
-        for (name, mask) in masks {
-            let w = self.find(name)?;
+        for (id, mask) in masks {
+            let w = self.at(*id)?;
             Self::check_shape(w, mask, "mask")?;
             feeds.push((&w.mask_feed, *mask));
             targets.push(&w.assign_masked);

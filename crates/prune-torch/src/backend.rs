@@ -7,6 +7,10 @@ use tch::{Kind, Tensor};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Torch;
 
+use prune_core::model::host_group_lasso_gradient;
+use prune_core::model::layout::stored_blocks;
+use prune_core::WeightInfo;
+
 /// A tch tensor. Cloning is shallow (shares storage); backend operations never write in place.
 #[derive(Debug)]
 pub struct TorchTensor(pub Tensor);
@@ -17,7 +21,9 @@ impl Clone for TorchTensor {
     }
 }
 
-/// A 0/1 f32 mask (multiplying by f32 is several times faster than by bool in libtorch).
+/// A u8 keep mask in the weight's stored shape (1 kept, 0 pruned), applied in place by
+/// `mul_`: one byte per element, and libtorch multiplies by u8 about as fast as by f32 (several
+/// times faster than by bool or than `masked_fill_` on CPU).
 #[derive(Debug)]
 pub struct TorchMask(pub Tensor);
 
@@ -102,11 +108,41 @@ impl TensorBackend for Torch {
         Ok(TorchTensor(shaped(&data, shape, &like.0)?))
     }
     fn mask_from_keep(&self, like: &TorchTensor, keep: &[bool]) -> Result<TorchMask> {
-        let values: Vec<f32> = keep.iter().map(|k| if *k { 1.0 } else { 0.0 }).collect();
-        Ok(TorchMask(shaped(&values, &dims(&like.0), &like.0)?))
+        let shape = dims(&like.0);
+        if keep.len() != shape.iter().product::<usize>() {
+            return Err(PruneError::Shape {
+                weight: "mask".into(),
+                shape,
+                reason: format!("{} keep flags given", keep.len()),
+            });
+        }
+        let flags: Vec<u8> = keep.iter().map(|&k| u8::from(k)).collect();
+        let size: Vec<i64> = like.0.size();
+        Tensor::from_slice(&flags)
+            .f_reshape(size.as_slice())
+            .and_then(|t| t.f_to_device(like.0.device()))
+            .map(TorchMask)
+            .map_err(|e| torch_error(format!("making a mask of shape {shape:?}: {e}")))
     }
     fn mask_to_keep(&self, mask: &TorchMask) -> Result<Vec<bool>> {
-        Ok(host_f32(&mask.0)?.into_iter().map(|x| x != 0.0).collect())
+        let read = |e: tch::TchError| torch_error(format!("reading a mask: {e}"));
+        let flags = mask
+            .0
+            .f_to_device(tch::Device::Cpu)
+            .and_then(|t| t.f_contiguous())
+            .and_then(|t| t.f_view([-1]))
+            .map_err(read)?;
+        Ok(Vec::<u8>::try_from(&flags)
+            .map_err(read)?
+            .into_iter()
+            .map(|f| f != 0)
+            .collect())
+    }
+    fn mask_len(&self, mask: &TorchMask) -> usize {
+        mask.0.numel()
+    }
+    fn mask_bytes(&self, mask: &TorchMask) -> usize {
+        mask.0.numel() * mask.0.kind().elt_size_in_bytes()
     }
     fn apply_mask(&self, t: &TorchTensor, mask: &TorchMask) -> Result<TorchTensor> {
         check_same("apply_mask", &t.0, &mask.0)?;
@@ -123,18 +159,41 @@ impl TensorBackend for Torch {
     fn abs(&self, t: &TorchTensor) -> Result<TorchTensor> {
         fallible("abs", tch::no_grad(|| t.0.f_abs()))
     }
-    fn scale(&self, t: &TorchTensor, factor: f32) -> Result<TorchTensor> {
-        fallible("scale", tch::no_grad(|| t.0.f_mul_scalar(factor as f64)))
-    }
-    fn mask_bytes(&self, mask: &TorchMask) -> Result<usize> {
-        Ok(mask.0.numel() * mask.0.kind().elt_size_in_bytes())
-    }
-    fn mask_kept(&self, mask: &TorchMask) -> Result<usize> {
-        let n = mask
-            .0
-            .f_count_nonzero(None::<i64>)
-            .and_then(|n| n.f_int64_value(&[]))
-            .map_err(|e| torch_error(format!("counting a mask: {e}")))?;
-        Ok(n as usize)
+    fn group_lasso_gradient(
+        &self,
+        info: &WeightInfo,
+        w: &TorchTensor,
+        grad: &TorchTensor,
+        mask: Option<&TorchMask>,
+        block: (usize, usize),
+        alpha: f32,
+    ) -> Result<TorchTensor> {
+        let Some(view) = stored_blocks(info, block) else {
+            return host_group_lasso_gradient(self, info, w, grad, mask, block, alpha);
+        };
+        check_same("group_lasso_gradient", &w.0, &grad.0)?;
+        if let Some(m) = mask {
+            check_same("group_lasso_gradient", &w.0, &m.0)?;
+        }
+        let view: Vec<i64> = view.iter().map(|&d| d as i64).collect();
+        let failed = |e: tch::TchError| torch_error(format!("group lasso on `{}`: {e}", info.name));
+        tch::no_grad(|| {
+            let w4 = w.0.f_reshape(view.as_slice())?;
+            let norms = w4
+                .f_square()?
+                .f_sum_dim_intlist([3i64, 1].as_slice(), true, Kind::Float)?
+                .f_sqrt()?;
+            // A zero-norm block holds only zeros, so dividing it by 1 adds nothing, as the
+            // host does.
+            let safe = norms.f_masked_fill(&norms.f_eq(0.0)?, 1.0)?;
+            let term = w4.f_mul_scalar(alpha as f64)?.f_div(&safe)?;
+            let mut g = grad.0.f_reshape(view.as_slice())?.f_add(&term)?;
+            if let Some(m) = mask {
+                g = g.f_mul(&m.0.f_reshape(view.as_slice())?)?;
+            }
+            g.f_reshape(grad.0.size().as_slice())
+        })
+        .map(TorchTensor)
+        .map_err(failed)
     }
 }

@@ -4,7 +4,7 @@
 use crate::backend::{torch_error, Torch, TorchMask, TorchTensor};
 use prune_core::model::names::canonical_name;
 use prune_core::suggest::closest;
-use prune_core::{Layout, Model, PruneError, Result, WeightInfo};
+use prune_core::{Layout, Model, PruneError, Result, WeightId, WeightInfo};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use tch::nn::VarStore;
@@ -14,7 +14,8 @@ use tch::{Kind, Tensor};
 /// that borrows as one (e.g. a struct holding the VarStore and the layers built from it).
 pub struct TorchModel<V: Borrow<VarStore>> {
     vs: V,
-    /// Canonical name -> the variable (a shallow handle sharing its storage), in name order.
+    /// Canonical name -> the variable (a shallow handle sharing its storage), in name order:
+    /// the floating-point variables only, so that position `i` is `WeightId(i)`.
     vars: Vec<(String, Tensor)>,
 }
 
@@ -35,6 +36,14 @@ impl<V: Borrow<VarStore>> TorchModel<V> {
             .borrow()
             .variables()
             .into_iter()
+            // Every floating-point variable is listed, so that naming an f64 or f16 weight gives
+            // a dtype error rather than "no match"; integer buffers are not weights.
+            .filter(|(_, t)| {
+                matches!(
+                    t.kind(),
+                    Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+                )
+            })
             .map(|(n, t)| (canonical_name(&n).to_string(), t))
             .collect();
         vars.sort_by_cached_key(|(n, _)| natural_key(n));
@@ -70,9 +79,19 @@ impl<V: Borrow<VarStore>> TorchModel<V> {
             })
     }
 
-    /// The variable, checked to be f32.
-    fn float_var(&self, name: &str) -> Result<&Tensor> {
-        let t = self.var(name)?;
+    /// The variable of weight `id`, checked to be f32.
+    fn float_at(&self, id: WeightId) -> Result<&Tensor> {
+        let (name, t) = self
+            .vars
+            .get(id.0)
+            .ok_or_else(|| PruneError::UnknownWeight {
+                weight: format!("#{}", id.0),
+                candidates: vec![format!("the model has {} weights", self.vars.len())],
+            })?;
+        Self::checked_f32(name, t)
+    }
+
+    fn checked_f32<'t>(name: &str, t: &'t Tensor) -> Result<&'t Tensor> {
         match t.kind() {
             Kind::Float => Ok(t),
             other => Err(PruneError::Unsupported {
@@ -84,14 +103,19 @@ impl<V: Borrow<VarStore>> TorchModel<V> {
         }
     }
 
-    fn check_writes(&self, updates: &[(String, TorchTensor)]) -> Result<Vec<&Tensor>> {
+    fn name_of(&self, id: WeightId) -> &str {
+        self.vars.get(id.0).map_or("?", |(n, _)| n.as_str())
+    }
+
+    fn check_writes(&self, updates: &[(WeightId, TorchTensor)]) -> Result<Vec<&Tensor>> {
         updates
             .iter()
-            .map(|(name, t)| {
-                let v = self.float_var(name)?;
+            .map(|(id, t)| {
+                let v = self.float_at(*id)?;
+                let name = self.name_of(*id);
                 if v.size() != t.0.size() {
                     return Err(PruneError::Shape {
-                        weight: name.clone(),
+                        weight: name.to_string(),
                         shape: t.0.size().iter().map(|&d| d as usize).collect(),
                         reason: format!("write does not match stored shape {:?}", v.size()),
                     });
@@ -120,14 +144,6 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
         Ok(self
             .vars
             .iter()
-            // Every floating-point variable is listed, so that naming an f64 or f16 weight gives
-            // a dtype error rather than "no match"; integer buffers are not weights.
-            .filter(|(_, t)| {
-                matches!(
-                    t.kind(),
-                    Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-                )
-            })
             .map(|(n, t)| WeightInfo {
                 name: n.clone(),
                 shape: t.size().iter().map(|&d| d as usize).collect(),
@@ -136,33 +152,43 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
             .collect())
     }
 
-    fn weight(&self, name: &str) -> Result<TorchTensor> {
-        let t = self.float_var(name)?.f_detach();
-        t.map(TorchTensor)
-            .map_err(|e| torch_error(format!("reading `{name}`: {e}")))
+    fn weight_id(&self, name: &str) -> Result<WeightId> {
+        self.var(name)?;
+        Ok(WeightId(
+            self.vars
+                .iter()
+                .position(|(n, _)| n == name)
+                .expect("found above"),
+        ))
     }
 
-    fn set_weights(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
+    fn weight_at(&self, id: WeightId) -> Result<TorchTensor> {
+        let t = self.float_at(id)?.f_detach();
+        t.map(TorchTensor)
+            .map_err(|e| torch_error(format!("reading `{}`: {e}", self.name_of(id))))
+    }
+
+    fn set_weights(&mut self, updates: Vec<(WeightId, TorchTensor)>) -> Result<()> {
         let targets = self.check_writes(&updates)?;
         tch::no_grad(|| {
-            for (mut target, (name, value)) in
+            for (mut target, (id, value)) in
                 targets.into_iter().map(Tensor::shallow_clone).zip(updates)
             {
                 target
                     .f_copy_(&value.0)
-                    .map_err(|e| torch_error(format!("writing `{name}`: {e}")))?;
+                    .map_err(|e| torch_error(format!("writing `{}`: {e}", self.name_of(id))))?;
             }
             Ok(())
         })
     }
 
-    fn resize_weights(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
+    fn resize_weights(&mut self, updates: Vec<(WeightId, TorchTensor)>) -> Result<()> {
         let mut targets = Vec::with_capacity(updates.len());
-        for (name, t) in &updates {
-            let v = self.float_var(name)?;
+        for (id, t) in &updates {
+            let v = self.float_at(*id)?;
             if v.dim() != t.0.dim() || v.device() != t.0.device() || t.0.kind() != v.kind() {
                 return Err(PruneError::Shape {
-                    weight: name.clone(),
+                    weight: self.name_of(*id).to_string(),
                     shape: t.0.size().iter().map(|&d| d as usize).collect(),
                     reason: format!(
                         "a resize keeps the rank, dtype and device of stored shape {:?}",
@@ -173,7 +199,8 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
             targets.push(v.shallow_clone());
         }
         tch::no_grad(|| {
-            for (mut target, (name, value)) in targets.into_iter().zip(updates) {
+            for (mut target, (id, value)) in targets.into_iter().zip(updates) {
+                let name = self.name_of(id);
                 let failed = |e: tch::TchError| torch_error(format!("resizing `{name}`: {e}"));
                 target
                     .f_set_data(&value.0.f_contiguous().map_err(failed)?)
@@ -189,42 +216,48 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
         })
     }
 
-    fn apply_masks(&mut self, masks: &[(&str, &TorchMask)]) -> Result<()> {
+    fn apply_masks(&mut self, masks: &[(WeightId, &TorchMask)]) -> Result<()> {
         let mut targets = Vec::with_capacity(masks.len());
-        for (name, mask) in masks {
-            let v = self.float_var(name)?;
-            if v.size() != mask.0.size() {
+        for (id, mask) in masks {
+            let v = self.float_at(*id)?;
+            if v.size() != mask.0.size() || v.device() != mask.0.device() {
                 return Err(PruneError::Shape {
-                    weight: name.to_string(),
+                    weight: self.name_of(*id).to_string(),
                     shape: v.size().iter().map(|&d| d as usize).collect(),
-                    reason: format!("mask has shape {:?}", mask.0.size()),
+                    reason: format!(
+                        "mask has shape {:?} on {:?}, the weight is on {:?}",
+                        mask.0.size(),
+                        mask.0.device(),
+                        v.device()
+                    ),
                 });
             }
             targets.push(v.shallow_clone());
         }
         tch::no_grad(|| {
-            for (mut t, (name, mask)) in targets.into_iter().zip(masks) {
+            for (mut t, (id, mask)) in targets.into_iter().zip(masks) {
                 // In place; the tensor it hands back is `t` itself.
                 let _ = t
                     .f_mul_(&mask.0)
-                    .map_err(|e| torch_error(format!("masking `{name}`: {e}")))?;
+                    .map_err(|e| torch_error(format!("masking `{}`: {e}", self.name_of(*id))))?;
             }
             Ok(())
         })
     }
 
-    fn gradient(&self, name: &str) -> Result<Option<TorchTensor>> {
+    fn gradient_at(&self, id: WeightId) -> Result<Option<TorchTensor>> {
         let g = self
-            .float_var(name)?
+            .float_at(id)?
             .f_grad()
-            .map_err(|e| torch_error(format!("the gradient of `{name}`: {e}")))?;
+            .map_err(|e| torch_error(format!("the gradient of `{}`: {e}", self.name_of(id))))?;
         Ok(g.defined().then(|| TorchTensor(g)))
     }
 
-    fn set_gradients(&mut self, updates: Vec<(String, TorchTensor)>) -> Result<()> {
+    fn set_gradients(&mut self, updates: Vec<(WeightId, TorchTensor)>) -> Result<()> {
         let targets = self.check_writes(&updates)?;
         let mut grads = Vec::with_capacity(targets.len());
-        for ((name, _), v) in updates.iter().zip(&targets) {
+        for ((id, _), v) in updates.iter().zip(&targets) {
+            let name = self.name_of(*id);
             let g = v
                 .f_grad()
                 .map_err(|e| torch_error(format!("the gradient of `{name}`: {e}")))?;
@@ -237,9 +270,13 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
             grads.push(g);
         }
         tch::no_grad(|| {
-            for (mut g, (name, value)) in grads.into_iter().zip(updates) {
-                g.f_copy_(&value.0)
-                    .map_err(|e| torch_error(format!("writing the gradient of `{name}`: {e}")))?;
+            for (mut g, (id, value)) in grads.into_iter().zip(updates) {
+                g.f_copy_(&value.0).map_err(|e| {
+                    torch_error(format!(
+                        "writing the gradient of `{}`: {e}",
+                        self.name_of(id)
+                    ))
+                })?;
             }
             Ok(())
         })

@@ -4,6 +4,5 @@
 
 pub mod compact;
 pub mod coupling;
-pub mod group_lasso;
 pub(crate) mod pruner;
 pub mod structured;

@@ -2,15 +2,23 @@
 
 use crate::config::{PruneType, ResolvedPruner};
 use crate::error::{PruneError, Result};
+use crate::model::host::view_2d;
 use crate::model::layout::{to_canonical, to_stored};
-use crate::model::{Model, TensorBackend, WeightInfo};
+use crate::model::{Model, TensorBackend, WeightId, WeightInfo};
 use crate::schedule::Schedule;
+use crate::select::bits::PackedMask;
 use crate::select::masks::pruned_flags;
 
 /// A weight under a pruner, with its current mask.
 pub(crate) struct MaskedWeight<B: TensorBackend> {
     pub info: WeightInfo,
+    /// The model's handle for it, resolved at bind.
+    pub id: WeightId,
+    /// The mask on the framework's side (stored layout), applied every step.
     pub mask: Option<B::Mask>,
+    /// The same mask as host bits (canonical keep bits): the previous mask of the next update
+    /// and what a saved state holds, read without touching the device.
+    pub kept: Option<PackedMask>,
     /// Elements the mask sets to zero.
     pub pruned: usize,
     /// gradient_sensitivity: accumulated |grad * w| (stored layout), once a step has run.
@@ -26,70 +34,66 @@ pub(crate) struct BoundPruner<B: TensorBackend> {
     pub applied_sparsity: f64,
 }
 
-/// A new mask for one weight, computed but not yet written.
+/// A new mask for one weight, computed but not yet applied.
 pub(crate) struct PendingMask<B: TensorBackend> {
     pub pruner: usize,
     pub weight: usize,
     pub mask: B::Mask,
+    pub kept: PackedMask,
     pub pruned: usize,
-    pub masked_value: B::Tensor,
 }
 
 impl<B: TensorBackend> PendingMask<B> {
-    /// A mask from keep flags in the weight's stored layout, with the masked value to write.
+    /// A mask from canonical keep flags, uploaded in the weight's stored layout.
     pub fn new(
         be: &B,
-        pruner: usize,
-        weight: usize,
-        value: &B::Tensor,
-        keep: &[bool],
-        pruned: usize,
+        (pruner, weight): (usize, usize),
+        info: &WeightInfo,
+        like: &B::Tensor,
+        canonical_keep: Vec<bool>,
     ) -> Result<Self> {
-        let mask = be.mask_from_keep(value, keep)?;
-        let masked_value = be.apply_mask(value, &mask)?;
+        let kept = PackedMask::pack(&canonical_keep);
+        let pruned = canonical_keep.iter().filter(|k| !**k).count();
+        let stored = to_stored(canonical_keep, info.layout, &info.shape);
+        let mask = be.mask_from_keep(like, &stored)?;
         Ok(PendingMask {
             pruner,
             weight,
             mask,
+            kept,
             pruned,
-            masked_value,
         })
     }
 }
 
 impl<B: TensorBackend> MaskedWeight<B> {
     /// Pruned flags of the current mask in the canonical layout, if there is a mask.
-    pub fn pruned_canonical(&self, be: &B) -> Result<Option<Vec<bool>>> {
-        Ok(match &self.mask {
-            Some(m) => Some(
-                to_canonical(be.mask_to_keep(m)?, self.info.layout, &self.info.shape)
-                    .into_iter()
-                    .map(|k| !k)
-                    .collect(),
-            ),
-            None => None,
-        })
-    }
-}
-
-/// The canonical 2-D view `[rows, cols]` of a weight shape: `[d0, d1 * d2 * ...]`, 1-D as `[1, n]`.
-pub(crate) fn view_2d(shape: &[usize]) -> (usize, usize) {
-    match shape {
-        [] => (1, 1),
-        [n] => (1, *n),
-        [d0, rest @ ..] => (*d0, rest.iter().product()),
+    pub fn pruned_canonical(&self) -> Result<Option<Vec<bool>>> {
+        match &self.kept {
+            Some(bits) => {
+                let keep = bits.unpack().map_err(|reason| PruneError::Shape {
+                    weight: self.info.name.clone(),
+                    shape: self.info.shape.clone(),
+                    reason,
+                })?;
+                Ok(Some(keep.into_iter().map(|k| !k).collect()))
+            }
+            None => Ok(None),
+        }
     }
 }
 
 impl<B: TensorBackend> BoundPruner<B> {
-    pub fn new(spec: ResolvedPruner, weights: Vec<WeightInfo>) -> Self {
+    pub fn new(spec: ResolvedPruner, weights: Vec<(WeightId, WeightInfo)>) -> Self {
         BoundPruner {
             schedule: Schedule::of(&spec),
             weights: weights
                 .into_iter()
-                .map(|info| MaskedWeight {
+                .map(|(id, info)| MaskedWeight {
                     info,
+                    id,
                     mask: None,
+                    kept: None,
                     pruned: 0,
                     importance: None,
                 })
@@ -108,10 +112,10 @@ impl<B: TensorBackend> BoundPruner<B> {
         let be = model.backend();
         let mut out = Vec::with_capacity(self.weights.len());
         for (wi, w) in self.weights.iter().enumerate() {
-            let value = model.weight(&w.info.name)?;
+            let value = model.weight_at(w.id)?;
             let keep: Vec<bool> = be.to_vec(&value)?.iter().map(|x| *x != 0.0).collect();
-            let pruned = keep.iter().filter(|k| !**k).count();
-            out.push(PendingMask::new(be, index, wi, &value, &keep, pruned)?);
+            let keep = to_canonical(keep, w.info.layout, &w.info.shape);
+            out.push(PendingMask::new(be, (index, wi), &w.info, &value, keep)?);
         }
         Ok(out)
     }
@@ -126,7 +130,7 @@ impl<B: TensorBackend> BoundPruner<B> {
         let be = model.backend();
         let mut out = Vec::with_capacity(self.weights.len());
         for (wi, w) in self.weights.iter().enumerate() {
-            let value = model.weight(&w.info.name)?;
+            let value = model.weight_at(w.id)?;
             let importance = self.spec.prune_type == PruneType::GradientSensitivity;
             let source = match (&w.importance, importance) {
                 (Some(imp), true) => imp,
@@ -156,7 +160,7 @@ impl<B: TensorBackend> BoundPruner<B> {
                     count: bad,
                 });
             }
-            let previous = w.pruned_canonical(be)?;
+            let previous = w.pruned_canonical()?;
             let (rows, cols) = view_2d(&w.info.shape);
             let flags = pruned_flags(
                 &scores,
@@ -172,71 +176,55 @@ impl<B: TensorBackend> BoundPruner<B> {
                 shape: w.info.shape.clone(),
                 reason: format!("pruner {}: {reason}", self.spec.index),
             })?;
-            let pruned = flags.iter().filter(|p| **p).count();
-            let keep = to_stored(
-                flags.into_iter().map(|p| !p).collect(),
-                w.info.layout,
-                &w.info.shape,
-            );
-            out.push(PendingMask::new(be, index, wi, &value, &keep, pruned)?);
+            let keep = flags.into_iter().map(|p| !p).collect();
+            out.push(PendingMask::new(be, (index, wi), &w.info, &value, keep)?);
         }
         Ok(out)
     }
 
     /// Group lasso: every weight's gradient with the regulariser added and pruned entries zeroed,
-    /// in the stored layout, ready for [`Model::set_gradients`].
+    /// in the stored layout, ready for [`Model::set_gradients`]; computed by the backend.
     pub fn group_lasso_gradients<M: Model<Backend = B>>(
         &self,
         model: &M,
-    ) -> Result<Vec<(String, B::Tensor)>> {
+    ) -> Result<Vec<(WeightId, B::Tensor)>> {
         let be = model.backend();
         let alpha = self.spec.parameters.alpha.unwrap_or(0.0) as f32;
-        let (br, bc) = match self.spec.pattern {
+        let block = match self.spec.pattern {
             crate::config::Pattern::Tile { rows, cols } => (rows, cols),
             crate::config::Pattern::NOfM { .. } => (1, 1),
         };
         let mut out = Vec::with_capacity(self.weights.len());
         for w in &self.weights {
             let name = &w.info.name;
-            let Some(grad) = model.gradient(name)? else {
+            let Some(grad) = model.gradient_at(w.id)? else {
                 return Err(PruneError::Unsupported {
                     op: format!("group_lasso on `{name}`: it needs the weight's gradient, and none is available"),
                     backend: be.name().into(),
                 });
             };
-            let g_stored = be.to_vec(&grad)?;
-            let bad = g_stored.iter().filter(|x| !x.is_finite()).count();
-            if bad > 0 {
-                return Err(PruneError::NonFinite {
-                    weight: name.clone(),
-                    what: "gradient",
-                    count: bad,
-                });
-            }
-            let value = model.weight(name)?;
-            let wv = to_canonical(be.to_vec(&value)?, w.info.layout, &w.info.shape);
-            let mut g = to_canonical(g_stored, w.info.layout, &w.info.shape);
-            let pruned = w.pruned_canonical(be)?;
-            let (rows, cols) = view_2d(&w.info.shape);
-            crate::algo::group_lasso::add_group_lasso_gradient(
-                &wv,
-                &mut g,
-                rows,
-                cols,
-                br,
-                bc,
-                alpha,
-                pruned.as_deref(),
-            )
-            .map_err(|reason| PruneError::Shape {
-                weight: name.clone(),
-                shape: w.info.shape.clone(),
-                reason: format!("pruner {}: {reason}", self.spec.index),
-            })?;
-            let stored = to_stored(g, w.info.layout, &w.info.shape);
-            out.push((name.clone(), be.from_vec(&grad, stored, &be.shape(&grad))?));
+            let value = model.weight_at(w.id)?;
+            let g = be
+                .group_lasso_gradient(&w.info, &value, &grad, w.mask.as_ref(), block, alpha)
+                .map_err(|e| match e {
+                    PruneError::Shape { shape, reason, .. } => PruneError::Shape {
+                        weight: name.clone(),
+                        shape,
+                        reason: format!("pruner {}: {reason}", self.spec.index),
+                    },
+                    other => other,
+                })?;
+            out.push((w.id, g));
         }
         Ok(out)
+    }
+
+    /// gradient_sensitivity: whether a mask update can still come, so importance is worth
+    /// accumulating (not once the target's masks exist).
+    pub fn wants_importance(&self) -> bool {
+        self.spec.prune_type == PruneType::GradientSensitivity
+            && (self.weights.iter().any(|w| w.mask.is_none())
+                || self.applied_sparsity != self.schedule.target)
     }
 
     /// Whether this pruner recomputes masks at the start of `epoch`, and for which sparsity.
@@ -265,13 +253,13 @@ impl<B: TensorBackend> BoundPruner<B> {
         let mut next = Vec::with_capacity(self.weights.len());
         for w in &self.weights {
             let name = &w.info.name;
-            let Some(grad) = model.gradient(name)? else {
+            let Some(grad) = model.gradient_at(w.id)? else {
                 return Err(PruneError::Unsupported {
                     op: format!("gradient_sensitivity on `{name}`: it needs the weight's gradient, and none is available"),
                     backend: be.name().into(),
                 });
             };
-            let step = be.abs(&be.mul(&grad, &model.weight(name)?)?)?;
+            let step = be.abs(&be.mul(&grad, &model.weight_at(w.id)?)?)?;
             next.push(match &w.importance {
                 Some(acc) => be.add(acc, &step)?,
                 None => step,

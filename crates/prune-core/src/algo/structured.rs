@@ -13,7 +13,7 @@ use crate::error::{PruneError, Result};
 use crate::model::layout::to_canonical;
 use crate::model::names::{canonical_name, glob_match, select_weights};
 use crate::model::ShrinkOp;
-use crate::model::{Model, TensorBackend, WeightInfo};
+use crate::model::{Model, TensorBackend, WeightId, WeightInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,7 +22,11 @@ use std::collections::BTreeMap;
 enum Source {
     /// The gradient of a model weight (name, shape and layout bound once), grouped along
     /// `axis` by `stride`.
-    Weight { info: WeightInfo, axis: usize },
+    Weight {
+        info: WeightInfo,
+        id: WeightId,
+        axis: usize,
+    },
     /// Row `row` of an input's gradient, handed over by the training loop.
     Input { name: String, row: usize },
 }
@@ -281,10 +285,13 @@ impl StructuredPruner {
                 continue;
             }
             for s in &l.sources {
-                let Source::Weight { info, axis } = s else {
+                let Source::Weight { info, id, axis } = s else {
                     continue;
                 };
-                adds.push((li, weight_importance(model, info, *axis, stride, metric)?));
+                adds.push((
+                    li,
+                    weight_importance(model, info, *id, *axis, stride, metric)?,
+                ));
             }
         }
         for (li, add) in adds {
@@ -411,6 +418,18 @@ impl StructuredPruner {
     }
 }
 
+/// The handle of a weight found in `weights` (the model's list, in order).
+fn id_of(weights: &[WeightInfo], name: &str) -> Result<WeightId> {
+    weights
+        .iter()
+        .position(|w| w.name == name)
+        .map(WeightId)
+        .ok_or_else(|| PruneError::UnknownWeight {
+            weight: name.to_string(),
+            candidates: Vec::new(),
+        })
+}
+
 /// The importance sources of one layer.
 fn sources_of(
     spec: &ResolvedPruner,
@@ -423,14 +442,17 @@ fn sources_of(
     let params = &spec.parameters;
     let stride = params.stride.unwrap_or(1);
     if params.importance_inputs.is_empty() {
-        return Ok(members
+        return members
             .iter()
             .filter(|(w, _)| w.shape.len() >= 2)
-            .map(|(w, axis)| Source::Weight {
-                info: w.clone(),
-                axis: *axis,
+            .map(|(w, axis)| {
+                Ok(Source::Weight {
+                    info: w.clone(),
+                    id: id_of(weights, &w.name)?,
+                    axis: *axis,
+                })
             })
-            .collect());
+            .collect();
     }
     let mut sources = Vec::new();
     for input in &params.importance_inputs {
@@ -449,6 +471,7 @@ fn sources_of(
             }
             sources.push(Source::Weight {
                 info: w.clone(),
+                id: id_of(weights, &w.name)?,
                 axis: 0,
             });
         } else {
@@ -473,13 +496,14 @@ fn sources_of(
 fn weight_importance<M: Model>(
     model: &M,
     info: &WeightInfo,
+    id: WeightId,
     axis: usize,
     stride: usize,
     metric: ImportanceMetric,
 ) -> Result<Vec<f64>> {
     let be = model.backend();
     let name = info.name.as_str();
-    let Some(grad) = model.gradient(name)? else {
+    let Some(grad) = model.gradient_at(id)? else {
         return Err(PruneError::Unsupported {
             op: format!(
                 "gradient_sensitivity importance from `{name}`: it needs the weight's gradient, \
@@ -491,7 +515,7 @@ fn weight_importance<M: Model>(
     let g = to_canonical(be.to_vec(&grad)?, info.layout, &info.shape);
     let w = match metric {
         ImportanceMetric::WeightedGradient => Some(to_canonical(
-            be.to_vec(&model.weight(name)?)?,
+            be.to_vec(&model.weight_at(id)?)?,
             info.layout,
             &info.shape,
         )),

@@ -23,10 +23,16 @@ impl WeightInfo {
     }
 }
 
+/// A weight's handle: its position in [`Model::weights`]. Resolved from a name once, when a
+/// session binds, and valid for the model's life (a resize changes shapes, not positions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WeightId(pub usize);
+
 /// Access to a model's named weights (and, where the framework has them, their gradients).
 ///
 /// Writes are in place: the framework keeps training the same parameter objects, so optimizer
-/// state stays bound to them.
+/// state stays bound to them. Per-step methods take [`WeightId`]s, so a training step looks
+/// nothing up by name.
 pub trait Model {
     /// The tensor math for this model's tensors.
     type Backend: TensorBackend;
@@ -37,24 +43,46 @@ pub trait Model {
     /// Every float parameter, in a stable order, with canonical names and shapes.
     fn weights(&self) -> Result<Vec<WeightInfo>>;
 
+    /// The handle of a named weight; an unknown name is an error naming close matches.
+    fn weight_id(&self, name: &str) -> Result<WeightId> {
+        let weights = self.weights()?;
+        weights
+            .iter()
+            .position(|w| w.name == name)
+            .map(WeightId)
+            .ok_or_else(|| {
+                let names: Vec<String> = weights.into_iter().map(|w| w.name).collect();
+                PruneError::UnknownWeight {
+                    weight: name.to_string(),
+                    candidates: crate::suggest::closest(name, &names, 3),
+                }
+            })
+    }
+
     /// The stored tensor of a weight (framework layout).
-    fn weight(&self, name: &str) -> Result<<Self::Backend as TensorBackend>::Tensor>;
+    fn weight_at(&self, id: WeightId) -> Result<<Self::Backend as TensorBackend>::Tensor>;
+
+    /// The stored tensor of a named weight.
+    fn weight(&self, name: &str) -> Result<<Self::Backend as TensorBackend>::Tensor> {
+        self.weight_at(self.weight_id(name)?)
+    }
 
     /// Writes new values into existing weights, all or none: on error nothing has changed.
     fn set_weights(
         &mut self,
-        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+        updates: Vec<(WeightId, <Self::Backend as TensorBackend>::Tensor)>,
     ) -> Result<()>;
 
-    /// Re-applies masks to weights: `w = w * mask` for each pair, in place.
+    /// Zeroes what each mask prunes, in place (`w = w * mask`), all or none: every mask is
+    /// checked against its weight before any is applied.
     fn apply_masks(
         &mut self,
-        masks: &[(&str, &<Self::Backend as TensorBackend>::Mask)],
+        masks: &[(WeightId, &<Self::Backend as TensorBackend>::Mask)],
     ) -> Result<()> {
         let mut updates = Vec::with_capacity(masks.len());
-        for (name, mask) in masks {
-            let w = self.weight(name)?;
-            updates.push((name.to_string(), self.backend().apply_mask(&w, mask)?));
+        for (id, mask) in masks {
+            let w = self.weight_at(*id)?;
+            updates.push((*id, self.backend().apply_mask(&w, mask)?));
         }
         self.set_weights(updates)
     }
@@ -64,7 +92,7 @@ pub trait Model {
     /// heads follow from the weights. Optimizer state of a resized weight does not carry over.
     fn resize_weights(
         &mut self,
-        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+        updates: Vec<(WeightId, <Self::Backend as TensorBackend>::Tensor)>,
     ) -> Result<()> {
         let _ = updates;
         Err(PruneError::Unsupported {
@@ -85,13 +113,14 @@ pub trait Model {
         let weights = self.weights()?;
         let mut updates = Vec::with_capacity(ops.len());
         for op in ops {
-            let info = weights
+            let index = weights
                 .iter()
-                .find(|w| w.name == op.weight)
+                .position(|w| w.name == op.weight)
                 .ok_or_else(|| PruneError::UnknownWeight {
                     weight: op.weight.clone(),
                     candidates: Vec::new(),
                 })?;
+            let info = &weights[index];
             let axis = info
                 .layout
                 .stored_axis(info.shape.len(), op.axis)
@@ -100,7 +129,7 @@ pub trait Model {
                     shape: info.shape.clone(),
                     reason,
                 })?;
-            let t = self.weight(&op.weight)?;
+            let t = self.weight_at(WeightId(index))?;
             let smaller = self
                 .backend()
                 .select(&t, axis, &op.keep)
@@ -112,21 +141,29 @@ pub trait Model {
                     },
                     other => other,
                 })?;
-            updates.push((op.weight.clone(), smaller));
+            updates.push((WeightId(index), smaller));
         }
         self.resize_weights(updates)
     }
 
     /// The gradient of a weight from the last backward pass, if the framework exposes it.
-    fn gradient(&self, name: &str) -> Result<Option<<Self::Backend as TensorBackend>::Tensor>> {
-        let _ = name;
+    fn gradient_at(
+        &self,
+        id: WeightId,
+    ) -> Result<Option<<Self::Backend as TensorBackend>::Tensor>> {
+        let _ = id;
         Ok(None)
+    }
+
+    /// The gradient of a named weight (see [`gradient_at`](Self::gradient_at)).
+    fn gradient(&self, name: &str) -> Result<Option<<Self::Backend as TensorBackend>::Tensor>> {
+        self.gradient_at(self.weight_id(name)?)
     }
 
     /// Replaces gradients before the optimizer step, all or none.
     fn set_gradients(
         &mut self,
-        updates: Vec<(String, <Self::Backend as TensorBackend>::Tensor)>,
+        updates: Vec<(WeightId, <Self::Backend as TensorBackend>::Tensor)>,
     ) -> Result<()> {
         let _ = updates;
         Err(PruneError::Unsupported {

@@ -1,17 +1,24 @@
 //! The tensor math a framework must provide.
 //!
 //! Algorithms are written once in this crate against this trait. A backend implements the
-//! small required set; composite operations have host-side defaults (through `Vec<f32>`) that a
-//! backend may override with a native fast path.
+//! small required set; the operations a training step runs (mask application, the group-lasso
+//! gradient term, importance accumulation) have host defaults in [`super::host`] that a backend
+//! overrides with the framework's own operations, so a step reads nothing back from the device.
 
-use super::host::Reduce;
+use super::access::WeightInfo;
+use super::host::{add_group_lasso_gradient, view_2d};
+use super::layout::{to_canonical, to_stored};
 use crate::error::{PruneError, Result};
 
 /// Tensor math over one framework's tensors. Shapes are row-major.
-pub trait TensorBackend: Default {
+///
+/// The backend value is reached through [`Model::backend`](super::Model::backend), so it may
+/// hold state (a device, a stream, a session); a session keeps a clone of it.
+pub trait TensorBackend: Clone {
     /// A dense f32 tensor of the framework (any rank, with its device).
     type Tensor: Clone;
-    /// A pruning mask in the form the framework applies fastest (e.g. a float 0/1 tensor).
+    /// A pruning mask of at most one byte per element, in the form the framework applies
+    /// fastest (a bool tensor, applied by masked fill).
     type Mask: Clone;
 
     /// Short backend name for messages, e.g. `burn`.
@@ -20,7 +27,7 @@ pub trait TensorBackend: Default {
     /// The tensor's shape.
     fn shape(&self, t: &Self::Tensor) -> Vec<usize>;
 
-    /// Copies the values out, row-major.
+    /// Copies the values out, row-major (a device-to-host copy).
     fn to_vec(&self, t: &Self::Tensor) -> Result<Vec<f32>>;
 
     /// A new tensor of the given shape, on the same device as `like`.
@@ -36,10 +43,13 @@ pub trait TensorBackend: Default {
     /// (row-major, in `like`'s own layout).
     fn mask_from_keep(&self, like: &Self::Tensor, keep: &[bool]) -> Result<Self::Mask>;
 
-    /// The mask's keep flags, row-major.
+    /// The mask's keep flags, row-major (a device-to-host copy).
     fn mask_to_keep(&self, mask: &Self::Mask) -> Result<Vec<bool>>;
 
-    /// `t` with masked positions set to zero (a new tensor value; the caller writes it back).
+    /// Elements the mask covers.
+    fn mask_len(&self, mask: &Self::Mask) -> usize;
+
+    /// `t` with masked positions set to zero (a new tensor value).
     fn apply_mask(&self, t: &Self::Tensor, mask: &Self::Mask) -> Result<Self::Tensor>;
 
     /// Element-wise product.
@@ -55,21 +65,9 @@ pub trait TensorBackend: Default {
         self.from_vec(t, v, &shape)
     }
 
-    /// Multiplies every element by `factor`.
-    fn scale(&self, t: &Self::Tensor, factor: f32) -> Result<Self::Tensor> {
-        let shape = self.shape(t);
-        let v = self.to_vec(t)?.into_iter().map(|x| x * factor).collect();
-        self.from_vec(t, v, &shape)
-    }
-
-    /// Bytes a mask holds (what a session keeps per masked weight).
-    fn mask_bytes(&self, mask: &Self::Mask) -> Result<usize> {
-        Ok(self.mask_to_keep(mask)?.len() * std::mem::size_of::<f32>())
-    }
-
-    /// Number of non-zero elements kept by a mask.
-    fn mask_kept(&self, mask: &Self::Mask) -> Result<usize> {
-        Ok(self.mask_to_keep(mask)?.iter().filter(|k| **k).count())
+    /// Bytes a mask holds on the framework's side.
+    fn mask_bytes(&self, mask: &Self::Mask) -> usize {
+        self.mask_len(mask)
     }
 
     /// Keeps the given indices along `axis` (structured shrinking): the result is smaller.
@@ -87,29 +85,76 @@ pub trait TensorBackend: Default {
         self.from_vec(t, out, &new_shape)
     }
 
-    /// Combines `rows` x `cols` blocks of a 2-D tensor `[r, c]` into a `[r/rows, c/cols]` score grid.
-    fn reduce_blocks(
+    /// Group lasso's gradient for one weight (stored layout): `grad + alpha * w / ||block||_2`
+    /// over `block` = (rows, cols) tiles of the canonical 2-D view (nothing where a block's norm
+    /// is 0), then zero wherever `mask` prunes. `w` and `grad` are shaped as `info` stores them.
+    fn group_lasso_gradient(
         &self,
-        t: &Self::Tensor,
-        rows: usize,
-        cols: usize,
-        how: Reduce,
-    ) -> Result<Vec<f32>> {
-        let shape = self.shape(t);
-        if shape.len() != 2 {
-            return Err(PruneError::Shape {
-                weight: "reduce_blocks".into(),
-                shape,
-                reason: "needs a 2-D tensor".into(),
-            });
-        }
-        let data = self.to_vec(t)?;
-        super::host::reduce_blocks(&data, shape[0], shape[1], rows, cols, how).map_err(|reason| {
-            PruneError::Shape {
-                weight: "reduce_blocks".into(),
-                shape,
-                reason,
-            }
-        })
+        info: &WeightInfo,
+        w: &Self::Tensor,
+        grad: &Self::Tensor,
+        mask: Option<&Self::Mask>,
+        block: (usize, usize),
+        alpha: f32,
+    ) -> Result<Self::Tensor> {
+        host_group_lasso_gradient(self, info, w, grad, mask, block, alpha)
     }
+}
+
+/// The host form of [`TensorBackend::group_lasso_gradient`], for any layout: reads `w`, `grad`
+/// and `mask` back, computes on the canonical view and uploads the result. Native overrides
+/// fall back to it for layouts they do not map.
+pub fn host_group_lasso_gradient<B: TensorBackend>(
+    be: &B,
+    info: &WeightInfo,
+    w: &B::Tensor,
+    grad: &B::Tensor,
+    mask: Option<&B::Mask>,
+    block: (usize, usize),
+    alpha: f32,
+) -> Result<B::Tensor> {
+    let shape_error = |reason: String| PruneError::Shape {
+        weight: info.name.clone(),
+        shape: info.shape.clone(),
+        reason,
+    };
+    let wv = to_canonical(be.to_vec(w)?, info.layout, &info.shape);
+    let mut g = to_canonical(be.to_vec(grad)?, info.layout, &info.shape);
+    if wv.len() != info.numel() || g.len() != info.numel() {
+        return Err(shape_error(format!(
+            "{} weight values and {} gradient values for {} elements",
+            wv.len(),
+            g.len(),
+            info.numel()
+        )));
+    }
+    let pruned = match mask {
+        Some(m) => {
+            let keep = be.mask_to_keep(m)?;
+            if keep.len() != info.numel() {
+                return Err(shape_error(format!("a mask of {} elements", keep.len())));
+            }
+            Some(
+                to_canonical(keep, info.layout, &info.shape)
+                    .into_iter()
+                    .map(|k| !k)
+                    .collect::<Vec<bool>>(),
+            )
+        }
+        None => None,
+    };
+    let (rows, cols) = view_2d(&info.shape);
+    add_group_lasso_gradient(
+        &wv,
+        &mut g,
+        rows,
+        cols,
+        block.0,
+        block.1,
+        alpha,
+        pruned.as_deref(),
+    )
+    .map_err(shape_error)?;
+    let stored = to_stored(g, info.layout, &info.shape);
+    be.from_vec(grad, stored, &be.shape(grad))
 }

@@ -47,6 +47,22 @@ impl Layout {
     }
 }
 
+/// A weight's stored values seen as `[grid rows, block rows, grid cols, block cols]`: the
+/// `block` = (rows, cols) tiles of its canonical 2-D view `[d0, d1 * d2 * ...]`, when the stored
+/// layout keeps every tile a rectangle (canonical storage, or a transposed 2-D weight, whose
+/// tiles are transposed too). `None` when the layout does not, or the block does not divide.
+pub fn stored_blocks(info: &super::WeightInfo, (br, bc): (usize, usize)) -> Option<[usize; 4]> {
+    let (rows, cols) = super::host::view_2d(&info.shape);
+    if br == 0 || bc == 0 || rows % br != 0 || cols % bc != 0 {
+        return None;
+    }
+    match (info.layout, info.shape.len()) {
+        (Layout::Transposed, 2) => Some([cols / bc, bc, rows / br, br]),
+        (Layout::Canonical, _) => Some([rows / br, br, cols / bc, bc]),
+        _ => None,
+    }
+}
+
 /// Transposes a row-major `[r, c]` buffer into `[c, r]`.
 pub fn transpose<T: Copy>(data: &[T], r: usize, c: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(data.len());

@@ -9,8 +9,8 @@ pub mod layout;
 pub mod names;
 mod shrink;
 
-pub use access::{Model, WeightInfo};
-pub use backend::TensorBackend;
+pub use access::{Model, WeightId, WeightInfo};
+pub use backend::{host_group_lasso_gradient, TensorBackend};
 pub use host::Reduce;
 pub use layout::Layout;
 pub use shrink::{CouplingGroup, ShrinkOp};

@@ -6,11 +6,11 @@ use crate::config::{PruneType, PruningConfig, ResolvedPruner};
 use crate::error::{PruneError, Result};
 use crate::model::layout::{to_canonical, to_stored};
 use crate::model::names::select_weights;
-use crate::model::{Model, TensorBackend};
+use crate::model::{Model, TensorBackend, WeightId};
 use crate::session::report::{LayerSparsity, SparsityReport};
 use crate::session::state::{
-    first_difference, state_error, PackedMask, PrunerState, SessionState, WeightState,
-    STATE_FORMAT, STATE_VERSION,
+    first_difference, state_error, F32Values, PrunerState, SessionState, WeightState, STATE_FORMAT,
+    STATE_VERSION,
 };
 
 pub mod report;
@@ -50,6 +50,8 @@ pub struct Pruning<B: TensorBackend> {
     steps: u64,
     /// Structured shrinks applied to the model so far.
     shrinks: u64,
+    /// The model's backend, kept from bind on (for state and memory figures).
+    backend: Option<B>,
 }
 
 /// The algorithms this version runs.
@@ -88,6 +90,7 @@ impl<B: TensorBackend> Pruning<B> {
             phase: Phase::BetweenEpochs,
             steps: 0,
             shrinks: 0,
+            backend: None,
         })
     }
 
@@ -146,10 +149,14 @@ impl<B: TensorBackend> Pruning<B> {
                     });
                 }
             }
-            bound.push(BoundPruner::new(
-                p.clone(),
-                chosen.into_iter().cloned().collect(),
-            ));
+            let with_ids = chosen
+                .into_iter()
+                .map(|w| {
+                    let at = weights.iter().position(|x| x.name == w.name);
+                    (WeightId(at.expect("chosen from these weights")), w.clone())
+                })
+                .collect();
+            bound.push(BoundPruner::new(p.clone(), with_ids));
         }
         Ok(bound)
     }
@@ -190,6 +197,7 @@ impl<B: TensorBackend> Pruning<B> {
         commit(model, &mut bound, lock)?;
         self.bound = Some(bound);
         self.structured = structured;
+        self.backend = Some(model.backend().clone());
         Ok(())
     }
 
@@ -199,30 +207,19 @@ impl<B: TensorBackend> Pruning<B> {
         for b in self.bound.iter().flatten() {
             let mut weights = Vec::with_capacity(b.weights.len());
             for w in &b.weights {
-                let mask = match &w.mask {
-                    Some(m) => {
-                        let keep = B::default().mask_to_keep(m)?;
-                        Some(PackedMask::pack(&to_canonical(
-                            keep,
-                            w.info.layout,
-                            &w.info.shape,
-                        )))
-                    }
-                    None => None,
-                };
-                let importance = match &w.importance {
-                    Some(t) => Some(to_canonical(
-                        B::default().to_vec(t)?,
+                let importance = match (&w.importance, &self.backend) {
+                    (Some(t), Some(be)) => Some(F32Values(to_canonical(
+                        be.to_vec(t)?,
                         w.info.layout,
                         &w.info.shape,
-                    )),
-                    None => None,
+                    ))),
+                    _ => None,
                 };
                 weights.push(WeightState {
                     name: w.info.name.clone(),
                     shape: w.info.shape.clone(),
                     pruned: w.pruned,
-                    mask,
+                    mask: w.kept.clone(),
                     importance,
                 });
             }
@@ -356,6 +353,7 @@ impl<B: TensorBackend> Pruning<B> {
                 }
                 for (wi, (w, sw)) in b.weights.iter().zip(&saved.weights).enumerate() {
                     if let Some(imp) = &sw.importance {
+                        let imp = &imp.0;
                         if imp.len() != w.info.numel() {
                             return Err(state_error(
                                 here,
@@ -367,7 +365,7 @@ impl<B: TensorBackend> Pruning<B> {
                                 ),
                             ));
                         }
-                        let like = model.weight(&w.info.name)?;
+                        let like = model.weight_at(w.id)?;
                         let be = model.backend();
                         let stored = to_stored(imp.clone(), w.info.layout, &w.info.shape);
                         importances.push((i, wi, be.from_vec(&like, stored, &be.shape(&like))?));
@@ -387,10 +385,14 @@ impl<B: TensorBackend> Pruning<B> {
                             ),
                         ));
                     }
-                    let value = model.weight(&w.info.name)?;
-                    let be = model.backend();
-                    let keep = to_stored(keep, w.info.layout, &w.info.shape);
-                    pending.push(PendingMask::new(be, i, wi, &value, &keep, sw.pruned)?);
+                    let value = model.weight_at(w.id)?;
+                    pending.push(PendingMask::new(
+                        model.backend(),
+                        (i, wi),
+                        &w.info,
+                        &value,
+                        keep,
+                    )?);
                 }
             }
         }
@@ -424,6 +426,7 @@ impl<B: TensorBackend> Pruning<B> {
         if !state.bound.is_empty() || !state.structured.is_empty() {
             self.bound = Some(bound);
             self.structured = structured;
+            self.backend = Some(model.backend().clone());
         }
         self.steps = state.steps;
         self.phase = state
@@ -510,10 +513,7 @@ impl<B: TensorBackend> Pruning<B> {
         {
             updates.extend(b.group_lasso_gradients(model)?);
         }
-        for b in bound
-            .iter_mut()
-            .filter(|b| b.spec.prune_type == PruneType::GradientSensitivity)
-        {
+        for b in bound.iter_mut().filter(|b| b.wants_importance()) {
             b.accumulate_importance(model)?;
         }
         for p in self
@@ -562,10 +562,10 @@ impl<B: TensorBackend> Pruning<B> {
         let Some(bound) = &self.bound else {
             return Ok(());
         };
-        let masks: Vec<(&str, &B::Mask)> = bound
+        let masks: Vec<(WeightId, &B::Mask)> = bound
             .iter()
             .flat_map(|b| b.weights.iter())
-            .filter_map(|w| w.mask.as_ref().map(|m| (w.info.name.as_str(), m)))
+            .filter_map(|w| w.mask.as_ref().map(|m| (w.id, m)))
             .collect();
         if masks.is_empty() {
             return Ok(());
@@ -612,24 +612,27 @@ impl<B: TensorBackend> Pruning<B> {
             .collect()
     }
 
-    /// Bytes the session holds for its masks, and the number of weights they cover.
-    pub fn mask_memory(&self) -> Result<(usize, usize)> {
-        let be = B::default();
-        let (mut bytes, mut weights) = (0, 0);
+    /// Memory the session holds for its masks: bytes on the framework's side, bytes of host
+    /// bits, and the number of weights they cover.
+    pub fn mask_memory(&self) -> MaskMemory {
+        let mut memory = MaskMemory::default();
         for w in self.bound.iter().flatten().flat_map(|b| b.weights.iter()) {
-            if let Some(m) = &w.mask {
-                bytes += be.mask_bytes(m)?;
-                weights += w.info.numel();
+            if let (Some(m), Some(be)) = (&w.mask, &self.backend) {
+                memory.device_bytes += be.mask_bytes(m);
+                memory.weights += w.info.numel();
+            }
+            if let Some(bits) = &w.kept {
+                memory.host_bytes += bits.words.len() * std::mem::size_of::<u64>();
             }
         }
-        Ok((bytes, weights))
+        memory
     }
 
     /// Zeros actually present in each weight the session prunes, read from the model.
     pub fn report<M: Model<Backend = B>>(&self, model: &M) -> Result<SparsityReport> {
         let mut layers = Vec::new();
         for w in self.bound.iter().flatten().flat_map(|b| b.weights.iter()) {
-            let v = model.backend().to_vec(&model.weight(&w.info.name)?)?;
+            let v = model.backend().to_vec(&model.weight_at(w.id)?)?;
             let zeros = v.iter().filter(|x| **x == 0.0).count();
             layers.push(LayerSparsity {
                 name: w.info.name.clone(),
@@ -642,7 +645,8 @@ impl<B: TensorBackend> Pruning<B> {
     }
 }
 
-/// Writes computed masks: weights first (all or none), then the session's mask records.
+/// Applies computed masks in place (all or none: the model checks every mask first), then
+/// records them in the session.
 fn commit<B: TensorBackend, M: Model<Backend = B>>(
     model: &mut M,
     bound: &mut [BoundPruner<B>],
@@ -651,20 +655,27 @@ fn commit<B: TensorBackend, M: Model<Backend = B>>(
     if pending.is_empty() {
         return Ok(());
     }
-    let updates = pending
+    let masks: Vec<(WeightId, &B::Mask)> = pending
         .iter()
-        .map(|p| {
-            (
-                bound[p.pruner].weights[p.weight].info.name.clone(),
-                p.masked_value.clone(),
-            )
-        })
+        .map(|p| (bound[p.pruner].weights[p.weight].id, &p.mask))
         .collect();
-    model.set_weights(updates)?;
+    model.apply_masks(&masks)?;
     for p in pending {
         let w = &mut bound[p.pruner].weights[p.weight];
         w.mask = Some(p.mask);
+        w.kept = Some(p.kept);
         w.pruned = p.pruned;
     }
     Ok(())
+}
+
+/// What a session holds for its masks (see [`Pruning::mask_memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaskMemory {
+    /// Bytes of masks on the framework's side (what every step applies).
+    pub device_bytes: usize,
+    /// Bytes of the host bit copies (previous masks and saved state).
+    pub host_bytes: usize,
+    /// Weights the masks cover.
+    pub weights: usize,
 }

@@ -1,25 +1,29 @@
 //! The session's state on disk: masks, schedule position and counters, so that a run stopped at
 //! any point resumes with bit-identical masks.
 //!
-//! Format (JSON, `format: "prune-session"`, `version: 1`):
+//! Format (JSON, `format: "prune-session"`, `version: 2`):
 //!
 //! ```text
-//! { "format": "prune-session", "version": 1,
+//! { "format": "prune-session", "version": 2,
 //!   "pruners": <the resolved pruners, as `prune check --json` shows them without schedules>,
 //!   "open_epoch": null | e, "steps": n,
 //!   "bound": [ { "applied_sparsity": s,
 //!                "weights": [ { "name", "shape", "pruned", "mask": null | { "len", "words" },
-//!                               "importance": [f32, ...] (gradient_sensitivity only) } ] } ] }
+//!                               "importance": "<base64>" (gradient_sensitivity only) } ] } ] }
 //! ```
 //!
 //! Masks are stored as keep bits in the canonical layout (bit i of word i / 64 is element i),
-//! so a state saved on one backend loads on another.
+//! so a state saved on one backend loads on another. Importance is the canonical-layout f32
+//! values as little-endian bytes in standard base64 (a BERT-sized float list in JSON text would
+//! be several times larger and slower to read).
 
-use crate::error::{PruneError, Result};
+use crate::error::PruneError;
 use serde::{Deserialize, Serialize};
 
+pub use crate::select::bits::PackedMask;
+
 /// Current version of the state format.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 /// The `format` tag of a state file.
 pub const STATE_FORMAT: &str = "prune-session";
 
@@ -65,45 +69,41 @@ pub struct WeightState {
     pub mask: Option<PackedMask>,
     /// gradient_sensitivity: accumulated importance, canonical layout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub importance: Option<Vec<f32>>,
+    pub importance: Option<F32Values>,
 }
 
-/// Keep bits, 64 to a word.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PackedMask {
-    /// Number of elements.
-    pub len: usize,
-    /// Bit `i % 64` of word `i / 64` is set when element `i` is kept.
-    pub words: Vec<u64>,
-}
+/// f32 values saved as base64 of their little-endian bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct F32Values(pub Vec<f32>);
 
-impl PackedMask {
-    /// Packs keep flags.
-    pub fn pack(keep: &[bool]) -> Self {
-        let mut words = vec![0u64; keep.len().div_ceil(64)];
-        for (i, k) in keep.iter().enumerate() {
-            if *k {
-                words[i / 64] |= 1 << (i % 64);
-            }
-        }
-        PackedMask {
-            len: keep.len(),
-            words,
-        }
+impl Serialize for F32Values {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use base64::Engine;
+        let bytes: Vec<u8> = self.0.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
     }
+}
 
-    /// Unpacks keep flags; fails if the words do not hold `len` bits.
-    pub fn unpack(&self) -> Result<Vec<bool>, String> {
-        if self.words.len() != self.len.div_ceil(64) {
-            return Err(format!(
-                "{} words cannot hold {} mask bits",
-                self.words.len(),
-                self.len
-            ));
+impl<'de> Deserialize<'de> for F32Values {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use base64::Engine;
+        use serde::de::Error;
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| D::Error::custom(format!("importance is not base64: {e}")))?;
+        if bytes.len() % 4 != 0 {
+            return Err(D::Error::custom(format!(
+                "importance of {} bytes is not a whole number of f32 values",
+                bytes.len()
+            )));
         }
-        Ok((0..self.len)
-            .map(|i| self.words[i / 64] >> (i % 64) & 1 == 1)
-            .collect())
+        Ok(F32Values(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
     }
 }
 
@@ -151,17 +151,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packing_round_trips() {
-        let keep: Vec<bool> = (0..130).map(|i| i % 3 != 0).collect();
-        let p = PackedMask::pack(&keep);
-        assert_eq!(p.words.len(), 3);
-        assert_eq!(p.unpack().unwrap(), keep);
-        assert!(PackedMask {
-            len: 200,
-            words: vec![0]
-        }
-        .unpack()
-        .is_err());
+    fn importance_round_trips_bit_exactly_and_refuses_a_torn_value() {
+        let v = F32Values(vec![0.0, -0.0, 1.5e-39, f32::MAX, 3.25]);
+        let text = serde_json::to_string(&v).unwrap();
+        let back: F32Values = serde_json::from_str(&text).unwrap();
+        let bits = |v: &F32Values| v.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&v));
+        let err = serde_json::from_str::<F32Values>("\"AAAA\"")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("not a whole number"), "{err}");
     }
 
     #[test]

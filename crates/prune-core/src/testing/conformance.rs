@@ -426,7 +426,8 @@ fn perturb<M: Model>(model: &mut M, pruning: &mut Pruning<M::Backend>, epoch: us
             .zip(noise)
             .map(|(w, n)| w + 0.05 * n)
             .collect();
-        updates.push((name.to_string(), be.from_vec(&t, v, &shape).unwrap()));
+        let id = model.weight_id(name).unwrap();
+        updates.push((id, be.from_vec(&t, v, &shape).unwrap()));
     }
     model.set_weights(updates).unwrap();
     pruning.on_step_begin(model).unwrap();

@@ -4,8 +4,7 @@
 //! that prune checkpoints without a framework.
 
 use crate::error::{PruneError, Result};
-use crate::model::{Layout, Model, TensorBackend, WeightInfo};
-use crate::suggest::closest;
+use crate::model::{Layout, Model, TensorBackend, WeightId, WeightInfo};
 
 /// The reference backend.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,8 +94,8 @@ impl TensorBackend for Reference {
             shape: t.shape.clone(),
         })
     }
-    fn mask_bytes(&self, mask: &Vec<bool>) -> Result<usize> {
-        Ok(mask.len())
+    fn mask_len(&self, mask: &Vec<bool>) -> usize {
+        mask.len()
     }
     fn mul(&self, a: &RefTensor, b: &RefTensor) -> Result<RefTensor> {
         self.zip("mul", a, b, |x, y| x * y)
@@ -149,37 +148,32 @@ impl RefModel {
         });
     }
 
-    fn index(&self, name: &str) -> Result<usize> {
+    fn param(&self, id: WeightId) -> Result<&RefParam> {
         self.params
-            .iter()
-            .position(|p| p.info.name == name)
-            .ok_or_else(|| {
-                let names: Vec<String> = self.params.iter().map(|p| p.info.name.clone()).collect();
-                PruneError::UnknownWeight {
-                    weight: name.into(),
-                    candidates: closest(name, &names, 3),
-                }
-            })
+            .get(id.0)
+            .ok_or_else(|| unknown_id(id, self.params.len()))
     }
 
-    fn check_updates(&self, updates: &[(String, RefTensor)]) -> Result<Vec<usize>> {
-        updates
-            .iter()
-            .map(|(name, t)| {
-                let i = self.index(name)?;
-                if self.params[i].value.shape != t.shape {
-                    return Err(PruneError::Shape {
-                        weight: name.clone(),
-                        shape: t.shape.clone(),
-                        reason: format!(
-                            "write does not match stored shape {:?}",
-                            self.params[i].value.shape
-                        ),
-                    });
-                }
-                Ok(i)
-            })
-            .collect()
+    fn check_updates(&self, updates: &[(WeightId, RefTensor)]) -> Result<()> {
+        for (id, t) in updates {
+            let p = self.param(*id)?;
+            if p.value.shape != t.shape {
+                return Err(PruneError::Shape {
+                    weight: p.info.name.clone(),
+                    shape: t.shape.clone(),
+                    reason: format!("write does not match stored shape {:?}", p.value.shape),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A handle past the model's weights.
+fn unknown_id(id: WeightId, count: usize) -> PruneError {
+    PruneError::UnknownWeight {
+        weight: format!("#{}", id.0),
+        candidates: vec![format!("the model has {count} weights")],
     }
 }
 
@@ -192,36 +186,61 @@ impl Model for RefModel {
     fn weights(&self) -> Result<Vec<WeightInfo>> {
         Ok(self.params.iter().map(|p| p.info.clone()).collect())
     }
-    fn weight(&self, name: &str) -> Result<RefTensor> {
-        Ok(self.params[self.index(name)?].value.clone())
+    fn weight_at(&self, id: WeightId) -> Result<RefTensor> {
+        Ok(self.param(id)?.value.clone())
     }
-    fn set_weights(&mut self, updates: Vec<(String, RefTensor)>) -> Result<()> {
-        let idx = self.check_updates(&updates)?;
-        for (i, (_, t)) in idx.into_iter().zip(updates) {
-            self.params[i].value.data.copy_from_slice(&t.data);
+    fn set_weights(&mut self, updates: Vec<(WeightId, RefTensor)>) -> Result<()> {
+        self.check_updates(&updates)?;
+        for (id, t) in updates {
+            self.params[id.0].value.data.copy_from_slice(&t.data);
         }
         Ok(())
     }
-    fn resize_weights(&mut self, updates: Vec<(String, RefTensor)>) -> Result<()> {
-        let idx: Vec<usize> = updates
-            .iter()
-            .map(|(name, _)| self.index(name))
-            .collect::<Result<_>>()?;
-        for (i, (_, t)) in idx.into_iter().zip(updates) {
-            let p = &mut self.params[i];
+    fn apply_masks(&mut self, masks: &[(WeightId, &Vec<bool>)]) -> Result<()> {
+        for (id, mask) in masks {
+            let p = self.param(*id)?;
+            if mask.len() != p.value.data.len() {
+                return Err(shape_error(&p.info.name, &[mask.len()], &p.value.shape));
+            }
+        }
+        for (id, mask) in masks {
+            let data = &mut self.params[id.0].value.data;
+            data.iter_mut()
+                .zip(mask.iter())
+                .filter(|(_, k)| !**k)
+                .for_each(|(x, _)| *x = 0.0);
+        }
+        Ok(())
+    }
+    fn resize_weights(&mut self, updates: Vec<(WeightId, RefTensor)>) -> Result<()> {
+        for (id, t) in &updates {
+            let p = self.param(*id)?;
+            if t.shape.len() != p.value.shape.len() {
+                return Err(PruneError::Shape {
+                    weight: p.info.name.clone(),
+                    shape: t.shape.clone(),
+                    reason: format!(
+                        "a resize keeps the rank of stored shape {:?}",
+                        p.value.shape
+                    ),
+                });
+            }
+        }
+        for (id, t) in updates {
+            let p = &mut self.params[id.0];
             p.info.shape = p.info.layout.canonical_shape(&t.shape);
             p.value = t;
             p.grad = None;
         }
         Ok(())
     }
-    fn gradient(&self, name: &str) -> Result<Option<RefTensor>> {
-        Ok(self.params[self.index(name)?].grad.clone())
+    fn gradient_at(&self, id: WeightId) -> Result<Option<RefTensor>> {
+        Ok(self.param(id)?.grad.clone())
     }
-    fn set_gradients(&mut self, updates: Vec<(String, RefTensor)>) -> Result<()> {
-        let idx = self.check_updates(&updates)?;
-        for (i, (_, t)) in idx.into_iter().zip(updates) {
-            self.params[i].grad = Some(t);
+    fn set_gradients(&mut self, updates: Vec<(WeightId, RefTensor)>) -> Result<()> {
+        self.check_updates(&updates)?;
+        for (id, t) in updates {
+            self.params[id.0].grad = Some(t);
         }
         Ok(())
     }
