@@ -1,6 +1,6 @@
 //! [`TensorBackend`] over burn tensors (any burn device; autodiff is dropped for pruning math).
 
-use burn::tensor::{Bool, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 use prune_core::model::host_group_lasso_gradient;
 use prune_core::model::layout::stored_blocks;
 use prune_core::{PruneError, Result, TensorBackend, WeightInfo};
@@ -21,14 +21,16 @@ pub struct BurnTensor {
 /// A one-byte-per-element mask, flattened, on the parameter's (inner) device.
 #[derive(Debug, Clone)]
 pub struct BurnMask {
-    /// True where the element is pruned (applied by `mask_fill(pruned, 0)`).
-    pub pruned: Tensor<1, Bool>,
+    /// 1 where the element is kept, 0 where it is pruned, as u8. Applied by multiplying with
+    /// its f32 form, made per use: on burn's CPU device that is several times faster than
+    /// `mask_fill` with a bool mask, and the mask itself stays at one byte per element.
+    pub keep: Tensor<1, Int>,
 }
 
 impl BurnMask {
     /// Elements the mask covers.
     pub fn len(&self) -> usize {
-        self.pruned.dims()[0]
+        self.keep.dims()[0]
     }
 
     /// Whether the mask covers no element.
@@ -99,23 +101,26 @@ impl TensorBackend for Burn {
     }
     fn mask_from_keep(&self, like: &BurnTensor, keep: &[bool]) -> Result<BurnMask> {
         check_len("mask", keep.len(), &like.shape)?;
-        let pruned: Vec<bool> = keep.iter().map(|k| !k).collect();
-        let pruned = Tensor::<1, Bool>::from_data(
-            TensorData::new(pruned, [keep.len()]),
-            &like.flat.device(),
-        );
-        Ok(BurnMask { pruned })
+        let flags: Vec<u8> = keep.iter().map(|&k| u8::from(k)).collect();
+        let keep =
+            Tensor::<1, Int>::from_data(TensorData::new(flags, [keep.len()]), &like.flat.device())
+                .cast(DType::U8);
+        Ok(BurnMask { keep })
     }
     fn mask_to_keep(&self, mask: &BurnMask) -> Result<Vec<bool>> {
-        let pruned = mask
-            .pruned
+        let flags = mask
+            .keep
             .to_data()
-            .try_to_vec::<bool>()
+            .convert::<u8>()
+            .try_to_vec::<u8>()
             .map_err(|e| backend_error(format!("reading a mask: {e:?}")))?;
-        Ok(pruned.into_iter().map(|p| !p).collect())
+        Ok(flags.into_iter().map(|f| f != 0).collect())
     }
     fn mask_len(&self, mask: &BurnMask) -> usize {
         mask.len()
+    }
+    fn mask_bytes(&self, mask: &BurnMask) -> usize {
+        mask.len() * mask.keep.dtype().size()
     }
     fn apply_mask(&self, t: &BurnTensor, mask: &BurnMask) -> Result<BurnTensor> {
         if t.flat.dims()[0] != mask.len() {
@@ -126,7 +131,7 @@ impl TensorBackend for Burn {
             });
         }
         Ok(BurnTensor {
-            flat: t.flat.clone().mask_fill(mask.pruned.clone(), 0.0),
+            flat: t.flat.clone() * mask.keep.clone().float(),
             shape: t.shape.clone(),
         })
     }
@@ -177,7 +182,7 @@ impl TensorBackend for Burn {
         let term = w4.mul_scalar(alpha) / safe;
         let mut g = grad.flat.clone().reshape([gr, br, gc, bc]) + term;
         if let Some(m) = mask {
-            g = g.mask_fill(m.pruned.clone().reshape([gr, br, gc, bc]), 0.0);
+            g = g * m.keep.clone().float().reshape([gr, br, gc, bc]);
         }
         Ok(BurnTensor {
             flat: g.reshape([n]),

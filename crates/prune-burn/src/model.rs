@@ -231,7 +231,7 @@ impl ModuleMapper for Write<'_> {
             let inner = old.inner();
             let mut t: Tensor<D> = match update {
                 NewValue::Value(flat) => flat.reshape(dims),
-                NewValue::Mask(mask) => inner.mask_fill(mask.pruned.clone().reshape(dims), 0.0),
+                NewValue::Mask(mask) => inner * mask.keep.clone().float().reshape(dims),
                 NewValue::Resized(..) => unreachable!("handled above"),
             };
             if autodiff {

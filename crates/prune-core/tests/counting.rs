@@ -1,7 +1,8 @@
-//! What a training step asks of the backend, counted: a counting backend over the reference one
-//! records every copy between the framework and the host (`to_vec`, `from_vec`, and a mask's
-//! upload and read-back) and every element-wise operation. A step of magnitude, pattern_lock
-//! and group_lasso makes no copy; gradient_sensitivity stops accumulating once its last update
+//! What the hooks ask of the backend, counted: a counting backend over the reference one records
+//! every copy from the framework to the host (`to_vec`, a mask's read-back), every upload
+//! (`from_vec`, a new mask) and every element-wise operation. A step of magnitude, pattern_lock
+//! and group_lasso makes no copy and no upload; a mask update reads the values where they are
+//! and uploads only the new mask; gradient_sensitivity stops accumulating once its last update
 //! is done.
 
 use prune_core::model::{Layout, Model, TensorBackend, WeightId, WeightInfo};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 struct Counts {
     copies: AtomicUsize,
     copied_elements: AtomicUsize,
+    uploads: AtomicUsize,
     element_ops: AtomicUsize,
 }
 
@@ -30,6 +32,12 @@ impl Counting {
     fn copied(&self, n: usize) {
         self.counts.copies.fetch_add(1, Ordering::Relaxed);
         self.counts.copied_elements.fetch_add(n, Ordering::Relaxed);
+    }
+    fn uploaded(&self) {
+        self.counts.uploads.fetch_add(1, Ordering::Relaxed);
+    }
+    fn uploads(&self) -> usize {
+        self.counts.uploads.load(Ordering::Relaxed)
     }
     fn op(&self) {
         self.counts.element_ops.fetch_add(1, Ordering::Relaxed);
@@ -57,12 +65,16 @@ impl TensorBackend for Counting {
         self.copied(t.data.len());
         self.inner.to_vec(t)
     }
+    fn with_host_values<R>(&self, t: &RefTensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        // The reference backend's tensors are host memory: lent, not copied.
+        self.inner.with_host_values(t, f)
+    }
     fn from_vec(&self, like: &RefTensor, data: Vec<f32>, shape: &[usize]) -> Result<RefTensor> {
-        self.copied(data.len());
+        self.uploaded();
         self.inner.from_vec(like, data, shape)
     }
     fn mask_from_keep(&self, like: &RefTensor, keep: &[bool]) -> Result<Vec<bool>> {
-        self.copied(keep.len());
+        self.uploaded();
         self.inner.mask_from_keep(like, keep)
     }
     fn mask_to_keep(&self, mask: &Vec<bool>) -> Result<Vec<bool>> {
@@ -179,6 +191,7 @@ fn a_training_step_of_magnitude_pattern_lock_and_group_lasso_copies_nothing() {
     p.on_train_begin(&mut m).unwrap();
     p.on_epoch_begin(&mut m, 0).unwrap();
     let before = m.backend.snapshot();
+    let uploads = m.backend.uploads();
     for s in 0..5 {
         step(&mut p, &mut m, 10 * s);
     }
@@ -187,6 +200,11 @@ fn a_training_step_of_magnitude_pattern_lock_and_group_lasso_copies_nothing() {
         (after.0 - before.0, after.1 - before.1),
         (0, 0),
         "copies (and elements) made by 5 training steps"
+    );
+    assert_eq!(
+        m.backend.uploads(),
+        uploads,
+        "uploads made by 5 training steps"
     );
     // Each step: one group-lasso gradient and one mask application, and nothing else.
     assert_eq!(
@@ -223,4 +241,24 @@ fn importance_stops_accumulating_once_the_last_update_is_done() {
     // target comes at epoch 2). Epochs 0 and 1 accumulate |g * w| (mul, abs, and from the second step on an add) and
     // re-apply masks; once the target's masks exist (epoch 2 on), a step only re-applies them.
     assert_eq!(ops_per_epoch, vec![2, 4, 1, 1]);
+}
+
+#[test]
+fn a_mask_update_reads_the_values_in_place_and_uploads_only_the_masks() {
+    let mut m = model();
+    let mut p = Pruning::<Counting>::from_yaml(ALL_THREE).unwrap();
+    p.on_train_begin(&mut m).unwrap();
+    for epoch in 0..3 {
+        let (copies, _, _) = m.backend.snapshot();
+        let uploads = m.backend.uploads();
+        p.on_epoch_begin(&mut m, epoch).unwrap();
+        assert_eq!(m.backend.snapshot().0, copies, "copies at epoch {epoch}");
+        // basic_magnitude and group_lasso update one weight each, every scheduled epoch.
+        assert_eq!(m.backend.uploads() - uploads, 2, "uploads at epoch {epoch}");
+        step(&mut p, &mut m, 7);
+        p.on_epoch_end(&mut m).unwrap();
+    }
+    let counts = p.mask_counts();
+    assert_eq!(counts[0], ("fc1.weight".to_string(), 64, 128));
+    assert_eq!(counts[1], ("fc2.weight".to_string(), 16, 32));
 }

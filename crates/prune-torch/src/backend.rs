@@ -104,6 +104,24 @@ impl TensorBackend for Torch {
     fn to_vec(&self, t: &TorchTensor) -> Result<Vec<f32>> {
         host_f32(&t.0)
     }
+    fn with_host_values<R>(&self, t: &TorchTensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        let t = &t.0;
+        let lendable =
+            t.device() == tch::Device::Cpu && t.kind() == Kind::Float && t.is_contiguous();
+        if !lendable {
+            return Ok(f(&host_f32(t)?));
+        }
+        let n = t.numel();
+        if n == 0 {
+            return Ok(f(&[]));
+        }
+        // SAFETY: `t` is a contiguous f32 CPU tensor of `n` elements, so its data pointer is
+        // valid and aligned for `n` f32 values; `t` (borrowed for the whole call) keeps the
+        // storage alive, and nothing writes to it while `f` runs: the session holds the model
+        // exclusively during a mask update.
+        let values = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, n) };
+        Ok(f(values))
+    }
     fn from_vec(&self, like: &TorchTensor, data: Vec<f32>, shape: &[usize]) -> Result<TorchTensor> {
         Ok(TorchTensor(shaped(&data, shape, &like.0)?))
     }

@@ -2,12 +2,11 @@
 
 use crate::config::{PruneType, ResolvedPruner};
 use crate::error::{PruneError, Result};
-use crate::model::host::view_2d;
 use crate::model::layout::{to_canonical, to_stored};
 use crate::model::{Model, TensorBackend, WeightId, WeightInfo};
 use crate::schedule::Schedule;
 use crate::select::bits::PackedMask;
-use crate::select::masks::pruned_flags;
+use crate::select::stored::{select, Refusal, Request, Score};
 
 /// A weight under a pruner, with its current mask.
 pub(crate) struct MaskedWeight<B: TensorBackend> {
@@ -66,23 +65,6 @@ impl<B: TensorBackend> PendingMask<B> {
     }
 }
 
-impl<B: TensorBackend> MaskedWeight<B> {
-    /// Pruned flags of the current mask in the canonical layout, if there is a mask.
-    pub fn pruned_canonical(&self) -> Result<Option<Vec<bool>>> {
-        match &self.kept {
-            Some(bits) => {
-                let keep = bits.unpack().map_err(|reason| PruneError::Shape {
-                    weight: self.info.name.clone(),
-                    shape: self.info.shape.clone(),
-                    reason,
-                })?;
-                Ok(Some(keep.into_iter().map(|k| !k).collect()))
-            }
-            None => Ok(None),
-        }
-    }
-}
-
 impl<B: TensorBackend> BoundPruner<B> {
     pub fn new(spec: ResolvedPruner, weights: Vec<(WeightId, WeightInfo)>) -> Self {
         BoundPruner {
@@ -120,7 +102,8 @@ impl<B: TensorBackend> BoundPruner<B> {
         Ok(out)
     }
 
-    /// Magnitude masks at `sparsity` for every weight, computed from the current values.
+    /// Magnitude masks at `sparsity` for every weight, computed from the current values (or
+    /// accumulated importance) where the backend keeps them, without a copy on the host.
     pub fn magnitude_masks<M: Model<Backend = B>>(
         &self,
         index: usize,
@@ -128,56 +111,50 @@ impl<B: TensorBackend> BoundPruner<B> {
         sparsity: f64,
     ) -> Result<Vec<PendingMask<B>>> {
         let be = model.backend();
+        let importance = self.spec.prune_type == PruneType::GradientSensitivity;
+        // Tiles sum the scores: |w| gives the L1 norm (magnitude); w^2 ranks tiles by their L2
+        // norm, the quantity group lasso drives to zero.
+        let score = match self.spec.prune_type {
+            PruneType::GroupLasso => Score::Square,
+            _ => Score::Abs,
+        };
         let mut out = Vec::with_capacity(self.weights.len());
         for (wi, w) in self.weights.iter().enumerate() {
             let value = model.weight_at(w.id)?;
-            let importance = self.spec.prune_type == PruneType::GradientSensitivity;
             let source = match (&w.importance, importance) {
                 (Some(imp), true) => imp,
                 _ => &value,
             };
-            let canonical = to_canonical(be.to_vec(source)?, w.info.layout, &w.info.shape);
-            // One pass: scores, and a count of values no score can be made of. Tiles sum the
-            // scores: |w| gives the L1 norm (magnitude); w^2 ranks tiles by their L2 norm, the
-            // quantity group lasso drives to zero.
-            let mut bad = 0usize;
-            let squared = self.spec.prune_type == PruneType::GroupLasso;
-            let scores: Vec<f32> = canonical
-                .iter()
-                .map(|&x| {
-                    bad += usize::from(!x.is_finite());
-                    if squared {
-                        x * x
-                    } else {
-                        x.abs()
-                    }
-                })
-                .collect();
-            if bad > 0 {
-                return Err(PruneError::NonFinite {
-                    weight: w.info.name.clone(),
-                    what: if importance { "importance" } else { "weight" },
-                    count: bad,
-                });
-            }
-            let previous = w.pruned_canonical()?;
-            let (rows, cols) = view_2d(&w.info.shape);
-            let flags = pruned_flags(
-                &scores,
-                rows,
-                cols,
-                self.spec.pattern,
-                self.spec.method,
+            let request = Request {
+                info: &w.info,
+                score,
+                pattern: self.spec.pattern,
+                method: self.spec.method,
                 sparsity,
-                previous.as_deref(),
-            )
-            .map_err(|reason| PruneError::Shape {
-                weight: w.info.name.clone(),
-                shape: w.info.shape.clone(),
-                reason: format!("pruner {}: {reason}", self.spec.index),
-            })?;
-            let keep = flags.into_iter().map(|p| !p).collect();
-            out.push(PendingMask::new(be, (index, wi), &w.info, &value, keep)?);
+                previous: w.kept.as_ref(),
+            };
+            let selected = be
+                .with_host_values(source, |values| select(values, &request))?
+                .map_err(|refusal| match refusal {
+                    Refusal::NonFinite(count) => PruneError::NonFinite {
+                        weight: w.info.name.clone(),
+                        what: if importance { "importance" } else { "weight" },
+                        count,
+                    },
+                    Refusal::Shape(reason) => PruneError::Shape {
+                        weight: w.info.name.clone(),
+                        shape: w.info.shape.clone(),
+                        reason: format!("pruner {}: {reason}", self.spec.index),
+                    },
+                })?;
+            let mask = be.mask_from_keep(&value, &selected.keep_stored)?;
+            out.push(PendingMask {
+                pruner: index,
+                weight: wi,
+                mask,
+                kept: selected.kept,
+                pruned: selected.pruned,
+            });
         }
         Ok(out)
     }

@@ -30,6 +30,13 @@ pub trait TensorBackend: Clone {
     /// Copies the values out, row-major (a device-to-host copy).
     fn to_vec(&self, t: &Self::Tensor) -> Result<Vec<f32>>;
 
+    /// Calls `f` with the tensor's values, row-major. A backend whose tensor lives in host
+    /// memory lends its own buffer (no copy); the default copies through `to_vec`.
+    fn with_host_values<R>(&self, t: &Self::Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        let values = self.to_vec(t)?;
+        Ok(f(&values))
+    }
+
     /// A new tensor of the given shape, on the same device as `like`.
     #[allow(clippy::wrong_self_convention)]
     fn from_vec(

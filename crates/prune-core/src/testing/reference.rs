@@ -58,6 +58,9 @@ impl TensorBackend for Reference {
     fn to_vec(&self, t: &RefTensor) -> Result<Vec<f32>> {
         Ok(t.data.clone())
     }
+    fn with_host_values<R>(&self, t: &RefTensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        Ok(f(&t.data))
+    }
     fn from_vec(&self, _like: &RefTensor, data: Vec<f32>, shape: &[usize]) -> Result<RefTensor> {
         if data.len() != shape.iter().product::<usize>() {
             return Err(PruneError::Shape {
