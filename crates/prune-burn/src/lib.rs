@@ -13,10 +13,12 @@ mod backend;
 pub mod bert;
 pub mod compact;
 mod model;
+mod params;
 pub mod train;
 
 pub use backend::{Burn, BurnMask, BurnTensor};
 pub use model::BurnModel;
+pub use params::LayoutRules;
 
 /// A pruning session for burn models.
 pub type BurnPruning = prune_core::Pruning<Burn>;

@@ -2,12 +2,12 @@
 //! (same [`ParamId`], so optimizer state stays attached), gradients through [`GradientsParams`].
 
 use crate::backend::{Burn, BurnMask, BurnTensor};
+use crate::params::{self, Found, LayoutRules};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use prune_core::model::names::canonical_name;
 use prune_core::suggest::closest;
-use prune_core::{Layout, Model, PruneError, Result, WeightId, WeightInfo};
+use prune_core::{Model, PruneError, Result, WeightId, WeightInfo};
 use std::cell::RefCell;
 
 /// A burn module seen as a prunable [`Model`], holding the gradients of the current step.
@@ -29,6 +29,7 @@ pub struct BurnModel<M: Module> {
     /// Every float parameter found by one walk: name, layout, `ParamId` and stored shape, in
     /// [`WeightId`] order. Rebuilt after a resize and after the module was handed out mutably.
     params: RefCell<Option<Vec<Found>>>,
+    layouts: LayoutRules,
 }
 
 const PRESENT: &str = "the module is present between calls";
@@ -40,7 +41,20 @@ impl<M: Module> BurnModel<M> {
             module: Some(module),
             grads: None,
             params: RefCell::new(None),
+            layouts: LayoutRules::default(),
         }
+    }
+
+    /// Declares how weights of layers of the user's own are stored (see [`LayoutRules`]);
+    /// burn's `Linear` (`[in, out]`) and convolutions need no declaration.
+    ///
+    /// ```text
+    /// let model = BurnModel::new(net).with_layouts(LayoutRules::default().layer("Dense", Layout::Transposed));
+    /// ```
+    pub fn with_layouts(mut self, rules: LayoutRules) -> Self {
+        self.layouts = rules;
+        *self.params.get_mut() = None;
+        self
     }
 
     /// The module.
@@ -88,83 +102,6 @@ impl<M: Module> BurnModel<M> {
         })?;
         self.update(|m| optim.step(lr, m, grads));
         Ok(())
-    }
-}
-
-/// Builds parameter paths while a module is traversed, without allocating per parameter.
-#[derive(Default)]
-struct PathTracker {
-    joined: String,
-    lengths: Vec<usize>,
-    /// Per level entered: whether its parent is a burn `Linear`.
-    in_linear: Vec<bool>,
-}
-
-impl PathTracker {
-    fn enter(&mut self, name: &str, container: &str) {
-        self.lengths.push(self.joined.len());
-        if !self.joined.is_empty() {
-            self.joined.push('.');
-        }
-        // A field named after a Rust keyword carries a trailing underscore (`self_`).
-        self.joined
-            .push_str(if name == "self_" { "self" } else { name });
-        self.in_linear.push(container == "Struct:Linear");
-    }
-    fn exit(&mut self) {
-        if let Some(len) = self.lengths.pop() {
-            self.joined.truncate(len);
-        }
-        self.in_linear.pop();
-    }
-    /// The canonical path of the parameter being visited.
-    fn path(&self) -> &str {
-        canonical_name(&self.joined)
-    }
-    /// Whether the parameter being visited is a field of a burn `Linear` (stored [in, out]).
-    fn in_linear(&self) -> bool {
-        self.in_linear.last().copied().unwrap_or(false)
-    }
-}
-
-/// One float parameter found in a module.
-#[derive(Clone)]
-struct Found {
-    info: WeightInfo,
-    id: ParamId,
-    stored_shape: Vec<usize>,
-}
-
-#[derive(Default)]
-struct Collect {
-    path: PathTracker,
-    found: Vec<Found>,
-}
-
-impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let stored: Vec<usize> = param.val().dims().to_vec();
-        let transposed = D == 2 && self.path.in_linear();
-        let (layout, shape) = if transposed {
-            (Layout::Transposed, vec![stored[1], stored[0]])
-        } else {
-            (Layout::Canonical, stored.clone())
-        };
-        self.found.push(Found {
-            info: WeightInfo {
-                name: self.path.path().to_string(),
-                shape,
-                layout,
-            },
-            id: param.id,
-            stored_shape: stored,
-        });
     }
 }
 
@@ -247,18 +184,19 @@ impl ModuleMapper for Write<'_> {
 
 impl<M: Module> BurnModel<M> {
     /// The parameter handles, found by one walk the first time they are needed.
-    fn found(&self) -> std::cell::Ref<'_, Vec<Found>> {
+    fn found(&self) -> Result<std::cell::Ref<'_, Vec<Found>>> {
         if self.params.borrow().is_none() {
-            let mut c = Collect::default();
-            self.module().visit(&mut c);
-            *self.params.borrow_mut() = Some(c.found);
+            let found = params::find(self.module(), &self.layouts)?;
+            *self.params.borrow_mut() = Some(found);
         }
-        std::cell::Ref::map(self.params.borrow(), |p| p.as_ref().expect("filled above"))
+        Ok(std::cell::Ref::map(self.params.borrow(), |p| {
+            p.as_ref().expect("filled above")
+        }))
     }
 
     /// The handle of weight `id`.
     fn at(&self, id: WeightId) -> Result<Found> {
-        let found = self.found();
+        let found = self.found()?;
         found
             .get(id.0)
             .cloned()
@@ -355,11 +293,11 @@ impl<M: Module> Model for BurnModel<M> {
     }
 
     fn weights(&self) -> Result<Vec<WeightInfo>> {
-        Ok(self.found().iter().map(|f| f.info.clone()).collect())
+        Ok(self.found()?.iter().map(|f| f.info.clone()).collect())
     }
 
     fn weight_id(&self, name: &str) -> Result<WeightId> {
-        let found = self.found();
+        let found = self.found()?;
         found
             .iter()
             .position(|f| f.info.name == name)
