@@ -140,7 +140,7 @@ fn burn_embed(m: &TensorMap) -> prune::Result<Vec<f32>> {
     use prune::burn::bert::{Bert, BertBatch};
     let d = burn::tensor::Device::flex();
     let bert = Bert::from_tensors(m, &d)?;
-    let out = bert.embed(&BertBatch::new(&IDS, &MASK, 2, 5, &d), None, &config())?;
+    let out = bert.embed(&BertBatch::new(&IDS, &MASK, 2, 5, &d)?, None, &config())?;
     Ok(out.into_data().try_to_vec::<f32>().unwrap())
 }
 
@@ -151,7 +151,7 @@ fn torch_embed(m: &TensorMap) -> prune::Result<Vec<f32>> {
     let bert = Bert::from_tensors(&vs, m)?;
     let out = tch::no_grad(|| {
         bert.embed(
-            &BertBatch::new(&IDS, &MASK, 2, 5, tch::Device::Cpu),
+            &BertBatch::new(&IDS, &MASK, 2, 5, tch::Device::Cpu)?,
             None,
             &config(),
         )

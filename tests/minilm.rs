@@ -268,7 +268,7 @@ mod on_burn {
     }
 
     fn batch(e: &Encoded, d: &Device) -> BertBatch {
-        BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, d)
+        BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, d).unwrap()
     }
 
     fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -380,7 +380,7 @@ mod on_torch {
     }
 
     fn batch(e: &Encoded) -> BertBatch {
-        BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, Device::Cpu)
+        BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, Device::Cpu).unwrap()
     }
 
     fn host(t: &Tensor) -> Vec<f32> {

@@ -22,8 +22,8 @@ pub struct BurnStudent {
     plain: Device,
 }
 
-fn batch(e: &Encoded, device: &Device) -> BertBatch {
-    BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, device)
+fn batch(e: &Encoded, device: &Device) -> Result<BertBatch> {
+    Ok(BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, device)?)
 }
 
 fn host(t: Tensor<2>) -> Result<Vec<f32>> {
@@ -56,13 +56,13 @@ impl Student for BurnStudent {
     fn teacher_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
         host(
             self.teacher
-                .embed(&batch(e, &self.plain), None, &self.config)?,
+                .embed(&batch(e, &self.plain)?, None, &self.config)?,
         )
     }
 
     fn student_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
         let valid = self.model.module().valid();
-        host(valid.embed(&batch(e, &self.plain), None, &self.config)?)
+        host(valid.embed(&batch(e, &self.plain)?, None, &self.config)?)
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -75,8 +75,8 @@ impl Student for BurnStudent {
         Ok(contrastive_importance_step(
             &mut self.pruning,
             &mut self.model,
-            &batch(a, &self.device),
-            &batch(b, &self.device),
+            &batch(a, &self.device)?,
+            &batch(b, &self.device)?,
             &self.config,
         )?)
     }
@@ -94,7 +94,7 @@ impl Student for BurnStudent {
     fn distill_step(&mut self, e: &Encoded, teacher: &[f32], lr: f64) -> Result<f32> {
         let optim = self.optim.get_or_insert_with(|| AdamConfig::new().init());
         let m = self.model.module();
-        let student = m.embed(&batch(e, &self.device), None, &self.config)?;
+        let student = m.embed(&batch(e, &self.device)?, None, &self.config)?;
         let target = Tensor::<2>::from_data(
             TensorData::new(teacher.to_vec(), [e.rows, crate::HIDDEN]),
             &self.device,

@@ -21,8 +21,8 @@ pub struct TorchStudent {
     config: BertConfig,
 }
 
-fn batch(e: &Encoded) -> BertBatch {
-    BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, Device::Cpu)
+fn batch(e: &Encoded) -> Result<BertBatch> {
+    Ok(BertBatch::new(&e.ids, &e.mask, e.rows, e.seq, Device::Cpu)?)
 }
 
 fn host(t: &Tensor) -> Result<Vec<f32>> {
@@ -57,11 +57,11 @@ impl TorchStudent {
 
 impl Student for TorchStudent {
     fn teacher_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
-        tch::no_grad(|| host(&self.teacher.embed(&batch(e), None, &self.config)?))
+        tch::no_grad(|| host(&self.teacher.embed(&batch(e)?, None, &self.config)?))
     }
 
     fn student_embed(&self, e: &Encoded) -> Result<Vec<f32>> {
-        tch::no_grad(|| host(&self.bert.embed(&batch(e), None, &self.config)?))
+        tch::no_grad(|| host(&self.bert.embed(&batch(e)?, None, &self.config)?))
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -75,8 +75,8 @@ impl Student for TorchStudent {
             &mut self.pruning,
             &mut self.model,
             &self.bert,
-            &batch(a),
-            &batch(b),
+            &batch(a)?,
+            &batch(b)?,
             &self.config,
         )?)
     }
@@ -99,7 +99,7 @@ impl Student for TorchStudent {
         }
         let optim = self.optim.as_mut().expect("set above");
         optim.set_lr(lr);
-        let student = self.bert.embed(&batch(e), None, &self.config)?;
+        let student = self.bert.embed(&batch(e)?, None, &self.config)?;
         let target = Tensor::from_slice(teacher).reshape([e.rows as i64, crate::HIDDEN as i64]);
         let loss: Tensor = (student * target)
             .sum_dim_intlist(1, false, Kind::Float)

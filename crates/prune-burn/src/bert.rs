@@ -129,12 +129,20 @@ pub struct BertBatch {
 }
 
 impl BertBatch {
-    /// A batch from row-major ids and mask of `rows` x `seq`.
-    pub fn new(ids: &[i64], mask: &[f32], rows: usize, seq: usize, device: &Device) -> Self {
-        BertBatch {
+    /// A batch from row-major ids and mask of `rows` x `seq`; refused when either holds
+    /// another number of values.
+    pub fn new(
+        ids: &[i64],
+        mask: &[f32],
+        rows: usize,
+        seq: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        prune_nlp::bert::check_batch(ids.len(), mask.len(), rows, seq)?;
+        Ok(BertBatch {
             ids: Tensor::from_data(TensorData::new(ids.to_vec(), [rows, seq]), device),
             mask: Tensor::from_data(TensorData::new(mask.to_vec(), [rows, seq]), device),
-        }
+        })
     }
 }
 

@@ -97,6 +97,20 @@ pub fn check_checkpoint(tensors: &TensorMap) -> Result<usize> {
     Ok(layers)
 }
 
+/// Checks that `ids` and `mask` each hold `rows` x `seq` values, a padded batch in row-major order.
+pub fn check_batch(ids: usize, mask: usize, rows: usize, seq: usize) -> Result<()> {
+    for (what, len) in [("token ids", ids), ("attention mask", mask)] {
+        if len != rows * seq {
+            return Err(PruneError::Shape {
+                weight: "batch".into(),
+                shape: vec![rows, seq],
+                reason: format!("{len} {what} for a batch of {rows} x {seq}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +154,17 @@ mod tests {
         let err = check_checkpoint(&m).unwrap_err().to_string();
         assert!(err.contains("rank-2"), "{err}");
         assert!(check_checkpoint(&TensorMap::new()).is_err());
+    }
+
+    #[test]
+    fn a_batch_of_the_wrong_length_is_named() {
+        assert!(check_batch(6, 6, 2, 3).is_ok());
+        let err = check_batch(6, 5, 2, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("5 attention mask for a batch of 2 x 3"),
+            "{err}"
+        );
+        let err = check_batch(7, 6, 2, 3).unwrap_err().to_string();
+        assert!(err.contains("7 token ids"), "{err}");
     }
 }

@@ -27,13 +27,21 @@ pub struct BertBatch {
 }
 
 impl BertBatch {
-    /// A batch from row-major ids and mask of `rows` x `seq`.
-    pub fn new(ids: &[i64], mask: &[f32], rows: usize, seq: usize, device: Device) -> Self {
+    /// A batch from row-major ids and mask of `rows` x `seq`; refused when either holds
+    /// another number of values.
+    pub fn new(ids: &[i64], mask: &[f32], rows: usize, seq: usize, device: Device) -> Result<Self> {
+        prune_nlp::bert::check_batch(ids.len(), mask.len(), rows, seq)?;
         let shape = [rows as i64, seq as i64];
-        BertBatch {
-            ids: Tensor::from_slice(ids).reshape(shape).to_device(device),
-            mask: Tensor::from_slice(mask).reshape(shape).to_device(device),
-        }
+        let put = |t: Tensor| {
+            step(
+                "batch",
+                t.f_reshape(shape).and_then(|t| t.f_to_device(device)),
+            )
+        };
+        Ok(BertBatch {
+            ids: put(Tensor::from_slice(ids))?,
+            mask: put(Tensor::from_slice(mask))?,
+        })
     }
 }
 
@@ -73,25 +81,24 @@ impl Bert {
         Ok(bert)
     }
 
+    /// The variable `name`: every name `forward` asks for was checked when the encoder was built,
+    /// and the map is never changed after.
     fn v(&self, name: &str) -> &Tensor {
         self.vars.get(name).expect("checked when built")
     }
 
-    fn linear(&self, x: &Tensor, stem: &str) -> Tensor {
-        x.linear(
-            self.v(&format!("{stem}.weight")),
-            Some(self.v(&format!("{stem}.bias"))),
-        )
+    fn linear(&self, x: &Tensor, stem: &str) -> Result<Tensor> {
+        let w = self.v(&format!("{stem}.weight"));
+        let b = self.v(&format!("{stem}.bias"));
+        step(stem, x.f_linear(w, Some(b)))
     }
 
-    fn norm(&self, x: &Tensor, stem: &str, eps: f64) -> Tensor {
+    fn norm(&self, x: &Tensor, stem: &str, eps: f64) -> Result<Tensor> {
         let w = self.v(&format!("{stem}.weight"));
-        x.layer_norm(
-            [w.size()[0]],
-            Some(w),
-            Some(self.v(&format!("{stem}.bias"))),
-            eps,
-            false,
+        let b = self.v(&format!("{stem}.bias"));
+        step(
+            stem,
+            x.f_layer_norm([w.size()[0]], Some(w), Some(b), eps, false),
         )
     }
 
@@ -127,6 +134,16 @@ impl Bert {
     ) -> Result<Tensor> {
         let eps = config.layer_norm_eps;
         let size = batch.ids.size();
+        if size.len() != 2 || batch.mask.size() != size {
+            return Err(PruneError::Shape {
+                weight: "batch".into(),
+                shape: size.iter().map(|&d| d as usize).collect(),
+                reason: format!(
+                    "token ids must be [batch, seq] with a mask of the same shape, the mask is {:?}",
+                    batch.mask.size()
+                ),
+            });
+        }
         let (b, s) = (size[0], size[1]);
         let table = self.v("embeddings.position_embeddings.weight").size();
         if s > table[0] {
@@ -150,50 +167,92 @@ impl Bert {
         }
         let vocab = self.v("embeddings.word_embeddings.weight");
         let words = vocab
-            .f_index_select(0, &batch.ids.reshape([b * s]))
+            .f_index_select(0, &step("token ids", batch.ids.f_reshape([b * s]))?)
             .map_err(|e| PruneError::Shape {
                 weight: "embeddings.word_embeddings.weight".into(),
                 shape: vocab.size().iter().map(|&d| d as usize).collect(),
                 reason: format!("a token id is outside the vocabulary: {e}"),
             })?;
         let hidden = words.size()[1];
-        let words = words.reshape([b, s, hidden]);
-        let positions = self
-            .v("embeddings.position_embeddings.weight")
-            .narrow(0, 0, s)
-            .unsqueeze(0);
-        let types = self
-            .v("embeddings.token_type_embeddings.weight")
-            .narrow(0, 0, 1)
-            .unsqueeze(0);
-        let mut x = self.norm(&(words + positions + types), "embeddings.LayerNorm", eps);
-        let mask_bias = ((&batch.mask - 1.0) * 1e9).reshape([b, 1, 1, s]);
+        let words = step("embeddings", words.f_reshape([b, s, hidden]))?;
+        let positions = step(
+            "embeddings.position_embeddings",
+            self.v("embeddings.position_embeddings.weight")
+                .f_narrow(0, 0, s)
+                .and_then(|t| t.f_unsqueeze(0)),
+        )?;
+        let types = step(
+            "embeddings.token_type_embeddings",
+            self.v("embeddings.token_type_embeddings.weight")
+                .f_narrow(0, 0, 1)
+                .and_then(|t| t.f_unsqueeze(0)),
+        )?;
+        let summed = step(
+            "embeddings",
+            words.f_add(&positions).and_then(|t| t.f_add(&types)),
+        )?;
+        let mut x = self.norm(&summed, "embeddings.LayerNorm", eps)?;
+        let mask_bias = step(
+            "attention mask",
+            batch
+                .mask
+                .f_sub_scalar(1.0)
+                .and_then(|t| t.f_mul_scalar(1e9))
+                .and_then(|t| t.f_reshape([b, 1, 1, s])),
+        )?;
         let dh = config.head_dim as i64;
         for l in 0..self.layers {
             let p = format!("encoder.layer.{l}");
-            let q = self.linear(&x, &format!("{p}.attention.self.query"));
+            let attention = format!("{p}.attention.self");
+            let q = self.linear(&x, &format!("{attention}.query"))?;
             let heads = q.size()[2] / dh;
-            let split = |t: Tensor| t.reshape([b, s, heads, dh]).transpose(1, 2);
-            let q = split(q);
-            let k = split(self.linear(&x, &format!("{p}.attention.self.key")));
-            let v = split(self.linear(&x, &format!("{p}.attention.self.value")));
-            let scores = q.matmul(&k.transpose(2, 3)) / (dh as f64).sqrt() + &mask_bias;
-            let mut probs = scores.softmax(3, Kind::Float);
-            if let Some(m) = head_mask {
-                // Not `*=`: tch's MulAssign works in place, and autograd needs the softmax output.
-                #[allow(clippy::assign_op_pattern)]
-                {
-                    probs = probs * m.get(l as i64).reshape([1, heads, 1, 1]);
-                }
-            }
-            let ctx = probs.matmul(&v).transpose(1, 2).reshape([b, s, heads * dh]);
-            let attn = self.linear(&ctx, &format!("{p}.attention.output.dense")) + &x;
-            x = self.norm(&attn, &format!("{p}.attention.output.LayerNorm"), eps);
-            let inner = self
-                .linear(&x, &format!("{p}.intermediate.dense"))
-                .gelu("none");
-            let out = self.linear(&inner, &format!("{p}.output.dense")) + &x;
-            x = self.norm(&out, &format!("{p}.output.LayerNorm"), eps);
+            let split = |t: Tensor| {
+                step(
+                    &attention,
+                    t.f_reshape([b, s, heads, dh])
+                        .and_then(|t| t.f_transpose(1, 2)),
+                )
+            };
+            let q = split(q)?;
+            let k = split(self.linear(&x, &format!("{attention}.key"))?)?;
+            let v = split(self.linear(&x, &format!("{attention}.value"))?)?;
+            let probs = step(
+                &attention,
+                k.f_transpose(2, 3)
+                    .and_then(|kt| q.f_matmul(&kt))
+                    .and_then(|t| t.f_div_scalar((dh as f64).sqrt()))
+                    .and_then(|t| t.f_add(&mask_bias))
+                    .and_then(|t| t.f_softmax(3, Kind::Float)),
+            )?;
+            let probs = match head_mask {
+                // A new tensor, not in place: autograd needs the softmax output.
+                Some(m) => step(
+                    "head_mask",
+                    m.f_get(l as i64)
+                        .and_then(|r| r.f_reshape([1, heads, 1, 1]))
+                        .and_then(|r| probs.f_mul(&r)),
+                )?,
+                None => probs,
+            };
+            let ctx = step(
+                &attention,
+                probs
+                    .f_matmul(&v)
+                    .and_then(|t| t.f_transpose(1, 2))
+                    .and_then(|t| t.f_reshape([b, s, heads * dh])),
+            )?;
+            let output = format!("{p}.attention.output");
+            let attn = self.linear(&ctx, &format!("{output}.dense"))?;
+            let attn = step(&output, attn.f_add(&x))?;
+            x = self.norm(&attn, &format!("{output}.LayerNorm"), eps)?;
+            let intermediate = format!("{p}.intermediate.dense");
+            let inner = step(
+                &intermediate,
+                self.linear(&x, &intermediate)?.f_gelu("none"),
+            )?;
+            let out = self.linear(&inner, &format!("{p}.output.dense"))?;
+            let out = step(&format!("{p}.output"), out.f_add(&x))?;
+            x = self.norm(&out, &format!("{p}.output.LayerNorm"), eps)?;
         }
         Ok(x)
     }
@@ -207,17 +266,30 @@ impl Bert {
         config: &BertConfig,
     ) -> Result<Tensor> {
         let tokens = self.forward(batch, head_mask, config)?;
-        let mask = batch.mask.unsqueeze(2);
-        let summed = (tokens * &mask).sum_dim_intlist(1, false, Kind::Float);
-        let counts = mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1e-9);
-        let mean = summed / counts;
-        let norm = mean
-            .pow_tensor_scalar(2)
-            .sum_dim_intlist(1, true, Kind::Float)
-            .sqrt()
-            .clamp_min(1e-12);
-        Ok(mean / norm)
+        step(
+            "mean pooling",
+            batch.mask.f_unsqueeze(2).and_then(|mask| {
+                let summed = tokens
+                    .f_mul(&mask)?
+                    .f_sum_dim_intlist(1, false, Kind::Float)?;
+                let counts = mask
+                    .f_sum_dim_intlist(1, false, Kind::Float)?
+                    .f_clamp_min(1e-9)?;
+                let mean = summed.f_div(&counts)?;
+                let norm = mean
+                    .f_pow_tensor_scalar(2)?
+                    .f_sum_dim_intlist(1, true, Kind::Float)?
+                    .f_sqrt()?
+                    .f_clamp_min(1e-12)?;
+                mean.f_div(&norm)
+            }),
+        )
     }
+}
+
+/// A tch result as ours, naming the part of the encoder that failed.
+fn step<T>(part: &str, r: std::result::Result<T, tch::TchError>) -> Result<T> {
+    r.map_err(|e| crate::backend::torch_error(format!("BERT forward, {part}: {e}")))
 }
 
 /// One importance step of a sentence-embedding encoder under a pruning session, with no weight
@@ -239,13 +311,23 @@ pub fn contrastive_importance_step<V: Borrow<VarStore>>(
     let heads = bert.heads(config);
     let (layers, h) = (heads.len(), heads.first().copied().unwrap_or(0));
     let device = a.ids.device();
-    let head_mask =
-        Tensor::ones([layers as i64, h as i64], (Kind::Float, device)).set_requires_grad(true);
+    let head_mask = step(
+        "head_mask",
+        Tensor::f_ones([layers as i64, h as i64], (Kind::Float, device)),
+    )?
+    .set_requires_grad(true);
     let ea = bert.embed(a, Some(&head_mask), config)?;
     let eb = bert.embed(b, Some(&head_mask), config)?;
-    let targets = Tensor::arange(a.ids.size()[0], (Kind::Int64, device));
-    let loss = (ea.matmul(&eb.tr()) * 20.0).cross_entropy_for_logits(&targets);
-    loss.backward();
+    let loss = step(
+        "contrastive loss",
+        Tensor::f_arange(ea.size()[0], (Kind::Int64, device)).and_then(|targets| {
+            ea.f_matmul(&eb.f_tr()?)?
+                .f_mul_scalar(20.0)?
+                .f_log_softmax(-1, Kind::Float)?
+                .f_nll_loss(&targets, None::<Tensor>, tch::Reduction::Mean, -100)
+        }),
+    )?;
+    step("contrastive loss, backward", loss.f_backward())?;
     let g = crate::backend::host_f32(&head_mask.grad())?;
     pruning.record_input_gradient("head_mask", &[layers, h], &g)?;
     pruning.on_before_optimizer_step(model)?;
