@@ -75,46 +75,17 @@ fn main() {
 
     let digits = training::load("digits");
     let (epochs, reps) = if quick { (3, 3) } else { (10, 5) };
-    for held in [false, true] {
-        emit(training::burn_overhead(
-            "digits 64-512-10",
-            &digits,
-            &[512],
-            epochs,
-            reps,
-            held,
-        ));
-        #[cfg(feature = "torch")]
-        emit(training::torch_overhead(
-            "digits 64-512-10",
-            &digits,
-            &[512],
-            epochs,
-            reps,
-            held,
-        ));
-    }
+    overhead(&emit, "digits 64-512-10", &digits, &[512], epochs, reps);
     if !quick {
         let mnist = training::load("mnist");
-        for held in [false, true] {
-            emit(training::burn_overhead(
-                "MNIST-5k 784-1024-1024-10",
-                &mnist,
-                &[1024, 1024],
-                2,
-                3,
-                held,
-            ));
-            #[cfg(feature = "torch")]
-            emit(training::torch_overhead(
-                "MNIST-5k 784-1024-1024-10",
-                &mnist,
-                &[1024, 1024],
-                2,
-                3,
-                held,
-            ));
-        }
+        overhead(
+            &emit,
+            "MNIST-5k 784-1024-1024-10",
+            &mnist,
+            &[1024, 1024],
+            2,
+            3,
+        );
     }
 
     for (backend, per_weight, host) in memory::mask_bytes_per_weight() {
@@ -129,5 +100,25 @@ fn main() {
     }
     if let Some(r) = memory::peak_rss() {
         emit(r);
+    }
+}
+
+/// Epochs with hooks against epochs without, on each backend, with masks recomputed and held.
+fn overhead(
+    emit: &impl Fn(Record),
+    label: &str,
+    data: &prune_train::Dataset,
+    hidden: &[usize],
+    epochs: usize,
+    reps: usize,
+) {
+    for held in [false, true] {
+        emit(training::burn_overhead(
+            label, data, hidden, epochs, reps, held,
+        ));
+        #[cfg(feature = "torch")]
+        emit(training::torch_overhead(
+            label, data, hidden, epochs, reps, held,
+        ));
     }
 }

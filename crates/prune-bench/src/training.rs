@@ -69,12 +69,26 @@ pub fn load(name: &str) -> Dataset {
         .0
 }
 
-/// An MLP `n_features -> hidden... -> n_classes` for `data`.
-pub fn burn_overhead_model(data: &Dataset, hidden: &[usize], device: &Device) -> Mlp {
+/// Layer widths `n_features, hidden..., n_classes` of an MLP for `data`.
+fn layer_sizes(data: &Dataset, hidden: &[usize]) -> Vec<usize> {
     let mut sizes = vec![data.n_features];
     sizes.extend_from_slice(hidden);
     sizes.push(data.n_classes);
-    mlp(&sizes, device)
+    sizes
+}
+
+/// The schedule of an overhead run: recomputed every epoch, or held after the first.
+fn overhead_config(epochs: usize, held: bool) -> PruningConfig {
+    if held {
+        config_until(epochs, 0)
+    } else {
+        config(epochs)
+    }
+}
+
+/// An MLP `n_features -> hidden... -> n_classes` for `data`.
+pub fn burn_overhead_model(data: &Dataset, hidden: &[usize], device: &Device) -> Mlp {
+    mlp(&layer_sizes(data, hidden), device)
 }
 
 /// Median epoch time with hooks vs without, burn, alternating `reps` times.
@@ -89,11 +103,7 @@ pub fn burn_overhead(
     let device = Device::flex().autodiff();
     device.seed(1);
     let start = burn_overhead_model(data, hidden, &device);
-    let cfg = if held {
-        config_until(epochs, 0)
-    } else {
-        config(epochs)
-    };
+    let cfg = overhead_config(epochs, held);
     let train = TrainConfig::from_config(&cfg, "bench").expect("train section");
     let (mut plain, mut hooked) = (Vec::new(), Vec::new());
     for _ in 0..reps {
@@ -123,14 +133,8 @@ pub fn torch_overhead(
     use prune_torch::train::{fit, train_dense};
     use prune_torch::{TorchModel, TorchPruning};
     use tch::nn::{self, Module as _};
-    let mut sizes = vec![data.n_features];
-    sizes.extend_from_slice(hidden);
-    sizes.push(data.n_classes);
-    let cfg = if held {
-        config_until(epochs, 0)
-    } else {
-        config(epochs)
-    };
+    let sizes = layer_sizes(data, hidden);
+    let cfg = overhead_config(epochs, held);
     let train = TrainConfig::from_config(&cfg, "bench").expect("train section");
     let build = || {
         tch::manual_seed(1);

@@ -188,39 +188,75 @@ fn check_sparsity(w: &mut Walker, path: &str, key: &str, v: Option<f64>) {
     }
 }
 
-fn read_weight_compression(w: &mut Walker, v: &Value, path: &str) -> Option<WeightCompression> {
-    let m = w.mapping(v, path)?;
-    w.check_keys(m, path, WC_KEYS);
+/// The schedule keys that `weight_compression` and each pruner both take, as given.
+struct GivenSchedule {
+    initial: Option<f64>,
+    target: Option<f64>,
+    start: Option<usize>,
+    end: Option<usize>,
+    frequency: Option<f64>,
+}
+
+impl GivenSchedule {
+    /// The schedule with every key not given taken from `base` (and no pruners).
+    fn over(&self, base: &WeightCompression) -> WeightCompression {
+        WeightCompression {
+            initial_sparsity: self.initial.unwrap_or(base.initial_sparsity),
+            target_sparsity: self.target.unwrap_or(base.target_sparsity),
+            start_epoch: self.start.unwrap_or(base.start_epoch),
+            end_epoch: self.end.unwrap_or(base.end_epoch),
+            frequency: self.frequency.unwrap_or(base.frequency),
+            pruners: Vec::new(),
+        }
+    }
+}
+
+fn read_schedule(w: &mut Walker, m: &Mapping, path: &str) -> GivenSchedule {
     let initial = w.f64(m, path, "initial_sparsity");
     let target = w.f64(m, path, "target_sparsity");
     check_sparsity(w, path, "initial_sparsity", initial);
     check_sparsity(w, path, "target_sparsity", target);
-    let start = w.usize(m, path, "start_epoch");
-    let end = w.usize(m, path, "end_epoch");
-    let frequency = read_frequency(w, m, path);
-    let g = WeightCompression {
-        initial_sparsity: initial.unwrap_or(0.0),
-        target_sparsity: target.unwrap_or(DEFAULT_TARGET_SPARSITY),
-        start_epoch: start.unwrap_or(0),
-        end_epoch: end.unwrap_or(DEFAULT_END_EPOCH),
-        frequency: frequency.unwrap_or(1.0),
-        pruners: Vec::new(),
-    };
-    if g.initial_sparsity > g.target_sparsity {
+    GivenSchedule {
+        initial,
+        target,
+        start: w.usize(m, path, "start_epoch"),
+        end: w.usize(m, path, "end_epoch"),
+        frequency: read_frequency(w, m, path),
+    }
+}
+
+/// The effective schedule at `path` rises, and over epochs that run forward.
+fn check_order(w: &mut Walker, path: &str, s: &WeightCompression) {
+    if s.initial_sparsity > s.target_sparsity {
         w.problem(
             join(path, "initial_sparsity"),
             format!(
                 "{} is above target_sparsity {}",
-                g.initial_sparsity, g.target_sparsity
+                s.initial_sparsity, s.target_sparsity
             ),
         );
     }
-    if g.start_epoch > g.end_epoch {
+    if s.start_epoch > s.end_epoch {
         w.problem(
             join(path, "start_epoch"),
-            format!("{} is after end_epoch {}", g.start_epoch, g.end_epoch),
+            format!("{} is after end_epoch {}", s.start_epoch, s.end_epoch),
         );
     }
+}
+
+fn read_weight_compression(w: &mut Walker, v: &Value, path: &str) -> Option<WeightCompression> {
+    let m = w.mapping(v, path)?;
+    w.check_keys(m, path, WC_KEYS);
+    let given = read_schedule(w, m, path);
+    let g = given.over(&WeightCompression {
+        initial_sparsity: 0.0,
+        target_sparsity: DEFAULT_TARGET_SPARSITY,
+        start_epoch: 0,
+        end_epoch: DEFAULT_END_EPOCH,
+        frequency: 1.0,
+        pruners: Vec::new(),
+    });
+    check_order(w, path, &g);
     let ppath = join(path, "pruners");
     let pruners = match get(m, "pruners").map(untag) {
         None | Some(Value::Null) => {
@@ -339,13 +375,7 @@ fn read_pruner(
             w.problem(format!("{}[{i}]", join(path, "names")), "empty weight name");
         }
     }
-    let initial = w.f64(m, path, "initial_sparsity");
-    let target = w.f64(m, path, "target_sparsity");
-    check_sparsity(w, path, "initial_sparsity", initial);
-    check_sparsity(w, path, "target_sparsity", target);
-    let start = w.usize(m, path, "start_epoch");
-    let end = w.usize(m, path, "end_epoch");
-    let frequency = read_frequency(w, m, path);
+    let given = read_schedule(w, m, path);
     let method = match w.string(m, path, "method").as_deref() {
         None | Some("per_tensor") => Method::PerTensor,
         Some("per_channel") => Method::PerChannel,
@@ -370,33 +400,17 @@ fn read_pruner(
     }
     let pattern = pattern_here.or(pattern_in_params).unwrap_or_default();
 
-    let (i, t) = (
-        initial.unwrap_or(g.initial_sparsity),
-        target.unwrap_or(g.target_sparsity),
-    );
-    if i > t {
-        w.problem(
-            join(path, "initial_sparsity"),
-            format!("{i} is above target_sparsity {t}"),
-        );
-    }
-    let (s, e) = (start.unwrap_or(g.start_epoch), end.unwrap_or(g.end_epoch));
-    if s > e {
-        w.problem(
-            join(path, "start_epoch"),
-            format!("{s} is after end_epoch {e}"),
-        );
-    }
+    check_order(w, path, &given.over(g));
     let prune_type = prune_type?;
     check_type_specifics(w, path, prune_type, &parameters, pattern);
     Some(PrunerConfig {
         prune_type,
         names,
-        initial_sparsity: initial,
-        target_sparsity: target,
-        start_epoch: start,
-        end_epoch: end,
-        frequency,
+        initial_sparsity: given.initial,
+        target_sparsity: given.target,
+        start_epoch: given.start,
+        end_epoch: given.end,
+        frequency: given.frequency,
         method,
         pattern,
         parameters,
