@@ -18,7 +18,7 @@ pub trait TensorBackend: Clone {
     /// A dense f32 tensor of the framework (any rank, with its device).
     type Tensor: Clone;
     /// A pruning mask of at most one byte per element, in the form the framework applies
-    /// fastest (a bool tensor, applied by masked fill).
+    /// fastest (burn and torch: a u8 0/1 tensor on the weight's device).
     type Mask: Clone;
 
     /// Short backend name for messages, e.g. `burn`.
