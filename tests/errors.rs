@@ -106,6 +106,40 @@ fn nan_in_a_gradient() {
 }
 
 #[test]
+fn nan_in_accumulated_importance() {
+    // fc1 (magnitude) is updated before fc2 (gradient_sensitivity) is refused: the refusal
+    // comes after work was done, and still leaves every weight as it was.
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 1\n      target_sparsity: 0.5\n      pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            names: ['fc1.weight']\n        - !Pruner\n            prune_type: gradient_sensitivity\n            names: ['fc2.weight']\n";
+    let mut m = model();
+    let mut p = Pruning::<Reference>::from_yaml(yaml).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    p.on_step_begin(&mut m).unwrap();
+    let id = m.weight_id("fc2.weight").unwrap();
+    let mut g = m.weight("fc2.weight").unwrap();
+    g.data[6] = f32::NAN;
+    m.set_gradients(vec![(id, g)]).unwrap();
+    p.on_before_optimizer_step(&mut m).unwrap();
+    p.on_step_end(&mut m).unwrap();
+    p.on_epoch_end(&mut m).unwrap();
+    let before: Vec<Vec<u32>> = m
+        .params
+        .iter()
+        .map(|q| q.value.data.iter().map(|x| x.to_bits()).collect())
+        .collect();
+    let err = p.on_epoch_begin(&mut m, 1).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "weight `fc2.weight`: importance holds 1 non-finite value(s) (NaN or Inf); pruning refused"
+    );
+    let after: Vec<Vec<u32>> = m
+        .params
+        .iter()
+        .map(|q| q.value.data.iter().map(|x| x.to_bits()).collect())
+        .collect();
+    assert_eq!(before, after, "a failed call changed the model");
+}
+
+#[test]
 fn an_empty_weight() {
     let mut m = model();
     m.push("empty.weight", &[0, 8], vec![], Layout::Canonical);
