@@ -236,9 +236,6 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
         }
         tch::no_grad(|| {
             for (mut t, (id, mask)) in targets.into_iter().zip(masks) {
-                if mul_mask_in_cpu_memory(&t, &mask.0) {
-                    continue;
-                }
                 // In place; the tensor it hands back is `t` itself.
                 let _ = t
                     .f_mul_(&mask.0)
@@ -292,40 +289,4 @@ pub fn variable_names(vs: &VarStore) -> Vec<String> {
     let mut names: Vec<String> = map.keys().map(|n| canonical_name(n).to_string()).collect();
     names.sort_by_cached_key(|n| natural_key(n));
     names
-}
-
-/// `t *= mask` as one pass over CPU memory, in place, when `t` is a contiguous f32 CPU tensor
-/// and `mask` a contiguous u8 CPU tensor of as many elements (libtorch's `mul_` by a u8 tensor
-/// casts element by element and costs several times more); `false`, with nothing done, for any
-/// other form.
-fn mul_mask_in_cpu_memory(t: &Tensor, mask: &Tensor) -> bool {
-    let cpu = tch::Device::Cpu;
-    let fits = t.device() == cpu
-        && mask.device() == cpu
-        && t.kind() == Kind::Float
-        && mask.kind() == Kind::Uint8
-        && t.is_contiguous()
-        && mask.is_contiguous()
-        && t.numel() == mask.numel();
-    if !fits {
-        return false;
-    }
-    let n = t.numel();
-    if n == 0 {
-        return true;
-    }
-    // SAFETY: both tensors are contiguous CPU tensors of `n` elements of the element types
-    // named, so the pointers are valid and aligned for `n` values; they are distinct storages
-    // (one f32, one u8), the handles borrowed for the call keep them alive, and the model is
-    // held exclusively, so nothing else reads or writes the weight meanwhile.
-    let (values, keep) = unsafe {
-        (
-            std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n),
-            std::slice::from_raw_parts(mask.data_ptr() as *const u8, n),
-        )
-    };
-    for (v, &k) in values.iter_mut().zip(keep) {
-        *v *= f32::from(k);
-    }
-    true
 }
