@@ -33,14 +33,35 @@ fn magnitude(names: &str) -> String {
     )
 }
 
+/// Every weight of `m`, bit for bit.
+fn bits(m: &RefModel) -> Vec<Vec<u32>> {
+    m.params
+        .iter()
+        .map(|p| p.value.data.iter().map(|x| x.to_bits()).collect())
+        .collect()
+}
+
+/// One training step of epoch 0 whose gradient of `fc2.weight` holds a NaN at `at`; with
+/// `descend`, the optimizer's SGD update (lr 0.1) writes it into the weight.
+fn step_with_nan_gradient(p: &mut Pruning<Reference>, m: &mut RefModel, at: usize, descend: bool) {
+    p.on_epoch_begin(m, 0).unwrap();
+    p.on_step_begin(m).unwrap();
+    let id = m.weight_id("fc2.weight").unwrap();
+    let mut g = m.weight("fc2.weight").unwrap();
+    g.data[at] = f32::NAN;
+    m.set_gradients(vec![(id, g)]).unwrap();
+    p.on_before_optimizer_step(m).unwrap();
+    if descend {
+        let g = m.gradient("fc2.weight").unwrap().unwrap();
+        let w = &mut m.params[id.0].value.data;
+        w.iter_mut().zip(&g.data).for_each(|(w, g)| *w -= 0.1 * g);
+    }
+    p.on_step_end(m).unwrap();
+    p.on_epoch_end(m).unwrap();
+}
+
 /// Runs on_epoch_begin(0) and returns the error; checks that no weight changed.
 fn epoch_error(m: &mut RefModel, yaml: &str) -> String {
-    let bits = |m: &RefModel| -> Vec<Vec<u32>> {
-        m.params
-            .iter()
-            .map(|p| p.value.data.iter().map(|x| x.to_bits()).collect())
-            .collect()
-    };
     let before = bits(m);
     let mut p = Pruning::<Reference>::from_yaml(yaml).unwrap();
     let err = p.on_epoch_begin(m, 0).unwrap_err().to_string();
@@ -86,18 +107,7 @@ fn nan_in_a_gradient() {
     let mut m = model();
     let yaml = yaml("        - !Pruner\n            prune_type: group_lasso\n            names: ['fc2.weight']\n            end_epoch: 1\n            parameters: {alpha: 0.1}\n");
     let mut p = Pruning::<Reference>::from_yaml(&yaml).unwrap();
-    p.on_epoch_begin(&mut m, 0).unwrap();
-    p.on_step_begin(&mut m).unwrap();
-    let id = m.weight_id("fc2.weight").unwrap();
-    let mut g = m.weight("fc2.weight").unwrap();
-    g.data[0] = f32::NAN;
-    m.set_gradients(vec![(id, g)]).unwrap();
-    p.on_before_optimizer_step(&mut m).unwrap();
-    let g = m.gradient("fc2.weight").unwrap().unwrap();
-    let w = &mut m.params[id.0].value.data;
-    w.iter_mut().zip(&g.data).for_each(|(w, g)| *w -= 0.1 * g);
-    p.on_step_end(&mut m).unwrap();
-    p.on_epoch_end(&mut m).unwrap();
+    step_with_nan_gradient(&mut p, &mut m, 0, true);
     let err = p.on_epoch_begin(&mut m, 1).unwrap_err().to_string();
     assert_eq!(
         err,
@@ -112,31 +122,14 @@ fn nan_in_accumulated_importance() {
     let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 1\n      target_sparsity: 0.5\n      pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            names: ['fc1.weight']\n        - !Pruner\n            prune_type: gradient_sensitivity\n            names: ['fc2.weight']\n";
     let mut m = model();
     let mut p = Pruning::<Reference>::from_yaml(yaml).unwrap();
-    p.on_epoch_begin(&mut m, 0).unwrap();
-    p.on_step_begin(&mut m).unwrap();
-    let id = m.weight_id("fc2.weight").unwrap();
-    let mut g = m.weight("fc2.weight").unwrap();
-    g.data[6] = f32::NAN;
-    m.set_gradients(vec![(id, g)]).unwrap();
-    p.on_before_optimizer_step(&mut m).unwrap();
-    p.on_step_end(&mut m).unwrap();
-    p.on_epoch_end(&mut m).unwrap();
-    let before: Vec<Vec<u32>> = m
-        .params
-        .iter()
-        .map(|q| q.value.data.iter().map(|x| x.to_bits()).collect())
-        .collect();
+    step_with_nan_gradient(&mut p, &mut m, 6, false);
+    let before = bits(&m);
     let err = p.on_epoch_begin(&mut m, 1).unwrap_err().to_string();
     assert_eq!(
         err,
         "weight `fc2.weight`: importance holds 1 non-finite value(s) (NaN or Inf); pruning refused"
     );
-    let after: Vec<Vec<u32>> = m
-        .params
-        .iter()
-        .map(|q| q.value.data.iter().map(|x| x.to_bits()).collect())
-        .collect();
-    assert_eq!(before, after, "a failed call changed the model");
+    assert_eq!(before, bits(&m), "a failed call changed the model");
 }
 
 #[test]

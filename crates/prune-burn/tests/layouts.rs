@@ -175,79 +175,70 @@ fn a_layout_declared_for_one_weight_prunes_its_output_channels() {
     prunes_like_the_reference(&mut model, "dense.kernel", &w);
 }
 
-fn listing_error<M: Module>(model: BurnModel<M>) -> PruneError {
-    model.weights().expect_err("the declaration is refused")
-}
-
-#[test]
-fn a_declared_weight_name_that_is_not_in_the_module_is_refused_with_the_closest_names() {
-    let err = listing_error(
-        dense_net(&values(7, OUT * IN))
-            .with_layouts(LayoutRules::default().weight("dense.kernal", Layout::Transposed)),
-    );
-    match err {
-        PruneError::UnknownWeight { weight, candidates } => {
-            assert_eq!(weight, "dense.kernal");
-            assert_eq!(candidates.first().map(String::as_str), Some("dense.kernel"));
-        }
+/// The weight named and the closest candidates, when listing `model` is refused as unknown.
+fn unknown_error<M: Module>(model: BurnModel<M>) -> (String, Vec<String>) {
+    match model.weights().expect_err("the declaration is refused") {
+        PruneError::UnknownWeight { weight, candidates } => (weight, candidates),
         other => panic!("expected an unknown weight, got {other}"),
     }
 }
 
-#[test]
-fn a_declared_layer_type_that_is_not_in_the_module_is_refused_with_the_closest_types() {
-    let err = listing_error(
-        dense_net(&values(8, OUT * IN))
-            .with_layouts(LayoutRules::default().layer("Dence", Layout::Transposed)),
-    );
-    match err {
-        PruneError::UnknownWeight { weight, candidates } => {
-            assert!(weight.contains("Dence"), "{weight}");
-            assert_eq!(candidates.first().map(String::as_str), Some("Dense"));
-        }
-        other => panic!("expected an unknown layer type, got {other}"),
-    }
-}
-
-#[test]
-fn a_declared_layout_of_another_rank_is_refused_naming_both_ranks() {
-    let err = listing_error(
-        dense_net(&values(9, OUT * IN))
-            .with_layouts(LayoutRules::default().weight("dense.kernel", Layout::Hwio)),
-    );
-    match err {
+/// The weight, its stored shape and the reason, when listing `model` is refused for its shape.
+fn shape_error<M: Module>(model: BurnModel<M>) -> (String, Vec<usize>, String) {
+    match model.weights().expect_err("the declaration is refused") {
         PruneError::Shape {
             weight,
             shape,
             reason,
-        } => {
-            assert_eq!((weight.as_str(), shape), ("dense.kernel", vec![IN, OUT]));
-            assert!(
-                reason.contains("rank 4") && reason.contains("rank 2"),
-                "{reason}"
-            );
-        }
+        } => (weight, shape, reason),
         other => panic!("expected a shape error, got {other}"),
     }
 }
 
 #[test]
+fn a_declared_weight_name_that_is_not_in_the_module_is_refused_with_the_closest_names() {
+    let (weight, candidates) = unknown_error(
+        dense_net(&values(7, OUT * IN))
+            .with_layouts(LayoutRules::default().weight("dense.kernal", Layout::Transposed)),
+    );
+    assert_eq!(weight, "dense.kernal");
+    assert_eq!(candidates.first().map(String::as_str), Some("dense.kernel"));
+}
+
+#[test]
+fn a_declared_layer_type_that_is_not_in_the_module_is_refused_with_the_closest_types() {
+    let (weight, candidates) = unknown_error(
+        dense_net(&values(8, OUT * IN))
+            .with_layouts(LayoutRules::default().layer("Dence", Layout::Transposed)),
+    );
+    assert!(weight.contains("Dence"), "{weight}");
+    assert_eq!(candidates.first().map(String::as_str), Some("Dense"));
+}
+
+#[test]
+fn a_declared_layout_of_another_rank_is_refused_naming_both_ranks() {
+    let (weight, shape, reason) = shape_error(
+        dense_net(&values(9, OUT * IN))
+            .with_layouts(LayoutRules::default().weight("dense.kernel", Layout::Hwio)),
+    );
+    assert_eq!((weight.as_str(), shape), ("dense.kernel", vec![IN, OUT]));
+    assert!(
+        reason.contains("rank 4") && reason.contains("rank 2"),
+        "{reason}"
+    );
+}
+
+#[test]
 fn a_declared_layout_that_disagrees_with_the_bias_is_refused_naming_both_sizes() {
-    let err = listing_error(
+    let (weight, shape, reason) = shape_error(
         own_linear(&values(10, OUT * IN))
             .with_layouts(LayoutRules::default().weight("fc.weight", Layout::Transposed)),
     );
-    match err {
-        PruneError::Shape { weight, reason, .. } => {
-            assert_eq!(weight, "fc.weight");
-            assert!(
-                reason.contains(&format!("{IN} outputs"))
-                    && reason.contains(&format!("fc.bias has {OUT}")),
-                "{reason}"
-            );
-        }
-        other => panic!("expected a shape error, got {other}"),
-    }
+    assert_eq!((weight.as_str(), shape), ("fc.weight", vec![OUT, IN]));
+    assert!(
+        reason.contains(&format!("{IN} outputs")) && reason.contains(&format!("fc.bias has {OUT}")),
+        "{reason}"
+    );
 }
 
 #[test]
