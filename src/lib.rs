@@ -27,7 +27,7 @@ pub use prune_core::{
 /// and the `train` section's types.
 pub mod train {
     pub use prune_train::{
-        shuffled, Criterion, Dataset, EpochLog, OptimizerConfig, TrainConfig, Trainer,
+        shuffled, Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer,
     };
 }
 

@@ -17,7 +17,7 @@ pub fn run(
     let train_cfg = TrainConfig::from_config(config, "the quickstart config")?;
     let (mut model, net) = mlp(
         &[train.n_features, s.hidden, train.n_classes],
-        &train_cfg.optimizer,
+        &train_cfg,
         s.seed,
     )?;
     train_dense(&mut model, &net, train, &train_cfg, s.dense_epochs)?;

@@ -9,7 +9,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::Result;
-use prune_train::{Dataset, EpochLog, OptimizerConfig, TrainConfig, Trainer};
+use prune_train::{Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer};
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.
 pub trait Classifier: Module {
@@ -80,6 +80,7 @@ struct BurnTrainer {
     optim: ModuleOptimizer,
     lr: f64,
     loss_fn: CrossEntropyLoss,
+    reduction: Reduction,
 }
 
 impl BurnTrainer {
@@ -90,6 +91,9 @@ impl BurnTrainer {
             optim,
             lr,
             loss_fn: CrossEntropyLossConfig::new().init(device),
+            reduction: match cfg.criterion {
+                Criterion::CrossEntropyLoss { reduction } => reduction,
+            },
         }
     }
 }
@@ -102,7 +106,10 @@ impl<M: Classifier> Trainer<BurnModel<M>> for BurnTrainer {
         rows: &[usize],
     ) -> Result<Option<f32>> {
         let (x, y) = batch(data, rows, &self.device);
-        let loss = self.loss_fn.forward(model.module().logits(x), y);
+        let loss = self
+            .loss_fn
+            .forward(model.module().logits(x), y)
+            .mul_scalar(self.reduction.scale(rows.len()));
         let value = host_f32(&loss.clone().inner().reshape([1]))?[0];
         if value.is_finite() {
             let grads = GradientsParams::from_grads(loss.backward(), model.module());

@@ -6,7 +6,7 @@ use crate::graph_ops::VarHandle;
 use crate::model::GraphHolder;
 use crate::{TfModel, TfPruning};
 use prune_core::{PruneError, Result};
-use prune_train::{Dataset, EpochLog, OptimizerConfig, TrainConfig, Trainer};
+use prune_train::{Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer};
 use tensorflow::{
     ops, DataType, Operation, Output, Scope, Session, SessionOptions, SessionRunArgs, Shape,
     Tensor, Variable,
@@ -218,13 +218,10 @@ fn dims_of(v: &Variable) -> Vec<u64> {
 }
 
 /// Builds an MLP `sizes[0] -> sizes[1] -> ... -> classes` with ReLU between layers, named
-/// `fc1`, `fc2`, ... (Keras-style `fc1/kernel` [in, out] and `fc1/bias`), its loss and the
-/// `train` section's optimizer; initialises the variables. Returns the model and its endpoints.
-pub fn mlp(
-    sizes: &[usize],
-    optimizer: &OptimizerConfig,
-    seed: u64,
-) -> Result<(TfModel, TfClassifier)> {
+/// `fc1`, `fc2`, ... (Keras-style `fc1/kernel` [in, out] and `fc1/bias`), the `train`
+/// section's loss (its reduction) and optimizer; initialises the variables. Returns the model
+/// and its endpoints.
+pub fn mlp(sizes: &[usize], train: &TrainConfig, seed: u64) -> Result<(TfModel, TfClassifier)> {
     let mut b = Builder::default();
     let x = ops::Placeholder::new()
         .dtype(DataType::Float)
@@ -265,16 +262,23 @@ pub fn mlp(
     }
     let logits = h;
     // Cross-entropy from differentiable pieces (the C API registers no gradient for the fused op):
-    // -mean_over_batch(sum_over_classes(one_hot * log_softmax(logits))).
+    // -mean_over_batch(sum_over_classes(one_hot * log_softmax(logits))), or the sum over the batch.
     let s = &mut b.scope;
     let log_p = ops::log_softmax(logits.clone(), s).map_err(err)?;
     let picked = ops::mul(y.clone(), log_p, s).map_err(err)?;
     let class_axis = ops::constant(&[1i32][..], s).map_err(err)?;
     let per_row = ops::sum(picked, class_axis, s).map_err(err)?;
     let batch_axis = ops::constant(&[0i32][..], s).map_err(err)?;
-    let mean = ops::mean(per_row, batch_axis, s).map_err(err)?;
-    let loss: Output = ops::neg(mean, s).map_err(err)?.into();
-    let train_op = optimizer_step(&mut b, loss.clone(), &vars, optimizer)?;
+    let reduced: Output = match train.criterion {
+        Criterion::CrossEntropyLoss {
+            reduction: Reduction::Mean,
+        } => ops::mean(per_row, batch_axis, s).map_err(err)?.into(),
+        Criterion::CrossEntropyLoss {
+            reduction: Reduction::Sum,
+        } => ops::sum(per_row, batch_axis, s).map_err(err)?.into(),
+    };
+    let loss: Output = ops::neg(reduced, s).map_err(err)?.into();
+    let train_op = optimizer_step(&mut b, loss.clone(), &vars, &train.optimizer)?;
 
     let model = b.finish(&vars)?;
     Ok((

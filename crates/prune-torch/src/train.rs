@@ -3,10 +3,10 @@
 use crate::backend::{host_f32, torch_error};
 use crate::{TorchModel, TorchPruning};
 use prune_core::Result;
-use prune_train::{Dataset, EpochLog, OptimizerConfig, TrainConfig, Trainer};
+use prune_train::{Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer};
 use std::borrow::Borrow;
 use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// The optimizer of the `train` section over every trainable variable of `vs`.
 pub fn optimizer(vs: &VarStore, config: &OptimizerConfig) -> Result<nn::Optimizer> {
@@ -41,6 +41,14 @@ pub fn optimizer(vs: &VarStore, config: &OptimizerConfig) -> Result<nn::Optimize
     built.map_err(|e| torch_error(format!("building the optimizer: {e}")))
 }
 
+/// libtorch's form of a criterion's reduction.
+fn reduction(r: Reduction) -> tch::Reduction {
+    match r {
+        Reduction::Mean => tch::Reduction::Mean,
+        Reduction::Sum => tch::Reduction::Sum,
+    }
+}
+
 /// A batch of rows as tensors on `device`.
 pub fn batch(data: &Dataset, rows: &[usize], device: Device) -> (Tensor, Tensor) {
     let sub = data.subset(rows);
@@ -57,6 +65,7 @@ struct TorchTrainer<'n, N> {
     net: &'n N,
     optim: nn::Optimizer,
     optimizer: OptimizerConfig,
+    reduction: Reduction,
     device: Device,
 }
 
@@ -66,6 +75,9 @@ impl<'n, N: ModuleT> TorchTrainer<'n, N> {
             net,
             optim: optimizer(vs, &cfg.optimizer)?,
             optimizer: cfg.optimizer.clone(),
+            reduction: match cfg.criterion {
+                Criterion::CrossEntropyLoss { reduction } => reduction,
+            },
             device: vs.device(),
         })
     }
@@ -80,7 +92,12 @@ impl<V: Borrow<VarStore>, N: ModuleT> Trainer<TorchModel<V>> for TorchTrainer<'_
     ) -> Result<Option<f32>> {
         let (x, y) = batch(data, rows, self.device);
         self.optim.zero_grad();
-        let loss = self.net.forward_t(&x, true).cross_entropy_for_logits(&y);
+        let loss = self
+            .net
+            .forward_t(&x, true)
+            .f_log_softmax(-1, Kind::Float)
+            .and_then(|l| l.f_nll_loss(&y, None::<Tensor>, reduction(self.reduction), -100))
+            .map_err(|e| torch_error(format!("the training loss: {e}")))?;
         let value = host_f32(&loss)?[0];
         if value.is_finite() {
             loss.backward();

@@ -35,8 +35,32 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Criterion {
-    /// Softmax cross-entropy over class logits (mean over the batch).
-    CrossEntropyLoss,
+    /// Softmax cross-entropy over class logits, reduced over the batch as `reduction` says.
+    CrossEntropyLoss {
+        /// How the per-row losses of a batch become the loss that is differentiated.
+        reduction: Reduction,
+    },
+}
+
+/// How a criterion's per-row losses become one loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduction {
+    /// The mean over the batch (INC's `mean`, Keras' `sum_over_batch_size` and `auto`, and
+    /// `none` / `None`, whose per-row losses a training step averages).
+    Mean,
+    /// The sum over the batch: gradients scale with the batch size.
+    Sum,
+}
+
+impl Reduction {
+    /// The factor that turns a batch-mean loss of `rows` rows into this reduction.
+    pub fn scale(self, rows: usize) -> f32 {
+        match self {
+            Reduction::Mean => 1.0,
+            Reduction::Sum => rows as f32,
+        }
+    }
 }
 
 /// The optimizer of the built-in loop.
@@ -184,7 +208,9 @@ fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
         frequency,
         batch_size,
         seed,
-        criterion: criterion.unwrap_or(Criterion::CrossEntropyLoss),
+        criterion: criterion.unwrap_or(Criterion::CrossEntropyLoss {
+            reduction: Reduction::Mean,
+        }),
         optimizer: optimizer.unwrap_or_default(),
     })
 }
@@ -216,20 +242,24 @@ fn read_criterion(w: &mut Walker, v: &Value, path: &str) -> Criterion {
     if let Some((name, body)) = single_entry(w, v, path) {
         let p = join(path, &name);
         if name == "CrossEntropyLoss" {
+            let mut reduction = Reduction::Mean;
             if let Some(m) = w.mapping(body, &p) {
                 w.check_keys(m, &p, &["reduction", "from_logits"]);
                 if let Some(r) = w.string(m, &p, "reduction") {
-                    // INC files say `reduction: None` (a Python spelling); the loop always means over the batch.
-                    if !["None", "none", "mean", "sum_over_batch_size", "auto"]
-                        .contains(&r.as_str())
-                    {
-                        w.problem(
+                    match r.as_str() {
+                        "sum" => reduction = Reduction::Sum,
+                        "None" | "none" | "mean" | "sum_over_batch_size" | "auto" => {}
+                        _ => w.problem(
                             join(&p, "reduction"),
-                            format!("unsupported reduction `{r}`; the loop takes the mean"),
-                        );
+                            format!(
+                                "unknown reduction `{r}`; INC accepts mean, sum, none \
+                                 (and Keras' sum_over_batch_size, auto)"
+                            ),
+                        ),
                     }
                 }
             }
+            return Criterion::CrossEntropyLoss { reduction };
         } else {
             w.problem(
                 p,
@@ -237,7 +267,9 @@ fn read_criterion(w: &mut Walker, v: &Value, path: &str) -> Criterion {
             );
         }
     }
-    Criterion::CrossEntropyLoss
+    Criterion::CrossEntropyLoss {
+        reduction: Reduction::Mean,
+    }
 }
 
 fn read_optimizer(w: &mut Walker, v: &Value, path: &str) -> Option<OptimizerConfig> {

@@ -9,6 +9,6 @@ pub mod config;
 pub mod data;
 mod epoch;
 
-pub use config::{Criterion, OptimizerConfig, TrainConfig};
+pub use config::{Criterion, OptimizerConfig, Reduction, TrainConfig};
 pub use data::{shuffled, Dataset};
 pub use epoch::{accuracy, fit, run_epoch, train_dense, EpochLog, Trainer};
