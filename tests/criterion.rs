@@ -13,13 +13,10 @@ const BATCH: usize = 32;
 const LR: f64 = 1.0 / 1024.0;
 const EPOCHS: usize = 2;
 
+/// The first 320 rows of the quickstart's digits training split.
 fn digits() -> Dataset {
-    let data = Dataset::from_csv_gz(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz"),
-        1.0 / 16.0,
-    )
-    .unwrap();
-    data.subset(&(0..10 * BATCH).collect::<Vec<_>>())
+    let (train, _) = common::digits().unwrap();
+    train.subset(&(0..10 * BATCH).collect::<Vec<_>>())
 }
 
 fn train_config(reduction: &str, lr: f64) -> TrainConfig {
@@ -63,34 +60,24 @@ fn sum_is_mean_at_batch_times_the_rate(
     }
 }
 
+#[path = "../examples/quickstart/common.rs"]
+mod common;
+
+#[cfg(feature = "burn")]
+#[path = "../examples/quickstart/burn_run.rs"]
+mod burn_run;
+
 #[cfg(feature = "burn")]
 #[test]
 fn burn_sums_the_loss_when_asked() {
-    use burn::module::Module;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::tensor::activation::relu;
-    use burn::tensor::{Device, Tensor};
-    use prune::burn::train::{train_dense, Classifier};
-
-    #[derive(Module, Debug)]
-    struct Mlp {
-        fc1: Linear,
-        fc2: Linear,
-    }
-    impl Classifier for Mlp {
-        fn logits(&self, x: Tensor<2>) -> Tensor<2> {
-            self.fc2.forward(relu(self.fc1.forward(x)))
-        }
-    }
+    use burn::tensor::Device;
+    use prune::burn::train::train_dense;
 
     let data = digits();
     sum_is_mean_at_batch_times_the_rate("burn", |cfg| {
         let device = Device::flex().autodiff();
         device.seed(7);
-        let model = Mlp {
-            fc1: LinearConfig::new(data.n_features, 32).init(&device),
-            fc2: LinearConfig::new(32, data.n_classes).init(&device),
-        };
+        let model = burn_run::Mlp::new(data.n_features, 32, data.n_classes, &device);
         train_dense(model, &data, cfg, EPOCHS, &device).unwrap().1
     });
 }

@@ -16,6 +16,16 @@ pub struct Mlp {
     fc2: Linear,
 }
 
+impl Mlp {
+    /// `features -> hidden -> classes`, ReLU between, initialised on `device`.
+    pub fn new(features: usize, hidden: usize, classes: usize, device: &Device) -> Mlp {
+        Mlp {
+            fc1: LinearConfig::new(features, hidden).init(device),
+            fc2: LinearConfig::new(hidden, classes).init(device),
+        }
+    }
+}
+
 impl Classifier for Mlp {
     fn logits(&self, x: Tensor<2>) -> Tensor<2> {
         self.fc2.forward(relu(self.fc1.forward(x)))
@@ -30,10 +40,7 @@ pub fn run(
 ) -> Result<Outcome> {
     let device = Device::flex().autodiff();
     device.seed(s.seed);
-    let model = Mlp {
-        fc1: LinearConfig::new(train.n_features, s.hidden).init(&device),
-        fc2: LinearConfig::new(s.hidden, train.n_classes).init(&device),
-    };
+    let model = Mlp::new(train.n_features, s.hidden, train.n_classes, &device);
     let train_cfg = TrainConfig::from_config(config, "the quickstart config")?;
     let (model, _) = train_dense(model, train, &train_cfg, s.dense_epochs, &device)?;
     let dense_accuracy = accuracy(&model, test, &device)?;
