@@ -2,8 +2,8 @@
 # Sets up every native backend and the MiniLM model (cached; see scripts/setup.sh) and runs every
 # test of every backend, then the quickstart as a newcomer runs it, the MiniLM structured-pruning
 # example on burn and torch (failing if the held-out cosine to the dense model is below 0.9), the
-# quick benchmark, and 60 s of fuzzing of the config loader. Fails loudly if a backend or the
-# model is missing. Ends with one summary line.
+# quick benchmark, and 45 s each of fuzzing of the config loader and the checkpoint reader.
+# Fails loudly if a backend or the model is missing. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,6 +22,6 @@ if r["cosine_mean"] < 0.9:
     sys.exit("minilm on %s: held-out cosine %.4f is below 0.9" % (r["backend"], r["cosine_mean"]))' "$out"
 done
 cargo run --release -p prune-bench -- --quick
-bash scripts/fuzz.sh 60
+bash scripts/fuzz.sh 45
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

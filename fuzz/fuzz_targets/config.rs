@@ -6,12 +6,17 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(config) = prune_core::PruningConfig::from_yaml(text) {
         for p in config.resolved_pruners() {
             for epoch in 0..(p.end_epoch.min(64) + 2) {
                 let s = prune_core::schedule::planned_sparsity(&p, epoch);
-                assert!(s.is_none_or(|s| (0.0..1.0).contains(&s)), "sparsity {s:?} out of range");
+                assert!(
+                    s.is_none_or(|s| (0.0..1.0).contains(&s)),
+                    "sparsity {s:?} out of range"
+                );
             }
         }
         if let Ok(train) = prune_train::TrainConfig::from_config(&config, "fuzz") {

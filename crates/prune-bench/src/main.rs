@@ -8,7 +8,12 @@
 //! - mask bytes per pruned weight, and peak RSS with and without pruning.
 //!
 //! cargo run --release -p prune-bench -- [--quick] [--json]
+//!
+//! With `--checkpoint GIB`, only the `prune` command on a generated f16 checkpoint of about
+//! GIB GiB: `prune apply` against `cp`, `prune inspect` against `cat`, and peak RSS against the
+//! largest tensor (build the command first: `cargo build --release -p prune-cli`).
 
+mod checkpoint;
 mod masks;
 mod memory;
 mod timing;
@@ -24,6 +29,17 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let as_json = args.iter().any(|a| a == "--json");
+    if let Some(i) = args.iter().position(|a| a == "--checkpoint") {
+        let gib = args
+            .get(i + 1)
+            .and_then(|g| g.parse::<f64>().ok())
+            .unwrap_or_else(|| {
+                eprintln!("--checkpoint needs a size in GiB, e.g. --checkpoint 2");
+                std::process::exit(2)
+            });
+        checkpoint_table(gib, as_json);
+        return;
+    }
     if let Some(bad) = args
         .iter()
         .find(|a| !["--quick", "--json"].contains(&a.as_str()))
@@ -120,5 +136,29 @@ fn overhead(
         emit(training::torch_overhead(
             label, data, hidden, epochs, reps, held,
         ));
+    }
+}
+
+/// `--checkpoint GIB`: the checkpoint commands' table.
+fn checkpoint_table(gib: f64, as_json: bool) {
+    if !as_json {
+        println!("| measurement | size | median ms | baseline ms | ratio | peak RSS MiB | goal MiB (2 x largest tensor + 64) |\n|---|---|---|---|---|---|---|");
+    }
+    for r in checkpoint::records(gib, 3) {
+        if as_json {
+            println!("{}", r.json());
+        } else {
+            println!(
+                "| {} | {} | {:.0} | {} {:.0} | {:.2} | {:.0} | {:.0} |",
+                r.name,
+                r.size.as_str().unwrap_or_default(),
+                r.median_ms,
+                r.baseline,
+                r.baseline_ms,
+                r.ratio(),
+                r.extra["peak_rss_mib"].as_f64().unwrap_or_default(),
+                r.extra["rss_goal_mib"].as_f64().unwrap_or_default(),
+            );
+        }
     }
 }

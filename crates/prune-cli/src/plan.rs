@@ -14,7 +14,8 @@ fn default_epochs(config: &PruningConfig) -> usize {
     config.last_schedule_epoch() + 2
 }
 
-fn print_error(e: &PruneError) {
+/// Prints an error to stderr, a config error as one problem per line.
+pub fn print_error(e: &PruneError) {
     match e {
         PruneError::Config {
             source_name,
@@ -64,7 +65,7 @@ pub fn check(file: &str, epochs: Option<usize>, as_json: bool) -> ExitCode {
     }
     if as_json {
         let list: Vec<_> = pruners.iter().map(|p| pruner_json(p, epochs)).collect();
-        println!("{}", json!({ "pruners": list }));
+        outln!("{}", json!({ "pruners": list }));
     } else {
         print!("{}", text(file, &pruners, epochs));
     }

@@ -1,8 +1,9 @@
 //! Reading and writing safetensors files as f32 host tensors.
 
+use crate::checkpoint::{bad, io, Checkpoint};
 use prune_core::model::layout::to_canonical;
 use prune_core::{Model, PruneError, Result, TensorBackend};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -18,72 +19,25 @@ pub struct HostTensor {
 /// Tensors by name.
 pub type TensorMap = BTreeMap<String, HostTensor>;
 
-fn bad(path: &Path, reason: impl std::fmt::Display) -> PruneError {
-    PruneError::Backend {
-        backend: "safetensors".into(),
-        message: format!("{}: {reason}", path.display()),
-    }
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> PruneError + '_ {
-    move |source| PruneError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-/// Little-endian values of one dtype as f32; `None` for a dtype that is not a float.
-fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
-    let two = |b: &[u8]| [b[0], b[1]];
-    match dtype {
-        Dtype::F32 => Some(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        Dtype::F16 => Some(
-            bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes(two(c)).to_f32())
-                .collect(),
-        ),
-        Dtype::BF16 => Some(
-            bytes
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes(two(c)).to_f32())
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 /// Reads every float tensor (F32, F16, BF16) of a safetensors file as f32; tensors of other
 /// dtypes, such as the I64 `position_ids` of BERT checkpoints, are skipped and listed in the
 /// second value.
 pub fn read_f32(path: impl AsRef<Path>) -> Result<(TensorMap, Vec<String>)> {
-    let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(io(path))?;
-    // SAFETY: the map is read-only and lives only inside this call; a file changed by another
-    // process while it is read gives wrong values, never unsafety in this code, which copies
-    // each tensor out of the map before returning.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(path))?;
-    let st =
-        SafeTensors::deserialize(&map).map_err(|e| bad(path, format!("not safetensors: {e}")))?;
+    let checkpoint = Checkpoint::open(path)?;
     let mut out = TensorMap::new();
     let mut skipped = Vec::new();
-    for (name, view) in st.iter() {
-        match floats(view.dtype(), view.data()) {
-            Some(data) => {
+    for entry in checkpoint.tensors() {
+        match entry.float() {
+            Some(dtype) => {
                 out.insert(
-                    name.to_string(),
+                    entry.name.clone(),
                     HostTensor {
-                        shape: view.shape().to_vec(),
-                        data,
+                        shape: entry.shape.clone(),
+                        data: dtype.to_f32(checkpoint.bytes(entry)),
                     },
                 );
             }
-            None => skipped.push(name.to_string()),
+            None => skipped.push(entry.name.clone()),
         }
     }
     skipped.sort();
@@ -200,7 +154,7 @@ mod tests {
         let path = dir.join("t.safetensors");
         std::fs::write(&path, [1u8, 0, 0, 0, 0, 0, 0, 0, b'x']).unwrap();
         let err = read_f32(&path).unwrap_err().to_string();
-        assert!(err.contains("not safetensors"), "{err}");
+        assert!(err.contains("not a valid safetensors file"), "{err}");
         // A header length far past the file end.
         std::fs::write(&path, [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b'{', b'}']).unwrap();
         assert!(read_f32(&path).is_err());
@@ -211,7 +165,7 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 8]);
         std::fs::write(&path, bytes).unwrap();
         let err = read_f32(&path).unwrap_err().to_string();
-        assert!(err.contains("not safetensors"), "{err}");
+        assert!(err.contains("not a valid safetensors file"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

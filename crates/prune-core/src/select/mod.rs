@@ -2,5 +2,6 @@
 //! the patterns built on it (tiles, N:M, per channel).
 
 pub mod bits;
+pub mod conform;
 pub mod masks;
 pub mod stored;
