@@ -74,6 +74,8 @@ fn generate(path: &Path, gib: f64) -> usize {
 /// Runs a command to completion; wall milliseconds and the child's peak RSS in KiB.
 fn run(cmd: &mut Command) -> (f64, u64) {
     let start = Instant::now();
+    // Reaped by wait4 below, which also gives the peak RSS that Child::wait does not.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().expect("start the command");
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value to be overwritten; wait4 is given the pid

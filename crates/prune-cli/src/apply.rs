@@ -10,12 +10,23 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// What `prune apply` was asked to do.
+#[derive(clap::Args)]
 pub struct Args {
+    /// The INC 1.x YAML file.
     pub config: PathBuf,
+    /// The checkpoint to prune.
     pub input: PathBuf,
+    /// Where the pruned checkpoint goes.
+    #[arg(short, long)]
     pub output: PathBuf,
+    /// Epoch of the schedule (default: the end, each pruner's final target).
+    #[arg(long)]
     pub epoch: Option<usize>,
+    /// Replace the output if it exists.
+    #[arg(long)]
     pub force: bool,
+    /// One JSON object instead of the table.
+    #[arg(long)]
     pub json: bool,
 }
 

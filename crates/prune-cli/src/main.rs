@@ -81,24 +81,7 @@ enum Command {
     /// Prune a checkpoint one-shot: every tensor the config names, to the sparsity its
     /// schedule holds at the epoch, with the masks the training hooks compute; every other
     /// tensor, the metadata and every dtype kept.
-    Apply {
-        /// The INC 1.x YAML file.
-        config: PathBuf,
-        /// The checkpoint to prune.
-        input: PathBuf,
-        /// Where the pruned checkpoint goes.
-        #[arg(short, long)]
-        output: PathBuf,
-        /// Epoch of the schedule (default: the end, each pruner's final target).
-        #[arg(long)]
-        epoch: Option<usize>,
-        /// Replace the output if it exists.
-        #[arg(long)]
-        force: bool,
-        /// One JSON object instead of the table.
-        #[arg(long)]
-        json: bool,
-    },
+    Apply(apply::Args),
     /// Compare two checkpoints: which tensors changed, sparsity before and after, and the
     /// largest change of a weight kept in the second.
     Diff {
@@ -128,21 +111,7 @@ fn main() -> ExitCode {
             patterns,
             json,
         } => inspect::run(&file, &patterns, json),
-        Command::Apply {
-            config,
-            input,
-            output,
-            epoch,
-            force,
-            json,
-        } => apply::run(&apply::Args {
-            config,
-            input,
-            output,
-            epoch,
-            force,
-            json,
-        }),
+        Command::Apply(args) => apply::run(&args),
         Command::Diff {
             a,
             b,
