@@ -3,9 +3,10 @@
 # ignored project folder .deps/, from the package registries only. Idempotent: downloads are
 # cached under ${XDG_CACHE_HOME:-~/.cache}/prune-deps and reused; a second run takes seconds.
 #
-#   bash scripts/setup.sh            # everything: torch, tf
-#   bash scripts/setup.sh torch      # only libtorch
+#   bash scripts/setup.sh all        # everything: torch, tf, mpi, minilm
+#   bash scripts/setup.sh torch      # only libtorch (also the default with no target)
 #   bash scripts/setup.sh tf         # only the TensorFlow C library
+#   bash scripts/setup.sh mpi        # Open MPI and libclang (apt), for the `mpi` feature
 #   bash scripts/setup.sh minilm     # the MiniLM sentence model and the English text corpus
 set -euo pipefail
 
@@ -78,13 +79,20 @@ PY
   log "libtorch $TORCH_VERSION ready in $lt"
 }
 
+# Installs Debian packages that are not installed yet (as root, or through sudo).
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "installing ${missing[*]} (apt)"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 setup_tf() {
   local tf="$DEPS/tensorflow" stamp="$DEPS/tensorflow/.stamp-$TF_VERSION"
-  if ! command -v pkg-config >/dev/null 2>&1 || ! dpkg -s libssl-dev >/dev/null 2>&1; then
-    log "installing pkg-config and libssl-dev (apt)"
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq pkg-config libssl-dev >/dev/null
-    else sudo apt-get update -qq && sudo apt-get install -y -qq pkg-config libssl-dev >/dev/null; fi
-  fi
+  apt_install pkg-config libssl-dev
   if [ -f "$stamp" ]; then log "TensorFlow C library $TF_VERSION ready in $tf"; return; fi
   local wheel
   wheel=$(fetch_wheel "tensorflow-cpu==$TF_VERSION" "tensorflow_cpu-$TF_VERSION-*.whl")
@@ -116,6 +124,13 @@ Cflags: -I\${includedir}
 PC
   touch "$stamp"
   log "TensorFlow C library $TF_VERSION ready in $tf"
+}
+
+# Open MPI (mpirun and the library the `mpi` crate links) and libclang (its bindings are
+# generated at build time), from Debian's packages.
+setup_mpi() {
+  apt_install openmpi-bin libopenmpi-dev libclang-dev pkg-config
+  log "Open MPI ready ($(mpirun --version 2>/dev/null | head -n 1))"
 }
 
 # MiniLM (weights, config.json, tokenizer.json) into .deps/minilm, and sentences of English prose
@@ -161,8 +176,9 @@ for t in "${targets[@]}"; do
   case "$t" in
     torch) setup_torch ;;
     tf) setup_tf ;;
+    mpi) setup_mpi ;;
     minilm) setup_minilm ;;
-    all) setup_torch; setup_tf; setup_minilm ;;
-    *) log "unknown target '$t' (expected torch, tf, minilm, all)"; exit 2 ;;
+    all) setup_torch; setup_tf; setup_mpi; setup_minilm ;;
+    *) log "unknown target '$t' (expected torch, tf, mpi, minilm, all)"; exit 2 ;;
   esac
 done

@@ -7,6 +7,8 @@
 //! - `burn` (default, pure Rust): the [`burn`] module.
 //! - `torch` (libtorch through tch; `bash scripts/setup.sh torch` first): the [`torch`] module.
 //! - `tf` (the TensorFlow C library; `bash scripts/setup.sh tf` first): the [`tf`] module.
+//! - `mpi` (Open MPI; `bash scripts/setup.sh mpi` first): the [`mpi`] module, data-parallel
+//!   training launched by `mpirun`.
 //!
 //! ```no_run
 //! # #[cfg(feature = "burn")] {
@@ -26,9 +28,18 @@ pub use prune_core::{
 /// The built-in training loop's data and settings: the dataset `fit()` takes, its epoch log,
 /// and the `train` section's types.
 pub mod train {
+    pub use prune_train::distributed;
     pub use prune_train::{
-        shuffled, Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer,
+        shuffled, Collective, Criterion, Dataset, EpochLog, GradientReducer, OptimizerConfig,
+        Reduction, SingleProcess, TrainConfig, Trainer, VerifyConsistent,
     };
+}
+
+/// Data-parallel training over MPI (feature `mpi`): the [`World`](prune_mpi::World) of
+/// processes `mpirun` started, for `fit_on` or a loop of one's own.
+#[cfg(feature = "mpi")]
+pub mod mpi {
+    pub use prune_mpi::*;
 }
 
 /// Checkpoint files: safetensors read memory-mapped and written atomically.

@@ -50,6 +50,16 @@ pub fn digits() -> anyhow::Result<(Dataset, Dataset)> {
     Ok(data.split(0.2, 42))
 }
 
+/// MNIST-5k (28x28 pixels scaled to [0, 1]), split 80/20 with seed 42.
+#[allow(dead_code)]
+pub fn mnist() -> anyhow::Result<(Dataset, Dataset)> {
+    let data = Dataset::from_csv_gz(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_5k.csv.gz"),
+        1.0 / 255.0,
+    )?;
+    Ok(data.split(0.2, 42))
+}
+
 /// The quickstart's committed configuration.
 pub const CONFIG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -9,7 +9,10 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::Result;
-use prune_train::{Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer};
+use prune_train::{
+    Collective, Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess,
+    TrainConfig, Trainer,
+};
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.
 pub trait Classifier: Module {
@@ -149,10 +152,23 @@ pub fn fit<M: Classifier>(
     data: &Dataset,
     device: &Device,
 ) -> Result<(M, Vec<EpochLog>)> {
+    fit_on(pruning, model, data, device, &SingleProcess)
+}
+
+/// [`fit`] on one rank of a data-parallel group (`train.dataloader.distributed: True`): each
+/// rank trains on its share of every batch, gradients are summed across ranks and the masks
+/// are verified equal on every rank (see [`prune_train::fit_on`]).
+pub fn fit_on<M: Classifier>(
+    pruning: &mut BurnPruning,
+    model: M,
+    data: &Dataset,
+    device: &Device,
+    world: &dyn Collective,
+) -> Result<(M, Vec<EpochLog>)> {
     let cfg = TrainConfig::from_config(pruning.config(), "<config>")?;
     let mut trainer = BurnTrainer::new(&cfg, device);
     let mut wrapped = BurnModel::new(model);
-    let logs = prune_train::fit(pruning, &mut wrapped, data, &cfg, &mut trainer)?;
+    let logs = prune_train::fit_on(pruning, &mut wrapped, data, &cfg, &mut trainer, world)?;
     Ok((wrapped.into_inner(), logs))
 }
 

@@ -12,4 +12,4 @@ mod safetensors_file;
 
 pub use checkpoint::{not_float, Checkpoint, FloatDtype, TensorEntry};
 pub use masked_write::write_masked;
-pub use safetensors_file::{from_model, read_f32, write_f32, HostTensor, TensorMap};
+pub use safetensors_file::{from_model, into_model, read_f32, write_f32, HostTensor, TensorMap};

@@ -1,7 +1,8 @@
 //! Reading and writing safetensors files as f32 host tensors.
 
 use crate::checkpoint::{bad, io, Checkpoint};
-use prune_core::model::layout::to_canonical;
+use prune_core::model::layout::{to_canonical, to_stored};
+use prune_core::WeightId;
 use prune_core::{Model, PruneError, Result, TensorBackend};
 use safetensors::Dtype;
 use std::collections::{BTreeMap, HashMap};
@@ -107,6 +108,44 @@ pub fn from_model<M: Model>(model: &M) -> Result<TensorMap> {
         );
     }
     Ok(out)
+}
+
+/// Writes canonical tensors (what [`from_model`] gives, or a file read by [`read_f32`]) into
+/// the model's weights of the same names, all or none. Every weight of the model must be
+/// there, in its current shape; extra tensors are an error too, naming them.
+pub fn into_model<M: Model>(model: &mut M, tensors: &TensorMap) -> Result<()> {
+    let weights = model.weights()?;
+    if let Some(extra) = tensors
+        .keys()
+        .find(|name| !weights.iter().any(|w| &w.name == *name))
+    {
+        let names: Vec<String> = weights.iter().map(|w| w.name.clone()).collect();
+        return Err(PruneError::UnknownWeight {
+            weight: extra.clone(),
+            candidates: prune_core::suggest::closest(extra, &names, 3),
+        });
+    }
+    let be = model.backend().clone();
+    let mut updates = Vec::with_capacity(weights.len());
+    for (i, info) in weights.iter().enumerate() {
+        let t = tensors.get(&info.name).ok_or_else(|| PruneError::Shape {
+            weight: info.name.clone(),
+            shape: info.shape.clone(),
+            reason: "missing from the tensors given".into(),
+        })?;
+        if t.shape != info.shape {
+            return Err(PruneError::Shape {
+                weight: info.name.clone(),
+                shape: t.shape.clone(),
+                reason: format!("the model's weight has shape {:?}", info.shape),
+            });
+        }
+        let like = model.weight_at(WeightId(i))?;
+        let stored_shape = be.shape(&like);
+        let stored = to_stored(t.data.clone(), info.layout, &info.shape);
+        updates.push((WeightId(i), be.from_vec(&like, stored, &stored_shape)?));
+    }
+    model.set_weights(updates)
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 use crate::backend::{host_f32, torch_error};
 use crate::{TorchModel, TorchPruning};
 use prune_core::Result;
-use prune_train::{Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer};
+use prune_train::{
+    Collective, Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess,
+    TrainConfig, Trainer,
+};
 use std::borrow::Borrow;
 use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -124,9 +127,22 @@ pub fn fit<V: Borrow<VarStore>>(
     net: &impl ModuleT,
     data: &Dataset,
 ) -> Result<Vec<EpochLog>> {
+    fit_on(pruning, model, net, data, &SingleProcess)
+}
+
+/// [`fit`] on one rank of a data-parallel group (`train.dataloader.distributed: True`): each
+/// rank trains on its share of every batch, gradients are summed across ranks and the masks
+/// are verified equal on every rank (see [`prune_train::fit_on`]).
+pub fn fit_on<V: Borrow<VarStore>>(
+    pruning: &mut TorchPruning,
+    model: &mut TorchModel<V>,
+    net: &impl ModuleT,
+    data: &Dataset,
+    world: &dyn Collective,
+) -> Result<Vec<EpochLog>> {
     let cfg = TrainConfig::from_config(pruning.config(), "<config>")?;
     let mut trainer = TorchTrainer::new(model.var_store(), net, &cfg)?;
-    prune_train::fit(pruning, model, data, &cfg, &mut trainer)
+    prune_train::fit_on(pruning, model, data, &cfg, &mut trainer, world)
 }
 
 /// Trains for `epochs` with the same loop and no pruning (e.g. the dense baseline).

@@ -21,8 +21,11 @@ pub struct TrainConfig {
     pub iteration: Option<usize>,
     /// Log every `frequency` steps; absent: no step log.
     pub frequency: Option<usize>,
-    /// Batch size from `dataloader.batch_size`. Default 32.
+    /// Batch size from `dataloader.batch_size`: rows per rank and step. Default 32.
     pub batch_size: usize,
+    /// `dataloader.distributed`: data-parallel over the ranks the loop is given (INC's
+    /// horovod mode); each step's global batch is `batch_size` rows per rank. Default false.
+    pub distributed: bool,
     /// Shuffle seed for the built-in loop. Default 42.
     pub seed: u64,
     /// The loss. Default CrossEntropyLoss.
@@ -174,6 +177,7 @@ fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
     let frequency = w.usize(m, path, "frequency");
     let seed = w.usize(m, path, "seed").map(|s| s as u64).unwrap_or(42);
     let mut batch_size = 32;
+    let mut distributed = false;
     if let Some(dl) = get(m, "dataloader") {
         let dpath = join(path, "dataloader");
         if let Some(dm) = w.mapping(dl, &dpath) {
@@ -189,8 +193,10 @@ fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
                     "filter",
                     "shuffle",
                     "last_batch",
+                    "distributed",
                 ],
             );
+            distributed = w.bool(dm, &dpath, "distributed").unwrap_or(false);
             match w.usize(dm, &dpath, "batch_size") {
                 Some(0) => w.problem(join(&dpath, "batch_size"), "0 must be >= 1"),
                 Some(b) => batch_size = b,
@@ -207,6 +213,7 @@ fn read_train(w: &mut Walker, v: &Value, path: &str) -> Option<TrainConfig> {
         iteration,
         frequency,
         batch_size,
+        distributed,
         seed,
         criterion: criterion.unwrap_or(Criterion::CrossEntropyLoss {
             reduction: Reduction::Mean,

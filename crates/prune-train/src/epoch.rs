@@ -1,7 +1,11 @@
 //! The epoch loop: seeded shuffle, batches, the step hooks in order, loss checks, the epoch log.
 
-use crate::config::TrainConfig;
+use crate::config::{Criterion, Reduction, TrainConfig};
 use crate::data::{shuffled, Dataset};
+use crate::distributed::{
+    broadcast_weights, distributed_error, shard, Collective, GradientReducer, SingleProcess,
+    VerifyConsistent,
+};
 use prune_core::{Model, PruneError, Pruning, Result, TensorBackend};
 use serde::Serialize;
 
@@ -14,6 +18,10 @@ pub struct EpochLog {
     pub mean_loss: f64,
     /// Steps run.
     pub steps: usize,
+    /// Wall time of the epoch's steps, in milliseconds.
+    pub millis: f64,
+    /// Of which: summing gradients across ranks (0 in one process), in milliseconds.
+    pub all_reduce_millis: f64,
 }
 
 /// What a framework supplies to the built-in loop for one model `M`.
@@ -45,11 +53,45 @@ fn empty_dataset() -> PruneError {
 /// stops the epoch with an error, before the optimizer step whenever the loss is known by then.
 pub fn run_epoch<B, M, T>(
     model: &mut M,
+    pruning: Option<&mut Pruning<B>>,
+    cfg: &TrainConfig,
+    data: &Dataset,
+    epoch: usize,
+    trainer: &mut T,
+) -> Result<EpochLog>
+where
+    B: TensorBackend,
+    M: Model<Backend = B>,
+    T: Trainer<M>,
+{
+    let mut reducer = GradientReducer::new();
+    run_epoch_on(
+        model,
+        pruning,
+        cfg,
+        data,
+        epoch,
+        trainer,
+        &SingleProcess,
+        &mut reducer,
+    )
+}
+
+/// [`run_epoch`] on one rank of a data-parallel group: every rank walks the same shuffled
+/// global batches of `cfg.batch_size` rows per rank, trains on its own share of each, and the
+/// gradients are summed across ranks (each weighted by its share of the batch for a mean loss)
+/// before `on_before_optimizer_step`, so every rank takes the same step. A global batch with
+/// fewer rows than ranks (the last one, at most) is skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn run_epoch_on<B, M, T>(
+    model: &mut M,
     mut pruning: Option<&mut Pruning<B>>,
     cfg: &TrainConfig,
     data: &Dataset,
     epoch: usize,
     trainer: &mut T,
+    world: &dyn Collective,
+    reducer: &mut GradientReducer,
 ) -> Result<EpochLog>
 where
     B: TensorBackend,
@@ -63,16 +105,39 @@ where
         backend: model.backend().name().into(),
         message: format!("epoch {epoch} step {steps}: loss is {loss}"),
     };
+    let ranks = world.size();
+    let reduction = match cfg.criterion {
+        Criterion::CrossEntropyLoss { reduction } => reduction,
+    };
+    let started = std::time::Instant::now();
     let order = shuffled(data.len(), cfg.seed.wrapping_add(epoch as u64));
     let (mut total, mut steps) = (0.0, 0usize);
-    for batch in order
-        .chunks(cfg.batch_size)
+    let mut all_reduce = std::time::Duration::ZERO;
+    for global in order
+        .chunks(cfg.batch_size * ranks)
+        .filter(|b| b.len() >= ranks)
         .take(cfg.iteration.unwrap_or(usize::MAX))
     {
+        let batch = &global[shard(global.len(), world.rank(), ranks)];
         if let Some(p) = pruning.as_deref_mut() {
             p.on_step_begin(model)?;
         }
-        let early = trainer.backward(model, data, batch)?;
+        let mut early = trainer.backward(model, data, batch)?;
+        if ranks > 1 {
+            if early.is_none() {
+                return Err(distributed_error(format!(
+                    "the {} trainer knows its loss only after the optimizer step; data-parallel training needs it after backward",
+                    model.backend().name()
+                )));
+            }
+            let share = match reduction {
+                Reduction::Mean => batch.len() as f32 / global.len() as f32,
+                Reduction::Sum => 1.0,
+            };
+            let reduce_started = std::time::Instant::now();
+            early = Some(reducer.reduce(model, world, share, early)?);
+            all_reduce += reduce_started.elapsed();
+        }
         if let Some(loss) = early.filter(|l| !l.is_finite()) {
             return Err(bad_loss(model, steps, loss));
         }
@@ -89,7 +154,7 @@ where
         }
         total += loss as f64;
         steps += 1;
-        if cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) {
+        if cfg.frequency.is_some_and(|f| f > 0 && steps % f == 0) && world.rank() == 0 {
             eprintln!("epoch {epoch} step {steps}: loss {loss:.4}");
         }
     }
@@ -97,6 +162,8 @@ where
         epoch,
         mean_loss: total / steps.max(1) as f64,
         steps,
+        millis: started.elapsed().as_secs_f64() * 1e3,
+        all_reduce_millis: all_reduce.as_secs_f64() * 1e3,
     })
 }
 
@@ -116,20 +183,59 @@ where
     M: Model<Backend = B>,
     T: Trainer<M>,
 {
+    fit_on(pruning, model, data, cfg, trainer, &SingleProcess)
+}
+
+/// [`fit`] on one rank of a data-parallel group (`train.dataloader.distributed: True`): rank
+/// 0's weights are broadcast first, every epoch runs as [`run_epoch_on`] says, and the masks and
+/// schedule position are verified equal on every rank after each epoch's mask update. With one
+/// rank it is [`fit`].
+pub fn fit_on<B, M, T>(
+    pruning: &mut Pruning<B>,
+    model: &mut M,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    trainer: &mut T,
+    world: &dyn Collective,
+) -> Result<Vec<EpochLog>>
+where
+    B: TensorBackend,
+    M: Model<Backend = B>,
+    T: Trainer<M>,
+{
     if data.is_empty() {
         return Err(empty_dataset());
     }
+    if world.size() > 1 && !cfg.distributed {
+        return Err(distributed_error(format!(
+            "the loop runs on {} ranks but train.dataloader.distributed is not True; every rank would train on all the data alone",
+            world.size()
+        )));
+    }
+    broadcast_weights(model, world, 0)?;
     let epochs = cfg.epochs(pruning.config());
     let mut logs = Vec::new();
     let mut shrinks = pruning.shrinks();
+    let mut reducer = GradientReducer::new();
     pruning.fit(model, epochs, |pruning, model, epoch| {
+        pruning.verify_consistent(world)?;
         if pruning.shrinks() != shrinks {
             trainer.after_resize(model)?;
             shrinks = pruning.shrinks();
         }
-        logs.push(run_epoch(model, Some(pruning), cfg, data, epoch, trainer)?);
+        logs.push(run_epoch_on(
+            model,
+            Some(pruning),
+            cfg,
+            data,
+            epoch,
+            trainer,
+            world,
+            &mut reducer,
+        )?);
         Ok(())
     })?;
+    pruning.verify_consistent(world)?;
     Ok(logs)
 }
 

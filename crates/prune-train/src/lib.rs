@@ -7,8 +7,10 @@
 
 pub mod config;
 pub mod data;
+pub mod distributed;
 mod epoch;
 
 pub use config::{Criterion, OptimizerConfig, Reduction, TrainConfig};
 pub use data::{shuffled, Dataset};
-pub use epoch::{accuracy, fit, run_epoch, train_dense, EpochLog, Trainer};
+pub use distributed::{Collective, GradientReducer, SingleProcess, VerifyConsistent};
+pub use epoch::{accuracy, fit, fit_on, run_epoch, run_epoch_on, train_dense, EpochLog, Trainer};

@@ -13,6 +13,7 @@ use crate::session::state::{
     STATE_VERSION,
 };
 
+pub mod digest;
 pub mod report;
 pub mod state;
 mod structured_hooks;
