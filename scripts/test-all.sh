@@ -2,6 +2,7 @@
 # Sets up every native backend and the MiniLM model (cached; see scripts/setup.sh) and runs every
 # test of every backend, then the quickstart as a newcomer runs it, the MiniLM structured-pruning
 # example on burn and torch (failing if the held-out cosine to the dense model is below 0.9), the
+# data-parallel example on two MPI processes (failing unless both ranks hold the same masks), the
 # quick benchmark, and 45 s each of fuzzing of the config loader and the checkpoint reader.
 # Fails loudly if a backend or the model is missing. Ends with one summary line.
 set -euo pipefail
@@ -20,6 +21,17 @@ for backend in torch burn; do
 r = json.loads(sys.argv[1])
 if r["cosine_mean"] < 0.9:
     sys.exit("minilm on %s: held-out cosine %.4f is below 0.9" % (r["backend"], r["cosine_mean"]))' "$out"
+done
+# Data-parallel pruning on two MPI processes, burn and torch: both ranks' masks must agree.
+cargo build --release --all-features --example data_parallel   # built already by the tests above
+for backend in burn torch; do
+  out="$(mpirun --allow-run-as-root --oversubscribe -n 2 target/release/examples/data_parallel --backend "$backend" --json)"
+  echo "$out"
+  python3 -c 'import json, sys
+rows = [json.loads(l) for l in sys.argv[1].splitlines() if l.startswith("{")]
+digests = {r["masks_digest"] for r in rows}
+if len(rows) != 2 or len(digests) != 1:
+    sys.exit("data_parallel: expected two ranks with one masks digest, got %r" % rows)' "$out"
 done
 cargo run --release -p prune-bench -- --quick
 bash scripts/fuzz.sh 45

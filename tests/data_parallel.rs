@@ -163,9 +163,10 @@ fn resumed_run_ends_as_uninterrupted(backend: &str) {
     let mut resume = args(&common);
     resume.extend(args(&["--resume", &state]));
     let resumed = lines(&run(&[(2, resume)]));
-    for rank in 0..2 {
+    assert_eq!(resumed.len(), 2);
+    for (rank, row) in resumed.iter().enumerate() {
         assert_eq!(
-            resumed[rank]["masks_digest"], whole[0]["masks_digest"],
+            row["masks_digest"], whole[0]["masks_digest"],
             "{backend} rank {rank}: a resumed run must end with the uninterrupted run's masks"
         );
     }
@@ -262,9 +263,10 @@ fn a_loop_of_ones_own_around_the_hooks_prunes_as_the_built_in_loop() {
         2,
         args(&["--json", "--no-baseline", "--own-loop"]),
     )]));
-    for rank in 0..2 {
+    assert_eq!(own.len(), 2);
+    for (rank, row) in own.iter().enumerate() {
         assert_eq!(
-            own[rank]["masks_digest"], built_in[0]["masks_digest"],
+            row["masks_digest"], built_in[0]["masks_digest"],
             "rank {rank}: the hand-written loop must end with the built-in loop's masks"
         );
     }
