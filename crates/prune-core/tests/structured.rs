@@ -492,3 +492,82 @@ fn a_state_refused_by_its_structured_part_leaves_model_and_session_untouched() {
     assert_eq!(r.mask_counts(), p.mask_counts());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// INC's BERT examples list a layer's bias beside its weight in `importance_inputs`.
+const FFN_WITH_BIAS: &str = "
+pruning:
+  approach:
+    weight_compression:
+      start_epoch: 0
+      end_epoch: 0
+      pruners:
+        - !Pruner
+            prune_type: gradient_sensitivity
+            names: ['encoder.layer.*.intermediate.dense.weight']
+            parameters: {target: 4, stride: 1, normalize: False,
+                         importance_inputs: ['encoder.layer.*.intermediate.dense.weight',
+                                             'encoder.layer.*.intermediate.dense.bias'],
+                         importance_metric: weighted_gradient}
+";
+
+/// Kept FFN rows after one step with the weight gradient 0.5 everywhere and the given bias
+/// gradient.
+fn kept_ffn_rows(yaml: &str, bias_grad: Vec<f32>) -> Vec<usize> {
+    let mut m = bert_layer(Layout::Canonical);
+    let mut p: Pruning<Reference> = Pruning::from_yaml(yaml).unwrap();
+    p.on_epoch_begin(&mut m, 0).unwrap();
+    set_grad(
+        &mut m,
+        "encoder.layer.0.intermediate.dense.weight",
+        vec![0.5; FFN * HIDDEN],
+    );
+    set_grad(&mut m, "encoder.layer.0.intermediate.dense.bias", bias_grad);
+    p.on_before_optimizer_step(&mut m).unwrap();
+    p.on_step_end(&mut m).unwrap();
+    p.on_epoch_end(&mut m).unwrap();
+    assert_eq!(
+        canonical(&m, "encoder.layer.0.intermediate.dense.bias").0,
+        vec![4],
+        "the bias follows the shrunk rows"
+    );
+    p.structured_outcome()[0]
+        .kept
+        .clone()
+        .expect("shrunk at the end epoch")
+}
+
+#[test]
+fn a_bias_in_importance_inputs_adds_its_rows_gradient_times_value() {
+    // Row r of the weight holds 800 + 4r .. 800 + 4r + 3: |sum(0.5 * w)| = 1603 + 8r, so the weight
+    // alone keeps rows 2..5. The bias holds 900 + r; a gradient of 10 on row 0 adds
+    // |10 * 900| = 9000 to it, and row 0 is kept instead of row 2.
+    let weight_only = FFN_WITH_BIAS.replace(
+        ",\n                                             'encoder.layer.*.intermediate.dense.bias'",
+        "",
+    );
+    assert_ne!(weight_only, FFN_WITH_BIAS);
+    let mut bias_grad = vec![0.0; FFN];
+    bias_grad[0] = 10.0;
+    assert_eq!(
+        kept_ffn_rows(&weight_only, bias_grad.clone()),
+        vec![2, 3, 4, 5]
+    );
+    assert_eq!(kept_ffn_rows(FFN_WITH_BIAS, bias_grad), vec![0, 3, 4, 5]);
+}
+
+#[test]
+fn an_importance_input_of_another_size_names_both_sizes() {
+    let yaml = FFN_WITH_BIAS.replace(
+        "'encoder.layer.*.intermediate.dense.bias'",
+        "'encoder.layer.*.output.dense.bias'",
+    );
+    let mut m = bert_layer(Layout::Canonical);
+    let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = p.on_epoch_begin(&mut m, 0).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "importance input `encoder.layer.0.output.dense.bias` of shape [4] has 4 rows (4 groups of 1); the pruned weights have 6 groups of 1 (6 rows)"
+        ),
+        "{err}"
+    );
+}

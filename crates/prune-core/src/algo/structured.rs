@@ -458,14 +458,18 @@ fn sources_of(
     for input in &params.importance_inputs {
         let name = canonical_name(input).replace('*', &number.to_string());
         if let Some(w) = weights.iter().find(|w| w.name == name) {
-            let g = w.shape.first().copied().unwrap_or(0) / stride;
-            if w.shape.len() < 2 || g != groups {
+            // A weight or its bias: rows (axis 0) in groups of `stride`, as the pruned weights.
+            let rows = w.shape.first().copied().unwrap_or(0);
+            if rows % stride != 0 || rows / stride != groups {
                 return Err(PruneError::Structured {
                     pruner,
                     reason: format!(
-                        "layer {number}: importance input `{name}` of shape {:?} gives {g} groups \
-                         of {stride} rows; the pruned weights have {groups}",
-                        w.shape
+                        "layer {number}: importance input `{name}` of shape {:?} has {rows} rows \
+                         ({} groups of {stride}); the pruned weights have {groups} groups of \
+                         {stride} ({} rows)",
+                        w.shape,
+                        rows / stride,
+                        groups * stride
                     ),
                 });
             }
