@@ -10,7 +10,8 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if path.is_dir() {
-            if !["target", ".git", ".deps", "node_modules"].contains(&name.as_str()) {
+            // INC's own files are read by `every_config_inc_publishes_loads`.
+            if !["target", ".git", ".deps", "node_modules", "upstream"].contains(&name.as_str()) {
                 yaml_files(&path, out);
             }
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
@@ -43,6 +44,127 @@ fn every_pruning_yaml_in_the_repository_loads() {
             f.display()
         );
     }
+}
+
+/// Reads `tests/fixtures/inc/upstream/README.md`'s table: the file names it lists.
+fn listed_upstream_files() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(repo().join("tests/fixtures/inc/upstream/README.md")).unwrap();
+    readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(" |").next())
+        .filter(|name| name.ends_with(".yaml"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_config_inc_publishes_loads() {
+    use prune_core::testing::reference::Reference;
+    let dir = repo().join("tests/fixtures/inc/upstream");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    let mut listed = listed_upstream_files();
+    listed.sort();
+    assert_eq!(files, listed, "the folder and its README's table differ");
+    assert!(files.len() >= 40, "INC's example, template and test-suite configs: {files:?}");
+    let (mut loaded, mut with_train, mut step_based) = (0, 0, 0);
+    for name in &files {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let result = PruningConfig::from_file(&path);
+        if text.contains("weight_compression_pytorch:") {
+            // INC 1.13's step-based pruners (snip_momentum, ...): a different algorithm family.
+            let err = result.expect_err(name).to_string();
+            assert!(
+                err.contains("pruning.approach.weight_compression_pytorch")
+                    && err.contains("step-based"),
+                "{name}: {err}"
+            );
+            step_based += 1;
+            continue;
+        }
+        let config = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+        prune::Pruning::<Reference>::new(config.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if config.train.is_some() {
+            TrainConfig::read(&config, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            with_train += 1;
+        }
+        loaded += 1;
+    }
+    assert!(loaded >= 20 && with_train >= 12, "{loaded} loaded, {with_train} with a train section");
+    assert_eq!(step_based, 8, "files of INC's step-based pruners");
+}
+
+#[test]
+fn inc_train_settings_are_honoured_or_reported() {
+    let dir = repo().join("tests/fixtures/inc/upstream");
+    let read = |name: &str| {
+        let c = PruningConfig::from_file(dir.join(name)).unwrap();
+        TrainConfig::read(&c, name).unwrap()
+    };
+    // `epoch` counts the epochs when end_epoch is absent; AdamW with its weight decay;
+    // Keras' reduction and from_logits.
+    let vit = read("test-test_config-2.yaml");
+    assert_eq!((vit.start_epoch, vit.end_epoch), (0, Some(15)));
+    assert_eq!(
+        vit.optimizer,
+        OptimizerConfig::AdamW {
+            learning_rate: 0.001,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            weight_decay: 0.0001,
+            amsgrad: false
+        }
+    );
+    assert_eq!(
+        vit.criterion,
+        prune::train::Criterion::CrossEntropyLoss {
+            reduction: prune::train::Reduction::Mean,
+            from_logits: true
+        }
+    );
+    // INC's data pipeline is reported as unused by fit(), which takes data from code.
+    let template = read("neural_compressor-template-pruning.yaml");
+    let paths: Vec<&str> = template.unused.iter().map(|u| u.path.as_str()).collect();
+    assert!(
+        paths.contains(&"pruning.train.dataloader.dataset")
+            && paths.contains(&"pruning.train.hostfile"),
+        "{paths:?}"
+    );
+    assert!(template.unused.iter().all(|u| !u.blocks_fit));
+    let c = PruningConfig::from_file(dir.join("neural_compressor-template-pruning.yaml")).unwrap();
+    TrainConfig::from_config(&c, "template").unwrap();
+}
+
+#[test]
+fn a_distillation_loss_is_accepted_but_fit_refuses_it() {
+    let yaml = "pruning:\n  train:\n    optimizer: {SGD: {learning_rate: 0.001}}\n    criterion:\n      \
+        KnowledgeDistillationLoss: {temperature: 1.0, loss_types: ['CE', 'KL'], loss_weights: [0.5, 0.5]}\n  \
+        approach:\n    weight_compression:\n      pruners:\n        - !Pruner\n            names: ['fc1.weight']\n";
+    let c = PruningConfig::from_yaml(yaml).unwrap();
+    let train = TrainConfig::read(&c, "kd").unwrap();
+    assert_eq!(train.unused.len(), 1);
+    assert!(train.unused[0].blocks_fit);
+    let err = TrainConfig::from_config(&c, "kd").unwrap_err().to_string();
+    assert!(
+        err.contains("pruning.train.criterion.KnowledgeDistillationLoss")
+            && err.contains("teacher")
+            && err.contains("fit() cannot run it"),
+        "{err}"
+    );
+    // INC's own limits on its parameters still apply.
+    let bad = yaml.replace("[0.5, 0.5]", "[0.5, 0.6]");
+    let err = TrainConfig::read(&PruningConfig::from_yaml(&bad).unwrap(), "kd")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("loss_weights") && err.contains("sum to 1.1"), "{err}");
 }
 
 fn fixture(name: &str) -> PruningConfig {
@@ -246,7 +368,7 @@ fn missing_sections_and_bad_train_values_are_named() {
         .unwrap_err()
         .to_string();
     for w in [
-        "pruning.train.optimizer.RMSprop: unsupported optimizer `RMSprop`",
+        "pruning.train.optimizer.RMSprop: unknown optimizer `RMSprop`; INC defines SGD, Adam, AdamW",
         "pruning.train.dataloader.batch_size: 0 must be >= 1",
     ] {
         assert!(err.contains(w), "missing `{w}` in {err}");

@@ -133,3 +133,143 @@ fn an_unknown_reduction_is_refused_with_its_path() {
         "{err}"
     );
 }
+
+/// A train section of two epochs over batches of 32 with the given criterion and optimizer.
+fn train_with(criterion: &str, optimizer: &str) -> TrainConfig {
+    let yaml = format!(
+        "pruning:\n  train:\n    end_epoch: {EPOCHS}\n    dataloader:\n      batch_size: {BATCH}\n    \
+         criterion:\n      {criterion}\n    optimizer:\n      {optimizer}\n  approach:\n    weight_compression:\n      \
+         target_sparsity: 0.5\n      pruners:\n        - !Pruner\n            names: ['fc1.weight']\n"
+    );
+    TrainConfig::from_config(&PruningConfig::from_yaml(&yaml).unwrap(), "criterion test").unwrap()
+}
+
+const LOGITS: &str = "CrossEntropyLoss: {reduction: mean}";
+const PROBABILITIES: &str = "SparseCategoricalCrossentropy: {from_logits: False}";
+
+/// `from_logits: False` on a model that outputs softmax probabilities trains as the default
+/// on the same model's logits; and Adam's amsgrad and AdamW's decoupled decay each change
+/// training (so the settings are acted on).
+fn criterion_and_optimizers_are_honoured(
+    backend: &str,
+    train: impl Fn(&TrainConfig, bool) -> Vec<EpochLog>,
+) {
+    let sgd = format!("SGD: {{learning_rate: {}}}", LR * 64.0);
+    let on_logits = train(&train_with(LOGITS, &sgd), false);
+    let on_probabilities = train(&train_with(PROBABILITIES, &sgd), true);
+    let ignored = train(&train_with(LOGITS, &sgd), true);
+    for ((l, p), i) in on_logits.iter().zip(&on_probabilities).zip(&ignored) {
+        assert!(
+            (l.mean_loss - p.mean_loss).abs() <= 1e-4 * l.mean_loss.abs(),
+            "{backend} epoch {}: logits {} vs probabilities {}",
+            l.epoch,
+            l.mean_loss,
+            p.mean_loss
+        );
+        assert!(
+            (l.mean_loss - i.mean_loss).abs() > 1e-3,
+            "{backend} epoch {}: a log-softmax of probabilities trained alike ({} vs {})",
+            l.epoch,
+            l.mean_loss,
+            i.mean_loss
+        );
+    }
+    let last = |opt: &str| train(&train_with(LOGITS, opt), false)[EPOCHS - 1].mean_loss;
+    let adam = last("Adam: {learning_rate: 0.01}");
+    let amsgrad = last("Adam: {learning_rate: 0.01, amsgrad: True}");
+    let adamw = last("AdamW: {learning_rate: 0.01, weight_decay: 0.5}");
+    let adamw_no_decay = last("AdamW: {learning_rate: 0.01, weight_decay: 0.0}");
+    assert!((adam - amsgrad).abs() > 1e-5, "{backend}: amsgrad changed nothing ({adam})");
+    assert!(
+        (adamw - adamw_no_decay).abs() > 1e-5,
+        "{backend}: AdamW's weight decay changed nothing ({adamw})"
+    );
+    assert!(
+        (adamw_no_decay - adam).abs() <= 1e-4 * adam.abs(),
+        "{backend}: AdamW without decay is Adam ({adamw_no_decay} vs {adam})"
+    );
+}
+
+#[cfg(feature = "burn")]
+mod softmaxed {
+    use burn::module::Module;
+    use burn::tensor::activation::softmax;
+    use burn::tensor::Tensor;
+    use prune::burn::train::Classifier;
+
+    /// A classifier whose outputs are probabilities.
+    #[derive(Module, Debug)]
+    pub struct Softmaxed {
+        pub inner: super::burn_run::Mlp,
+    }
+
+    impl Classifier for Softmaxed {
+        fn logits(&self, x: Tensor<2>) -> Tensor<2> {
+            softmax(self.inner.logits(x), 1)
+        }
+    }
+}
+
+#[cfg(feature = "burn")]
+#[test]
+fn burn_honours_from_logits_amsgrad_and_adamw() {
+    use burn::tensor::Device;
+    use prune::burn::train::train_dense;
+
+    let data = digits();
+    criterion_and_optimizers_are_honoured("burn", |cfg, probabilities| {
+        let device = Device::flex().autodiff();
+        device.seed(7);
+        let model = burn_run::Mlp::new(data.n_features, 32, data.n_classes, &device);
+        if probabilities {
+            let model = softmaxed::Softmaxed { inner: model };
+            train_dense(model, &data, cfg, EPOCHS, &device).unwrap().1
+        } else {
+            train_dense(model, &data, cfg, EPOCHS, &device).unwrap().1
+        }
+    });
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn torch_honours_from_logits_amsgrad_and_adamw() {
+    use prune::torch::train::train_dense;
+    use prune::torch::TorchModel;
+    use tch::nn::{self, Module};
+
+    let data = digits();
+    criterion_and_optimizers_are_honoured("torch", |cfg, probabilities| {
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        let fc1 = nn::linear(&root / "fc1", data.n_features as i64, 32, Default::default());
+        let fc2 = nn::linear(&root / "fc2", 32, data.n_classes as i64, Default::default());
+        let net = nn::func(move |x| {
+            let z = fc2.forward(&fc1.forward(x).relu());
+            if probabilities {
+                z.softmax(-1, tch::Kind::Float)
+            } else {
+                z
+            }
+        });
+        let mut model = TorchModel::new(&vs);
+        train_dense(&mut model, &net, &data, cfg, EPOCHS).unwrap()
+    });
+}
+
+#[cfg(feature = "tf")]
+#[test]
+fn tf_refuses_adamw_and_amsgrad_naming_the_optimizer() {
+    use prune::tf::train::mlp;
+
+    for opt in [
+        "AdamW: {learning_rate: 0.01, weight_decay: 0.1}",
+        "Adam: {learning_rate: 0.01, amsgrad: True}",
+    ] {
+        let err = mlp(&[64, 32, 10], &train_with(LOGITS, opt), 7)
+            .err()
+            .unwrap_or_else(|| panic!("{opt} was accepted"))
+            .to_string();
+        assert!(err.contains("pruning.train.optimizer") && err.contains("amsgrad"), "{err}");
+    }
+}

@@ -6,12 +6,13 @@ use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::Result;
+use prune_train::config::PROBABILITY_FLOOR;
 use prune_train::{
-    Collective, Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess,
-    TrainConfig, Trainer,
+    Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig,
+    Trainer,
 };
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.
@@ -44,17 +45,36 @@ pub fn optimizer(config: &OptimizerConfig) -> (ModuleOptimizer, f64) {
             }
             (c.init(), learning_rate)
         }
+        OptimizerConfig::AdamW {
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+            amsgrad,
+        } => (
+            AdamWConfig::new()
+                .with_beta_1(beta_1 as f32)
+                .with_beta_2(beta_2 as f32)
+                .with_epsilon(epsilon as f32)
+                .with_weight_decay(weight_decay as f32)
+                .with_amsgrad(amsgrad)
+                .init(),
+            learning_rate,
+        ),
         OptimizerConfig::Adam {
             learning_rate,
             beta_1,
             beta_2,
             epsilon,
             weight_decay,
+            amsgrad,
         } => {
             let mut c = AdamConfig::new()
                 .with_beta_1(beta_1 as f32)
                 .with_beta_2(beta_2 as f32)
-                .with_epsilon(epsilon as f32);
+                .with_epsilon(epsilon as f32)
+                .with_amsgrad(amsgrad);
             if weight_decay > 0.0 {
                 c = c.with_weight_decay(Some(WeightDecayConfig {
                     penalty: weight_decay as f32,
@@ -84,6 +104,7 @@ struct BurnTrainer {
     lr: f64,
     loss_fn: CrossEntropyLoss,
     reduction: Reduction,
+    from_logits: bool,
 }
 
 impl BurnTrainer {
@@ -94,9 +115,8 @@ impl BurnTrainer {
             optim,
             lr,
             loss_fn: CrossEntropyLossConfig::new().init(device),
-            reduction: match cfg.criterion {
-                Criterion::CrossEntropyLoss { reduction } => reduction,
-            },
+            reduction: cfg.criterion.reduction(),
+            from_logits: cfg.criterion.from_logits(),
         }
     }
 }
@@ -109,9 +129,13 @@ impl<M: Classifier> Trainer<BurnModel<M>> for BurnTrainer {
         rows: &[usize],
     ) -> Result<Option<f32>> {
         let (x, y) = batch(data, rows, &self.device);
+        let mut outputs = model.module().logits(x);
+        if !self.from_logits {
+            outputs = outputs.clamp_min(PROBABILITY_FLOOR).log();
+        }
         let loss = self
             .loss_fn
-            .forward(model.module().logits(x), y)
+            .forward(outputs, y)
             .mul_scalar(self.reduction.scale(rows.len()));
         let value = host_f32(&loss.clone().inner().reshape([1]))?[0];
         if value.is_finite() {

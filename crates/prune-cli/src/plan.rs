@@ -43,11 +43,27 @@ pub fn check(file: &str, epochs: Option<usize>, as_json: bool) -> ExitCode {
         print_error(&e);
         return ExitCode::from(1);
     }
-    // The train section is read by the built-in loop (fit()); checked here as fit() would.
+    // The train section is read only by the built-in loop (fit()): checked against INC's
+    // schema, with a note for each setting fit() does not act on.
     if config.train.is_some() {
-        if let Err(e) = TrainConfig::from_config(&config, file) {
-            print_error(&e);
-            return ExitCode::from(1);
+        match TrainConfig::read(&config, file) {
+            Ok(train) => {
+                eprintln!(
+                    "note: pruning.train is read only by fit(); a loop of your own that calls the hooks ignores it"
+                );
+                for u in &train.unused {
+                    let effect = if u.blocks_fit {
+                        "fit() refuses it"
+                    } else {
+                        "unused by fit()"
+                    };
+                    eprintln!("note: {}: {effect}: {}", u.path, u.reason);
+                }
+            }
+            Err(e) => {
+                print_error(&e);
+                return ExitCode::from(1);
+            }
         }
     }
     let epochs = epochs.unwrap_or_else(|| default_epochs(&config));

@@ -120,3 +120,35 @@ fn a_bad_train_section_fails_the_check_naming_its_path() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn inc_train_settings_fit_does_not_use_are_reported_not_refused() {
+    let (code, _, err) = prune(&[
+        "check",
+        &repo_file("tests/fixtures/inc/upstream/neural_compressor-template-pruning.yaml"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("note: pruning.train is read only by fit()"), "{err}");
+    assert!(
+        err.contains("note: pruning.train.dataloader.dataset: unused by fit(): fit() takes its dataset from code"),
+        "{err}"
+    );
+    // A distillation loss: INC accepts it, fit() cannot run it, a loop of your own can.
+    let dir = std::env::temp_dir().join(format!("prune-cli-kd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kd.yaml");
+    std::fs::write(
+        &file,
+        "pruning:\n  train:\n    optimizer: {SGD: {learning_rate: 0.1}}\n    criterion:\n      \
+         KnowledgeDistillationLoss: {temperature: 2.0}\n  approach:\n    weight_compression:\n      \
+         pruners:\n        - !Pruner\n            names: ['fc1.weight']\n",
+    )
+    .unwrap();
+    let (code, _, err) = prune(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: pruning.train.criterion.KnowledgeDistillationLoss: fit() refuses it: KnowledgeDistillationLoss needs a teacher model"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -6,7 +6,8 @@ use crate::graph_ops::VarHandle;
 use crate::model::GraphHolder;
 use crate::{TfModel, TfPruning};
 use prune_core::{PruneError, Result};
-use prune_train::{Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer};
+use prune_train::config::PROBABILITY_FLOOR;
+use prune_train::{Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer};
 use tensorflow::{
     ops, DataType, Operation, Output, Scope, Session, SessionOptions, SessionRunArgs, Shape,
     Tensor, Variable,
@@ -89,17 +90,28 @@ pub fn optimizer_step(
     vars: &[Variable],
     config: &OptimizerConfig,
 ) -> Result<Operation> {
+    let wd = match *config {
+        OptimizerConfig::Sgd { weight_decay, .. }
+        | OptimizerConfig::Adam {
+            weight_decay,
+            amsgrad: false,
+            ..
+        } => weight_decay,
+        OptimizerConfig::Adam { amsgrad: true, .. } | OptimizerConfig::AdamW { .. } => {
+            return Err(PruneError::Backend {
+                backend: "tf".into(),
+                message: "pruning.train.optimizer: the TensorFlow built-in loop runs SGD and Adam \
+                          without amsgrad; AdamW and amsgrad run on burn and torch"
+                    .into(),
+            })
+        }
+    };
     let outputs: Vec<Output> = vars.iter().map(|v| v.output().clone()).collect();
     let raw = b
         .scope
         .graph_mut()
         .add_gradients(None, &[loss], &outputs, None)
         .map_err(err)?;
-    let wd = match *config {
-        OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => {
-            weight_decay
-        }
-    };
     let mut grads = Vec::with_capacity(vars.len());
     for (var, g) in vars.iter().zip(raw) {
         if let Some(g) = g {
@@ -149,6 +161,13 @@ pub fn optimizer_step(
             }
         }
         OptimizerConfig::Adam {
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+            ..
+        }
+        | OptimizerConfig::AdamW {
             learning_rate,
             beta_1,
             beta_2,
@@ -264,18 +283,20 @@ pub fn mlp(sizes: &[usize], train: &TrainConfig, seed: u64) -> Result<(TfModel, 
     // Cross-entropy from differentiable pieces (the C API registers no gradient for the fused op):
     // -mean_over_batch(sum_over_classes(one_hot * log_softmax(logits))), or the sum over the batch.
     let s = &mut b.scope;
-    let log_p = ops::log_softmax(logits.clone(), s).map_err(err)?;
+    let log_p: Output = if train.criterion.from_logits() {
+        ops::log_softmax(logits.clone(), s).map_err(err)?.into()
+    } else {
+        let floor = scalar(s, PROBABILITY_FLOOR)?;
+        let p = ops::maximum(logits.clone(), floor, s).map_err(err)?;
+        ops::log(p, s).map_err(err)?.into()
+    };
     let picked = ops::mul(y.clone(), log_p, s).map_err(err)?;
     let class_axis = ops::constant(&[1i32][..], s).map_err(err)?;
     let per_row = ops::sum(picked, class_axis, s).map_err(err)?;
     let batch_axis = ops::constant(&[0i32][..], s).map_err(err)?;
-    let reduced: Output = match train.criterion {
-        Criterion::CrossEntropyLoss {
-            reduction: Reduction::Mean,
-        } => ops::mean(per_row, batch_axis, s).map_err(err)?.into(),
-        Criterion::CrossEntropyLoss {
-            reduction: Reduction::Sum,
-        } => ops::sum(per_row, batch_axis, s).map_err(err)?.into(),
+    let reduced: Output = match train.criterion.reduction() {
+        Reduction::Mean => ops::mean(per_row, batch_axis, s).map_err(err)?.into(),
+        Reduction::Sum => ops::sum(per_row, batch_axis, s).map_err(err)?.into(),
     };
     let loss: Output = ops::neg(reduced, s).map_err(err)?.into();
     let train_op = optimizer_step(&mut b, loss.clone(), &vars, &train.optimizer)?;

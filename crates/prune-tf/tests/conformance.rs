@@ -89,6 +89,7 @@ impl Harness for TfHarness {
             beta_2: 0.999,
             epsilon: 1e-7,
             weight_decay: 0.0,
+            amsgrad: false,
         };
         let sgd = optimizer_step(&mut b, loss.clone().into(), &trained, &sgd_cfg).unwrap();
         let adam = optimizer_step(&mut b, loss.into(), &trained, &adam_cfg).unwrap();

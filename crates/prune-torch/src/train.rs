@@ -3,9 +3,10 @@
 use crate::backend::{host_f32, torch_error};
 use crate::{TorchModel, TorchPruning};
 use prune_core::Result;
+use prune_train::config::PROBABILITY_FLOOR;
 use prune_train::{
-    Collective, Criterion, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess,
-    TrainConfig, Trainer,
+    Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig,
+    Trainer,
 };
 use std::borrow::Borrow;
 use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};
@@ -32,12 +33,28 @@ pub fn optimizer(vs: &VarStore, config: &OptimizerConfig) -> Result<nn::Optimize
             beta_2,
             epsilon,
             weight_decay,
+            amsgrad,
         } => nn::Adam {
             beta1: beta_1,
             beta2: beta_2,
             wd: weight_decay,
             eps: epsilon,
-            amsgrad: false,
+            amsgrad,
+        }
+        .build(vs, learning_rate),
+        OptimizerConfig::AdamW {
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+            amsgrad,
+        } => nn::AdamW {
+            beta1: beta_1,
+            beta2: beta_2,
+            wd: weight_decay,
+            eps: epsilon,
+            amsgrad,
         }
         .build(vs, learning_rate),
     };
@@ -69,6 +86,7 @@ struct TorchTrainer<'n, N> {
     optim: nn::Optimizer,
     optimizer: OptimizerConfig,
     reduction: Reduction,
+    from_logits: bool,
     device: Device,
 }
 
@@ -78,9 +96,8 @@ impl<'n, N: ModuleT> TorchTrainer<'n, N> {
             net,
             optim: optimizer(vs, &cfg.optimizer)?,
             optimizer: cfg.optimizer.clone(),
-            reduction: match cfg.criterion {
-                Criterion::CrossEntropyLoss { reduction } => reduction,
-            },
+            reduction: cfg.criterion.reduction(),
+            from_logits: cfg.criterion.from_logits(),
             device: vs.device(),
         })
     }
@@ -95,10 +112,15 @@ impl<V: Borrow<VarStore>, N: ModuleT> Trainer<TorchModel<V>> for TorchTrainer<'_
     ) -> Result<Option<f32>> {
         let (x, y) = batch(data, rows, self.device);
         self.optim.zero_grad();
-        let loss = self
-            .net
-            .forward_t(&x, true)
-            .f_log_softmax(-1, Kind::Float)
+        let outputs = self.net.forward_t(&x, true);
+        let log_p = if self.from_logits {
+            outputs.f_log_softmax(-1, Kind::Float)
+        } else {
+            outputs
+                .f_clamp_min(f64::from(PROBABILITY_FLOOR))
+                .and_then(|p| p.f_log())
+        };
+        let loss = log_p
             .and_then(|l| l.f_nll_loss(&y, None::<Tensor>, reduction(self.reduction), -100))
             .map_err(|e| torch_error(format!("the training loss: {e}")))?;
         let value = host_f32(&loss)?[0];

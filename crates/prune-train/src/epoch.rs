@@ -1,6 +1,6 @@
 //! The epoch loop: seeded shuffle, batches, the step hooks in order, loss checks, the epoch log.
 
-use crate::config::{Criterion, Reduction, TrainConfig};
+use crate::config::{Reduction, TrainConfig};
 use crate::data::{shuffled, Dataset};
 use crate::distributed::{
     broadcast_weights, distributed_error, shard, Collective, GradientReducer, SingleProcess,
@@ -106,16 +106,19 @@ where
         message: format!("epoch {epoch} step {steps}: loss is {loss}"),
     };
     let ranks = world.size();
-    let reduction = match cfg.criterion {
-        Criterion::CrossEntropyLoss { reduction } => reduction,
-    };
+    let reduction = cfg.criterion.reduction();
     let started = std::time::Instant::now();
-    let order = shuffled(data.len(), cfg.seed.wrapping_add(epoch as u64));
+    let order: Vec<usize> = if cfg.shuffle {
+        shuffled(data.len(), cfg.seed.wrapping_add(epoch as u64))
+    } else {
+        (0..data.len()).collect()
+    };
+    let global_batch = cfg.batch_size * ranks;
     let (mut total, mut steps) = (0.0, 0usize);
     let mut all_reduce = std::time::Duration::ZERO;
     for global in order
-        .chunks(cfg.batch_size * ranks)
-        .filter(|b| b.len() >= ranks)
+        .chunks(global_batch)
+        .filter(|b| b.len() >= ranks && !(cfg.drop_last && b.len() < global_batch))
         .take(cfg.iteration.unwrap_or(usize::MAX))
     {
         let batch = &global[shard(global.len(), world.rank(), ranks)];

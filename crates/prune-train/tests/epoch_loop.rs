@@ -141,7 +141,7 @@ fn a_bad_train_section_is_refused_by_the_loop_not_by_the_session() {
     for want in [
         "cfg.yaml",
         "pruning.train.dataloader.batch_size: 0 must be >= 1",
-        "pruning.train.optimizer.RMSprop: unsupported optimizer `RMSprop`",
+        "pruning.train.optimizer.RMSprop: unknown optimizer `RMSprop`; INC defines SGD, Adam, AdamW",
     ] {
         assert!(err.contains(want), "{want} not in {err}");
     }
@@ -154,4 +154,29 @@ fn a_bad_train_section_is_refused_by_the_loop_not_by_the_session() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("pruning.train: missing"), "{err}");
+}
+
+#[test]
+fn shuffle_false_keeps_row_order_and_discard_skips_the_short_batch() {
+    let run = |dataloader: &str| {
+        let yaml = YAML
+            .replace("    iteration: 2\n", "")
+            .replace("{batch_size: 4}", dataloader);
+        let mut p: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+        let cfg = train(&p);
+        let (mut m, mut t) = (model(), Recorder::default());
+        let logs = fit(&mut p, &mut m, &data(10), &cfg, &mut t).unwrap();
+        (logs.iter().map(|l| l.steps).collect::<Vec<_>>(), t.batches)
+    };
+    let in_order: Vec<Vec<usize>> = vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]];
+    let (steps, batches) = run("{batch_size: 4, shuffle: False}");
+    assert_eq!(steps, vec![3, 3]);
+    assert_eq!(batches[..3], in_order[..]);
+    assert_eq!(batches[3..], in_order[..]);
+    let (steps, batches) = run("{batch_size: 4, shuffle: False, last_batch: discard}");
+    assert_eq!(steps, vec![2, 2]);
+    assert_eq!(batches[..2], in_order[..2]);
+    // Shuffled (the default), the two epochs see different orders.
+    let (_, batches) = run("{batch_size: 4}");
+    assert_ne!(batches[..3], batches[3..]);
 }

@@ -146,6 +146,15 @@ fn read_root(w: &mut Walker, root: &Value) -> Option<PruningConfig> {
         return None;
     };
     let am = w.mapping(approach, "pruning.approach")?;
+    if get(am, "weight_compression_pytorch").is_some() {
+        w.problem(
+            "pruning.approach.weight_compression_pytorch",
+            "INC 1.13's step-based pruners (snip_momentum and the others of INC's pytorch_pruner) \
+             are not supported; prune runs the epoch-based `weight_compression` pruners: \
+             basic_magnitude, pattern_lock, gradient_sensitivity, group_lasso",
+        );
+        return None;
+    }
     w.check_keys(am, "pruning.approach", APPROACH_KEYS);
     let Some(wc) = get(am, "weight_compression") else {
         w.problem("pruning.approach.weight_compression", "missing");
@@ -283,14 +292,11 @@ fn read_weight_compression(w: &mut Walker, v: &Value, path: &str) -> Option<Weig
 
 fn read_prune_type(w: &mut Walker, m: &Mapping, path: &str) -> Option<PruneType> {
     let p = join(path, "prune_type");
+    // INC's Pruner defaults to basic_magnitude when prune_type is left out.
     let Some(s) = w.string(m, path, "prune_type") else {
-        if get(m, "prune_type").is_none() {
-            w.problem(
-                p,
-                "missing: one of basic_magnitude, pattern_lock, gradient_sensitivity, group_lasso",
-            );
-        }
-        return None;
+        return get(m, "prune_type")
+            .is_none()
+            .then_some(PruneType::BasicMagnitude);
     };
     if let Some((_, t)) = PruneType::ALL.iter().find(|(name, _)| *name == s) {
         return Some(*t);
