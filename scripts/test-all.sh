@@ -3,7 +3,8 @@
 # test of every backend, then the quickstart as a newcomer runs it, the MiniLM structured-pruning
 # example on burn and torch (failing if the held-out cosine to the dense model is below 0.9), the
 # data-parallel example on two MPI processes (failing unless both ranks hold the same masks), the
-# quick benchmark, and 45 s each of fuzzing of the config loader and the checkpoint reader.
+# quick benchmark, 45 s each of fuzzing of the config loader and the checkpoint reader, and
+# docs/getting-started.md in a crate of its own.
 # Fails loudly if a backend or the model is missing. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,5 +36,8 @@ if len(rows) != 2 or len(digests) != 1:
 done
 cargo run --release -p prune-bench -- --quick
 bash scripts/fuzz.sh 45
+# docs/getting-started.md run as written, in a crate of its own outside the repository, on burn
+# and torch with no environment set.
+bash scripts/getting-started.sh
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

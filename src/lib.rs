@@ -55,23 +55,24 @@ pub mod nlp {
 /// The burn backend (feature `burn`).
 #[cfg(feature = "burn")]
 pub mod burn {
-    /// The burn version this library was built with, so a user's crate needs no guess.
-    pub use ::burn as framework;
+    /// The burn crate this library was built with (`prune::burn::burn`), so a user's crate
+    /// needs no dependency of its own on the exact version.
+    pub use ::burn;
     pub use prune_burn::*;
 }
 
 /// The libtorch backend (feature `torch`).
 #[cfg(feature = "torch")]
 pub mod torch {
-    /// The tch version this library was built with, so a user's crate needs no guess.
-    pub use ::tch as framework;
+    /// The tch crate this library was built with (`prune::torch::tch`).
+    pub use ::tch;
     pub use prune_torch::*;
 }
 
 /// The TensorFlow backend (feature `tf`).
 #[cfg(feature = "tf")]
 pub mod tf {
-    /// The tensorflow crate version this library was built with.
-    pub use ::tensorflow as framework;
+    /// The tensorflow crate this library was built with (`prune::tf::tensorflow`).
+    pub use ::tensorflow;
     pub use prune_tf::*;
 }

@@ -123,7 +123,7 @@ fn burn_rank(
 ) -> Result<Run> {
     use prune::burn::train::{accuracy, fit_on};
     use prune::burn::{BurnModel, BurnPruning};
-    let device = prune::burn::framework::tensor::Device::flex().autodiff();
+    let device = prune::burn::burn::tensor::Device::flex().autodiff();
     device.seed(args.seed + world.rank() as u64);
     let model = burn_run::Mlp::new(train.n_features, args.hidden, train.n_classes, &device);
     let mut pruning = BurnPruning::new(config.clone())?;
@@ -155,11 +155,11 @@ fn own_loop(
     pruning: &mut prune::burn::BurnPruning,
     mut model: prune::burn::BurnModel<burn_run::Mlp>,
     train: &Dataset,
-    device: &prune::burn::framework::tensor::Device,
+    device: &prune::burn::burn::tensor::Device,
     world: &dyn Collective,
 ) -> Result<(burn_run::Mlp, Vec<EpochLog>)> {
-    use prune::burn::framework::nn::loss::CrossEntropyLossConfig;
-    use prune::burn::framework::optim::GradientsParams;
+    use prune::burn::burn::nn::loss::CrossEntropyLossConfig;
+    use prune::burn::burn::optim::GradientsParams;
     use prune::burn::train::{batch, optimizer, Classifier};
     use prune::train::{distributed, shuffled, GradientReducer, TrainConfig, VerifyConsistent};
     let cfg = TrainConfig::from_config(pruning.config(), "the data-parallel config")?;
@@ -241,15 +241,15 @@ fn torch_rank(
     args: &Args,
     world: &dyn Collective,
 ) -> Result<Run> {
-    use prune::torch::framework::nn::{self, Module};
-    use prune::torch::framework::Device;
+    use prune::torch::tch::nn::{self, Module};
+    use prune::torch::tch::Device;
     use prune::torch::train::{accuracy, fit_on};
     use prune::torch::{TorchModel, TorchPruning};
     if args.own_loop {
         bail!("--own-loop is written for burn; run it with --backend burn");
     }
-    prune::torch::framework::set_num_threads(1);
-    prune::torch::framework::manual_seed(args.seed as i64 + world.rank() as i64);
+    prune::torch::tch::set_num_threads(1);
+    prune::torch::tch::manual_seed(args.seed as i64 + world.rank() as i64);
     let vs = nn::VarStore::new(Device::Cpu);
     let root = vs.root();
     let (features, hidden, classes) = (

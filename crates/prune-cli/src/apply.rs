@@ -4,7 +4,8 @@ use crate::plan::print_error;
 use crate::progress::Progress;
 use prune_core::{PruneError, PruningConfig, Result};
 use prune_io::oneshot::{self, TensorPlan};
-use prune_io::{write_masked, Checkpoint};
+use prune_io::shrink_plan::{shrink_plan, ShrinkPlan};
+use prune_io::{write_pruned, Checkpoint};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +36,74 @@ struct Pruned {
     plan: TensorPlan,
     elements: usize,
     pruned: usize,
+}
+
+/// One shrunk tensor as reported.
+struct Shrunk {
+    name: String,
+    before: Vec<usize>,
+    after: Vec<usize>,
+}
+
+/// What `prune apply` did.
+struct Applied {
+    pruned: Vec<Pruned>,
+    shrunk: Vec<Shrunk>,
+    /// The updated `config.json` written beside the output, if any.
+    config_json: Option<PathBuf>,
+}
+
+fn folder_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(f) if !f.as_os_str().is_empty() => f.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The input's `config.json` updated to the shrunk sizes, and where it goes (beside the
+/// output); `None` when there is no config.json or nothing it records changed. Refuses, before
+/// anything is written, an output folder that is the input's (its config.json would no longer
+/// describe the input) and a config.json there already (without `--force`).
+fn config_json_for(args: &Args, shrinks: &ShrinkPlan) -> Result<Option<(PathBuf, String)>> {
+    let source = folder_of(&args.input).join("config.json");
+    if shrinks.ops.is_empty() || !source.exists() {
+        return Ok(None);
+    }
+    let io = |path: &Path, source| PruneError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let text = std::fs::read_to_string(&source).map_err(|e| io(&source, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        io(&source, std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    })?;
+    let Some(updated) = crate::config_json::updated(&source, &value, &shrinks.ops)? else {
+        return Ok(None);
+    };
+    let target = folder_of(&args.output).join("config.json");
+    let same = std::fs::canonicalize(folder_of(&args.output)).ok()
+        == std::fs::canonicalize(folder_of(&args.input)).ok();
+    if same {
+        return Err(io(
+            &target,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is the input's config.json, which the new sizes would overwrite; write the \
+                 pruned checkpoint to another folder",
+            ),
+        ));
+    }
+    if target.exists() && !args.force {
+        return Err(io(
+            &target,
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists (add --force to replace it)",
+            ),
+        ));
+    }
+    let text = serde_json::to_string_pretty(&updated).expect("a JSON value") + "\n";
+    Ok(Some((target, text)))
 }
 
 /// Refuses an output that exists (without `--force`), that is the input, or whose folder
@@ -77,11 +146,15 @@ fn check_output(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn prune(args: &Args) -> Result<Vec<Pruned>> {
+fn prune(args: &Args) -> Result<Applied> {
     let config = PruningConfig::from_file(&args.config)?;
     check_output(args)?;
     let checkpoint = Checkpoint::open(&args.input)?;
     let plans = oneshot::plan(&config, &checkpoint, args.epoch)?;
+    let shrinks = shrink_plan(&config, &checkpoint)?;
+    let masked: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+    prune_io::shrink_plan::check_disjoint(&shrinks, &masked)?;
+    let config_json = config_json_for(args, &shrinks)?;
     let bytes_of = |name: &str| checkpoint.tensor(name).map_or(0, |e| e.byte_len());
     let selecting = Progress::new(
         "selecting",
@@ -91,17 +164,42 @@ fn prune(args: &Args) -> Result<Vec<Pruned>> {
         selecting.add(bytes_of(&p.name))
     })?;
     selecting.finish();
+    // config.json goes to a temporary file first and is renamed in only once the checkpoint
+    // is complete: a failure leaves neither.
+    let pending = match &config_json {
+        Some((target, text)) => {
+            let tmp = target.with_extension(format!("json.tmp-{}", std::process::id()));
+            std::fs::write(&tmp, text).map_err(|source| PruneError::Io {
+                path: tmp.display().to_string(),
+                source,
+            })?;
+            Some((tmp, target.clone()))
+        }
+        None => None,
+    };
     let writing = Progress::new("writing", checkpoint.file_len() as u64);
     // A tensor's bytes are written after the callback: its pages are released at the next one.
     let previous = std::cell::Cell::new(None);
-    write_masked(&args.output, &checkpoint, &masks, &|e| {
+    let written = write_pruned(&args.output, &checkpoint, &masks, &shrinks, &|e| {
         writing.add(e.byte_len());
         if let Some(done) = previous.replace(Some(e)) {
             checkpoint.release(done);
         }
-    })?;
+    });
     writing.finish();
-    Ok(plans
+    if let Err(e) = written {
+        if let Some((tmp, _)) = &pending {
+            std::fs::remove_file(tmp).ok();
+        }
+        return Err(e);
+    }
+    if let Some((tmp, target)) = &pending {
+        std::fs::rename(tmp, target).map_err(|source| PruneError::Io {
+            path: target.display().to_string(),
+            source,
+        })?;
+    }
+    let pruned = plans
         .into_iter()
         .map(|plan| {
             let elements = checkpoint.tensor(&plan.name).map_or(0, |e| e.numel());
@@ -118,18 +216,35 @@ fn prune(args: &Args) -> Result<Vec<Pruned>> {
                 pruned,
             }
         })
-        .collect())
+        .collect();
+    let shrunk = checkpoint
+        .tensors()
+        .iter()
+        .filter_map(|e| {
+            shrinks.new_shape(&e.name, &e.shape).map(|after| Shrunk {
+                name: e.name.clone(),
+                before: e.shape.clone(),
+                after,
+            })
+        })
+        .collect();
+    Ok(Applied {
+        pruned,
+        shrunk,
+        config_json: pending.map(|(_, target)| target),
+    })
 }
 
 /// Runs `prune apply`.
 pub fn run(args: &Args) -> ExitCode {
-    let pruned = match prune(args) {
-        Ok(p) => p,
+    let applied = match prune(args) {
+        Ok(a) => a,
         Err(e) => {
             print_error(&e);
             return ExitCode::from(1);
         }
     };
+    let pruned = &applied.pruned;
     let elements: usize = pruned.iter().map(|p| p.elements).sum();
     let zeroed: usize = pruned.iter().map(|p| p.pruned).sum();
     let overall = if elements == 0 {
@@ -159,12 +274,16 @@ pub fn run(args: &Args) -> ExitCode {
                 "pruned": zeroed,
                 "elements": elements,
                 "sparsity": overall,
+                "shrunk": applied.shrunk.iter().map(|t| json!({
+                    "name": t.name, "shape_before": t.before, "shape_after": t.after,
+                })).collect::<Vec<_>>(),
+                "config_json": applied.config_json.as_ref().map(|p| p.display().to_string()),
             })
         );
         return ExitCode::SUCCESS;
     }
     let width = pruned.iter().map(|p| p.plan.name.len()).max().unwrap_or(4);
-    for p in &pruned {
+    for p in pruned {
         let target = p.plan.sparsity.map_or("lock".into(), |s| format!("{s:.4}"));
         outln!(
             "{:<width$}  pruner {}  {:<15}  target {:>6}  pruned {}/{}",
@@ -176,11 +295,18 @@ pub fn run(args: &Args) -> ExitCode {
             p.elements
         );
     }
+    for t in &applied.shrunk {
+        outln!("{}  shrunk {:?} -> {:?}", t.name, t.before, t.after);
+    }
     outln!(
-        "{}: {} tensors pruned, {zeroed} of {elements} weights ({overall:.4})",
+        "{}: {} tensors pruned, {zeroed} of {elements} weights ({overall:.4}); {} tensors shrunk",
         display(&args.output),
-        pruned.iter().filter(|p| p.plan.sparsity.is_some()).count()
+        pruned.iter().filter(|p| p.plan.sparsity.is_some()).count(),
+        applied.shrunk.len()
     );
+    if let Some(p) = &applied.config_json {
+        outln!("{}: sizes updated", display(p));
+    }
     ExitCode::SUCCESS
 }
 

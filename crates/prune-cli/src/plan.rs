@@ -1,7 +1,7 @@
 //! `prune check`: the resolved plan of a configuration, as text or JSON.
 
 use prune_core::algo::structured::is_structured;
-use prune_core::config::{ImportanceMetric, ResolvedPruner};
+use prune_core::config::ResolvedPruner;
 use prune_core::schedule::planned_sparsity;
 use prune_core::testing::reference::Reference;
 use prune_core::{PruneError, Pruning, PruningConfig};
@@ -130,11 +130,12 @@ fn text(file: &str, pruners: &[ResolvedPruner], epochs: usize) -> String {
                  groups of {} {}{}; the model shrinks at the end of epoch {}\n",
                 p.start_epoch,
                 p.end_epoch,
-                if q.importance_inputs.is_empty() { "the weights' own gradients".to_string() } else { q.importance_inputs.join(", ") },
-                match q.importance_metric {
-                    ImportanceMetric::AbsGradient => "abs_gradient",
-                    ImportanceMetric::WeightedGradient => "weighted_gradient",
+                match (q.importance_inputs.is_empty(), q.importance_metric.weight_only()) {
+                    (true, true) => "the pruned weights themselves".to_string(),
+                    (true, false) => "the weights' own gradients".to_string(),
+                    (false, _) => q.importance_inputs.join(", "),
                 },
+                q.importance_metric.name(),
                 q.target.unwrap_or(0),
                 q.stride.unwrap_or(1),
                 if q.transpose { "input columns" } else { "output rows" },

@@ -553,3 +553,85 @@ fn minilm_in_three_dtypes_matches_the_hooks() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The L2 norm of each 32-row head over a layer's query, key and value weights (the oracle).
+fn head_norms(tensors: &prune_io::TensorMap, layer: usize) -> Vec<f64> {
+    let mut sums = vec![0.0f64; 12];
+    for w in ["query", "key", "value"] {
+        let t = &tensors[&format!("encoder.layer.{layer}.attention.self.{w}.weight")];
+        let cols = t.shape[1];
+        for (row, values) in t.data.chunks(cols).enumerate() {
+            sums[row / 32] += values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>();
+        }
+    }
+    sums.into_iter().map(f64::sqrt).collect()
+}
+
+#[test]
+#[ignore = "needs the MiniLM checkpoint from `bash scripts/setup.sh all`; CI runs it"]
+fn minilm_shrinks_by_weight_norms_as_the_hooks_do_and_records_the_sizes() {
+    let dir = scratch("minilm-structured");
+    let (input_dir, out_dir) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&input_dir).unwrap();
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let input = input_dir.join("model.safetensors");
+    std::fs::copy(minilm(), &input).unwrap();
+    std::fs::copy(minilm().with_file_name("config.json"), input_dir.join("config.json")).unwrap();
+    let config_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/configs/checkpoint_minilm_structured.yaml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    // Into the input's own folder: refused before anything is written.
+    let beside = input_dir.join("pruned.safetensors");
+    refused(
+        &dir,
+        &["apply", s(&config_path), s(&input), "-o", s(&beside)],
+        &["config.json", "another folder"],
+    );
+    assert!(!beside.exists());
+    let output = out_dir.join("model.safetensors");
+    let (code, out, err) = prune(&["apply", s(&config_path), s(&input), "-o", s(&output), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // Per layer: q, k, v weights and biases, the attention output's columns, the FFN in
+    // (weight, bias) and out (columns).
+    assert_eq!(v["shrunk"].as_array().unwrap().len(), 6 * 10, "{v}");
+    assert_eq!(floats(&output), hooks_result(&config, &input, 0));
+    assert_eq!(dtypes(&output), dtypes(&input));
+    let shape = |name: &str| floats(&output)[name].shape.clone();
+    assert_eq!(shape("encoder.layer.3.attention.self.key.weight"), vec![256, 384]);
+    assert_eq!(shape("encoder.layer.3.attention.output.dense.weight"), vec![384, 256]);
+    assert_eq!(shape("encoder.layer.3.output.dense.weight"), vec![384, 1024]);
+    // config.json: the new FFN width and, per layer, the 4 heads of smallest norm removed.
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("config.json")).unwrap()).unwrap();
+    let original: Value =
+        serde_json::from_str(&std::fs::read_to_string(input_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(written["intermediate_size"], 1024);
+    assert_eq!(written["hidden_size"], original["hidden_size"]);
+    assert_eq!(written["num_attention_heads"], 12);
+    let dense = floats(&input);
+    for layer in 0..6 {
+        let norms = head_norms(&dense, layer);
+        let mut order: Vec<usize> = (0..12).collect();
+        order.sort_by(|a, b| norms[*a].partial_cmp(&norms[*b]).unwrap().then(b.cmp(a)));
+        let mut removed = order[..4].to_vec();
+        removed.sort();
+        let listed: Vec<usize> = written["pruned_heads"][layer.to_string()]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(listed, removed, "layer {layer}: norms {norms:?}");
+    }
+    // A gradient metric still needs data.
+    let gradient = config.replace("l2_norm", "abs_gradient");
+    let c = dir.join("gradient.yaml");
+    std::fs::write(&c, gradient).unwrap();
+    refused(
+        &dir,
+        &["apply", s(&c), s(&input), "-o", s(&dir.join("x.safetensors"))],
+        &["pruner 0", "abs_gradient", "training data", "l2_norm"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

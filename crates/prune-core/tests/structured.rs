@@ -571,3 +571,95 @@ fn an_importance_input_of_another_size_names_both_sizes() {
         "{err}"
     );
 }
+
+/// A conv layer `[4 filters, 2 channels, 3, 3]` and its bias: filter 0 has many small values
+/// (the largest L1 norm), filter 1 one large value (the largest L2 norm), filters 2 and 3 are
+/// between.
+fn conv_layer() -> RefModel {
+    let mut w = vec![0.0f32; 4 * 18];
+    w[..18].fill(1.0); // L1 18, L2 4.24
+    w[18] = 10.0; // L1 10, L2 10
+    w[36..54].iter_mut().enumerate().for_each(|(i, v)| *v = if i < 9 { 1.5 } else { 0.0 }); // L1 13.5, L2 4.5
+    w[54..58].fill(-2.5); // L1 10, L2 5
+    let mut m = RefModel::default();
+    m.push("conv1.weight", &[4, 2, 3, 3], w, Layout::Canonical);
+    m.push("conv1.bias", &[4], vec![0.1, 0.2, 0.3, 0.4], Layout::Canonical);
+    m
+}
+
+/// Norms of each filter (the oracle): `p` = 1 or 2.
+fn filter_norms(m: &RefModel, p: i32) -> Vec<f64> {
+    let (shape, w) = canonical(m, "conv1.weight");
+    let per = shape[1..].iter().product::<usize>();
+    w.chunks(per)
+        .map(|f| {
+            let s: f64 = f.iter().map(|v| f64::from(v.abs()).powi(p)).sum();
+            if p == 2 { s.sqrt() } else { s }
+        })
+        .collect()
+}
+
+fn weight_only(metric: &str, transpose: bool, target: usize) -> String {
+    format!(
+        "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
+         pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+         names: ['conv1.weight', 'conv1.bias']\n            parameters: {{target: {target}, stride: 1, \
+         transpose: {transpose}, importance_metric: {metric}}}\n"
+    )
+}
+
+#[test]
+fn l1_and_l2_norms_keep_filters_from_the_weights_alone_with_no_step() {
+    for (metric, p) in [("l1_norm", 1), ("l2_norm", 2)] {
+        let mut m = conv_layer();
+        let norms = filter_norms(&m, p);
+        let mut order: Vec<usize> = (0..4).collect();
+        order.sort_by(|a, b| norms[*b].partial_cmp(&norms[*a]).unwrap().then(a.cmp(b)));
+        let mut keep = order[..2].to_vec();
+        keep.sort();
+        let (_, before) = canonical(&m, "conv1.weight");
+        let mut pruning: Pruning<Reference> = Pruning::from_yaml(&weight_only(metric, false, 2)).unwrap();
+        pruning.on_train_begin(&mut m).unwrap();
+        pruning.on_epoch_begin(&mut m, 0).unwrap();
+        pruning.on_epoch_end(&mut m).unwrap();
+        let (shape, after) = canonical(&m, "conv1.weight");
+        assert_eq!(shape, vec![2, 2, 3, 3], "{metric}");
+        assert_eq!(after, rows(&before, 18, &keep), "{metric}: kept {keep:?}");
+        let (_, bias) = canonical(&m, "conv1.bias");
+        assert_eq!(bias, keep.iter().map(|&k| 0.1 * (k + 1) as f32).collect::<Vec<_>>());
+        let kept = &pruning.structured_outcome()[0].kept;
+        assert_eq!(kept.as_deref(), Some(&keep[..]), "{metric}");
+    }
+    // The two norms disagree on this layer, so each test above can fail.
+    let m = conv_layer();
+    assert_eq!(filter_norms(&m, 1)[0] > filter_norms(&m, 1)[1], filter_norms(&m, 2)[0] < filter_norms(&m, 2)[1]);
+}
+
+#[test]
+fn transpose_keeps_a_convs_input_channels() {
+    let mut m = conv_layer();
+    let (_, before) = canonical(&m, "conv1.weight");
+    // Channel 0 of every filter: 1.0 x 9 (filter 0), 10 (filter 1), 1.5 x 9 (filter 2), -2.5 x 4
+    // (filter 3); channel 1: 1.0 x 9 only. L1 keeps channel 0.
+    let mut pruning: Pruning<Reference> =
+        Pruning::from_yaml(&weight_only("l1_norm", true, 1).replace("'conv1.bias'", "")).unwrap();
+    pruning.on_train_begin(&mut m).unwrap();
+    pruning.on_epoch_begin(&mut m, 0).unwrap();
+    pruning.on_epoch_end(&mut m).unwrap();
+    let (shape, after) = canonical(&m, "conv1.weight");
+    assert_eq!(shape, vec![4, 1, 3, 3]);
+    let expected: Vec<f32> = before.chunks(9).step_by(2).flatten().copied().collect();
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn a_weight_only_metric_on_an_input_is_refused_naming_it() {
+    let yaml = weight_only("l2_norm", false, 2).replace(
+        "importance_metric: l2_norm",
+        "importance_metric: l2_norm, importance_inputs: ['head_mask']",
+    );
+    let mut m = conv_layer();
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = pruning.on_train_begin(&mut m).unwrap_err().to_string();
+    assert!(err.contains("l2_norm measures weights") && err.contains("`head_mask`"), "{err}");
+}

@@ -1,9 +1,10 @@
-//! Writing a checkpoint with masks applied: every tensor keeps its dtype, shape and bytes,
-//! except that pruned elements become zero. Tensors are produced one at a time from the
-//! source's memory map while the file is written, through a temporary file in the destination
-//! folder that is renamed over the output once complete.
+//! Writing a pruned checkpoint: every tensor keeps its dtype and bytes, except that masked
+//! elements become zero and shrunk tensors keep only their kept slices. Tensors are produced
+//! one at a time from the source's memory map while the file is written, through a temporary
+//! file in the destination folder that is renamed over the output once complete.
 
 use crate::checkpoint::{bad, not_float, Checkpoint, TensorEntry};
+use crate::shrink_plan::{gather, ShrinkPlan};
 use prune_core::select::bits::PackedMask;
 use prune_core::{PruneError, Result};
 use safetensors::tensor::View;
@@ -12,32 +13,47 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// One tensor as written: the source bytes, or a copy with the masked elements zeroed.
-struct Masked<'s, 'w> {
+/// One tensor as written: the source bytes, a copy with the masked elements zeroed, or the
+/// kept slices of a shrunk tensor.
+struct Pruned<'s, 'w> {
     source: &'s Checkpoint,
     entry: &'s TensorEntry,
     keep: Option<&'w PackedMask>,
+    shrinks: &'w ShrinkPlan,
+    shape: Vec<usize>,
     written: &'w dyn Fn(&'s TensorEntry),
 }
 
-impl View for Masked<'_, '_> {
+impl View for Pruned<'_, '_> {
     fn dtype(&self) -> Dtype {
         self.entry.dtype
     }
     fn shape(&self) -> &[usize] {
-        &self.entry.shape
+        &self.shape
     }
     fn data(&self) -> Cow<'_, [u8]> {
         let bytes = self.source.bytes(self.entry);
-        let out = match (self.keep, self.entry.float()) {
-            (Some(keep), Some(dtype)) => Cow::Owned(zero_pruned(bytes, dtype.size(), keep)),
-            _ => Cow::Borrowed(bytes),
+        let size = self.entry.float().map_or(1, |d| d.size());
+        let mut out = match self.keep {
+            Some(keep) => Cow::Owned(zero_pruned(bytes, size, keep)),
+            None => Cow::Borrowed(bytes),
         };
+        let mut shape = self.entry.shape.clone();
+        for op in self.shrinks.ops.iter().filter(|op| op.weight == self.entry.name) {
+            let (kept, next) = gather(&out, size, &shape, op.axis, &op.keep);
+            out = Cow::Owned(kept);
+            shape = next;
+        }
         (self.written)(self.entry);
         out
     }
     fn data_len(&self) -> usize {
-        self.entry.byte_len()
+        match self.entry.float() {
+            Some(dtype) if self.shape != self.entry.shape => {
+                self.shape.iter().product::<usize>() * dtype.size()
+            }
+            _ => self.entry.byte_len(),
+        }
     }
 }
 
@@ -71,6 +87,18 @@ pub fn write_masked<'s>(
     masks: &BTreeMap<String, PackedMask>,
     written: &dyn Fn(&'s TensorEntry),
 ) -> Result<()> {
+    write_pruned(path, source, masks, &ShrinkPlan::default(), written)
+}
+
+/// As [`write_masked`], and every tensor `shrinks` names keeps only its kept slices (a
+/// tensor is masked or shrunk, not both).
+pub fn write_pruned<'s>(
+    path: &Path,
+    source: &'s Checkpoint,
+    masks: &BTreeMap<String, PackedMask>,
+    shrinks: &ShrinkPlan,
+    written: &dyn Fn(&'s TensorEntry),
+) -> Result<()> {
     for (name, mask) in masks {
         let entry = source
             .tensor(name)
@@ -89,13 +117,38 @@ pub fn write_masked<'s>(
             });
         }
     }
+    let names: Vec<String> = masks.keys().cloned().collect();
+    crate::shrink_plan::check_disjoint(shrinks, &names)?;
+    for op in &shrinks.ops {
+        let entry = source
+            .tensor(&op.weight)
+            .ok_or_else(|| PruneError::UnknownWeight {
+                weight: op.weight.clone(),
+                candidates: vec![],
+            })?;
+        let extent = entry.shape.get(op.axis).copied().unwrap_or(0);
+        if entry.float().is_none() {
+            return Err(not_float(entry));
+        }
+        if let Some(bad) = op.keep.iter().find(|&&k| k >= extent) {
+            return Err(PruneError::Shape {
+                weight: op.weight.clone(),
+                shape: entry.shape.clone(),
+                reason: format!("kept index {bad} along axis {} of {extent}", op.axis),
+            });
+        }
+    }
     let views = source.tensors().iter().map(|entry| {
         (
             entry.name.as_str(),
-            Masked {
+            Pruned {
                 source,
                 entry,
                 keep: masks.get(&entry.name),
+                shrinks,
+                shape: shrinks
+                    .new_shape(&entry.name, &entry.shape)
+                    .unwrap_or_else(|| entry.shape.clone()),
                 written,
             },
         )

@@ -26,9 +26,10 @@ pub struct TensorPlan {
 }
 
 /// Every tensor the config's pruners act on, with the sparsity each holds at `epoch` (the end
-/// of every schedule when `None`). Refuses pruners that need training data (gradient
-/// sensitivity), a name that matches nothing (close names listed), a tensor claimed twice, and
-/// a tensor that is not a float.
+/// of every schedule when `None`). Structured pruners are left to
+/// [`shrink_plan`](crate::shrink_plan::shrink_plan). Refuses element-wise gradient sensitivity
+/// (it needs training data), a name that matches nothing (close names listed), a tensor
+/// claimed twice, and a tensor that is not a float.
 pub fn plan(
     config: &PruningConfig,
     checkpoint: &Checkpoint,
@@ -47,7 +48,13 @@ pub fn plan(
     let mut owner: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for p in config.resolved_pruners() {
-        refuse_data_driven(&p)?;
+        if is_structured(&p) {
+            // Shrunk, not masked: see shrink_plan (which refuses gradient metrics).
+            continue;
+        }
+        if p.prune_type == PruneType::GradientSensitivity {
+            return Err(needs_training_data(&p));
+        }
         for w in select_weights(p.index, &p.names, &weights)? {
             if let Some(first) = owner.insert(w.name.clone(), p.index) {
                 return Err(PruneError::DuplicateWeight {
@@ -75,23 +82,23 @@ pub fn plan(
     Ok(out)
 }
 
-fn refuse_data_driven(p: &ResolvedPruner) -> Result<()> {
-    if p.prune_type != PruneType::GradientSensitivity {
-        return Ok(());
-    }
+/// The refusal of a gradient_sensitivity pruner whose importance comes from gradients.
+pub(crate) fn needs_training_data(p: &ResolvedPruner) -> PruneError {
     let what = if is_structured(p) {
-        "structured gradient_sensitivity"
+        "structured gradient_sensitivity with importance_metric "
     } else {
-        "gradient_sensitivity"
+        "gradient_sensitivity with importance_metric "
     };
-    Err(PruneError::Unsupported {
+    PruneError::Unsupported {
         op: format!(
-            "pruner {} ({what}): ranking by gradients, which needs training data \
-             (run it in fit() or a training loop),",
-            p.index
+            "pruner {} ({what}{}): ranking by gradients, which needs training data \
+             (run it in fit() or a training loop, or rank structured groups by \
+             importance_metric l1_norm / l2_norm),",
+            p.index,
+            p.parameters.importance_metric.name()
         ),
         backend: "checkpoint (`prune apply`)".into(),
-    })
+    }
 }
 
 /// The keep bits (row-major) one planned tensor gets, computed from its stored values exactly

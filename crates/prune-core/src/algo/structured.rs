@@ -57,8 +57,10 @@ struct Layer {
     kept: Option<Vec<usize>>,
 }
 
-/// A structured gradient_sensitivity pruner bound to a model.
-pub(crate) struct StructuredPruner {
+/// A structured gradient_sensitivity pruner bound to a model's weights: the session's, or a
+/// checkpoint's for one-shot shrinking.
+pub struct StructuredPruner {
+    /// The pruner as configured.
     pub spec: ResolvedPruner,
     layers: Vec<Layer>,
 }
@@ -139,7 +141,9 @@ impl StructuredPruner {
                 .find_map(|p| layer_number(p, &w.name))
                 .or(params.index)
                 .unwrap_or(0);
-            let axis = if params.transpose && w.shape.len() == 2 {
+            // Canonical [out, in, ...]: transpose groups a Linear's columns or a conv's input
+            // channels.
+            let axis = if params.transpose && w.shape.len() >= 2 {
                 1
             } else {
                 0
@@ -278,6 +282,9 @@ impl StructuredPruner {
     /// is added.
     pub fn accumulate_weights<M: Model>(&mut self, model: &M) -> Result<()> {
         let metric = self.spec.parameters.importance_metric;
+        if metric.weight_only() {
+            return Ok(());
+        }
         let stride = self.spec.parameters.stride.unwrap_or(1);
         let mut adds: Vec<(usize, Vec<f64>)> = Vec::new();
         for (li, l) in self.layers.iter().enumerate() {
@@ -300,6 +307,39 @@ impl StructuredPruner {
                 *acc += v;
             }
             l.observed += 1;
+        }
+        Ok(())
+    }
+
+    /// For a weight-only metric (`l1_norm`, `l2_norm`): each layer's importance from the
+    /// weights as they are now, replacing any earlier value. Nothing for gradient metrics.
+    pub fn weigh<M: Model>(&mut self, model: &M) -> Result<()> {
+        let metric = self.spec.parameters.importance_metric;
+        if !metric.weight_only() {
+            return Ok(());
+        }
+        let stride = self.spec.parameters.stride.unwrap_or(1);
+        let be = model.backend();
+        for l in self.layers.iter_mut().filter(|l| l.kept.is_none()) {
+            let mut total = vec![0.0f64; l.groups];
+            for s in &l.sources {
+                let Source::Weight { info, id, axis } = s else {
+                    continue;
+                };
+                let w = to_canonical(be.to_vec(&model.weight_at(*id)?)?, info.layout, &info.shape);
+                let per_slice = slice_sums(&w, &info.shape, *axis, |v| match metric {
+                    ImportanceMetric::L1Norm => f64::from(v.abs()),
+                    _ => f64::from(v) * f64::from(v),
+                });
+                for (acc, group) in total.iter_mut().zip(per_slice.chunks(stride)) {
+                    *acc += group.iter().sum::<f64>();
+                }
+            }
+            if metric == ImportanceMetric::L2Norm {
+                total.iter_mut().for_each(|t| *t = t.sqrt());
+            }
+            l.importance = total;
+            l.observed = 1;
         }
         Ok(())
     }
@@ -488,6 +528,16 @@ fn sources_of(
                     ),
                 });
             }
+            if params.importance_metric.weight_only() {
+                return Err(PruneError::Structured {
+                    pruner,
+                    reason: format!(
+                        "importance_metric {} measures weights, and `{name}` is not a weight of \
+                         the model",
+                        params.importance_metric.name()
+                    ),
+                });
+            }
             // `number` is the `*` capture, or `index` when the names have no `*`.
             sources.push(Source::Input { name, row: number });
         }
@@ -523,7 +573,9 @@ fn weight_importance<M: Model>(
             info.layout,
             &info.shape,
         )),
-        ImportanceMetric::AbsGradient => None,
+        ImportanceMetric::AbsGradient | ImportanceMetric::L1Norm | ImportanceMetric::L2Norm => {
+            None
+        }
     };
     let extent = info.shape[axis];
     let outer: usize = info.shape[..axis].iter().product();
@@ -562,6 +614,21 @@ fn weight_importance<M: Model>(
         .chunks(stride)
         .map(|c| c.iter().sum::<f64>())
         .collect())
+}
+
+/// For each slice along `axis` of a canonical tensor of `shape`, the sum of `f` over its values.
+fn slice_sums(values: &[f32], shape: &[usize], axis: usize, f: impl Fn(f32) -> f64) -> Vec<f64> {
+    let extent = shape[axis];
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut per_slice = vec![0.0f64; extent];
+    for o in 0..outer {
+        for (i, acc) in per_slice.iter_mut().enumerate() {
+            let base = (o * extent + i) * inner;
+            *acc += values[base..base + inner].iter().map(|&v| f(v)).sum::<f64>();
+        }
+    }
+    per_slice
 }
 
 /// Each value divided by the vector's L2 norm (unchanged when the norm is 0).

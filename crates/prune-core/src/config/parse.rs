@@ -472,10 +472,15 @@ fn read_parameters(w: &mut Walker, v: &Value, path: &str) -> (PrunerParameters, 
     let importance_metric = match w.string(m, path, "importance_metric").as_deref() {
         None | Some("abs_gradient") => ImportanceMetric::AbsGradient,
         Some("weighted_gradient") => ImportanceMetric::WeightedGradient,
+        Some("l1_norm") => ImportanceMetric::L1Norm,
+        Some("l2_norm") => ImportanceMetric::L2Norm,
         Some(other) => {
             w.problem(
                 join(path, "importance_metric"),
-                format!("unknown importance_metric `{other}`; supported: abs_gradient, weighted_gradient"),
+                format!(
+                    "unknown importance_metric `{other}`; supported: abs_gradient, \
+                     weighted_gradient, l1_norm, l2_norm"
+                ),
             );
             ImportanceMetric::AbsGradient
         }

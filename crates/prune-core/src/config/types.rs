@@ -217,6 +217,28 @@ pub enum ImportanceMetric {
     AbsGradient,
     /// |sum over a row of grad * W|.
     WeightedGradient,
+    /// The L1 norm of each group's weights (sum of |W|), from the weights alone: no data and
+    /// no gradient; measured once, when the layer shrinks. An extension of INC's metrics.
+    L1Norm,
+    /// The L2 norm of each group's weights (sqrt of the sum of W squared), as `l1_norm`.
+    L2Norm,
+}
+
+impl ImportanceMetric {
+    /// Whether importance comes from the weights alone (`l1_norm`, `l2_norm`).
+    pub fn weight_only(self) -> bool {
+        matches!(self, ImportanceMetric::L1Norm | ImportanceMetric::L2Norm)
+    }
+
+    /// The YAML spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportanceMetric::AbsGradient => "abs_gradient",
+            ImportanceMetric::WeightedGradient => "weighted_gradient",
+            ImportanceMetric::L1Norm => "l1_norm",
+            ImportanceMetric::L2Norm => "l2_norm",
+        }
+    }
 }
 
 /// `parameters:` of a pruner. Every field is optional in YAML.

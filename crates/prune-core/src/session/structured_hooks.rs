@@ -78,6 +78,9 @@ impl<B: TensorBackend> Pruning<B> {
         model: &mut M,
         due: impl Fn(&StructuredPruner) -> bool,
     ) -> Result<()> {
+        for p in self.structured.iter_mut().filter(|p| !p.done() && due(p)) {
+            p.weigh(model)?;
+        }
         let mut ops = Vec::new();
         let mut decided = Vec::new();
         for (pi, p) in self.structured.iter().enumerate() {
