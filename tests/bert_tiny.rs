@@ -132,6 +132,7 @@ fn config() -> prune::nlp::bert::BertConfig {
     prune::nlp::bert::BertConfig {
         head_dim: 4,
         layer_norm_eps: 1e-12,
+        position_offset: 0,
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! - [`Burn`]: the [`TensorBackend`](prune_core::TensorBackend) over burn tensors.
 //! - [`BurnModel`]: any burn [`Module`](burn::module::Module) as a prunable model.
-//! - [`bert`]: a BERT encoder with Hugging Face names, a head mask, and sizes read from its
-//!   weights (structured pruning shrinks it in place).
+//! - [`bert`]: BERT-family encoders with Hugging Face names, a head mask, and sizes read from
+//!   their weights (structured pruning shrinks them in place); [`bert::BertModel`] loads task
+//!   checkpoints (`bert.` / `roberta.`, pooler, classification head) and model directories.
 //! - [`train`]: the built-in training loop behind `fit()` for classifiers.
 
 #![warn(missing_docs)]

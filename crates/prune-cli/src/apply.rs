@@ -77,7 +77,7 @@ fn config_json_for(args: &Args, shrinks: &ShrinkPlan) -> Result<Option<(PathBuf,
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         io(&source, std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     })?;
-    let Some(updated) = crate::config_json::updated(&source, &value, &shrinks.ops)? else {
+    let Some(updated) = prune_nlp::hf_config::updated(&source, &value, &shrinks.ops)? else {
         return Ok(None);
     };
     let target = folder_of(&args.output).join("config.json");

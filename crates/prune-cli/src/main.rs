@@ -32,7 +32,6 @@ pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
 }
 
 mod apply;
-mod config_json;
 mod diff;
 mod inspect;
 mod plan;

@@ -574,20 +574,23 @@ fn an_importance_input_of_another_size_names_both_sizes() {
 
 /// A conv layer `[4 filters, 2 channels, 3, 3]` and its bias: filter 0 has many small values
 /// (the largest L1 norm), filter 1 one large value (the largest L2 norm), filters 2 and 3 are
-/// between.
+/// between. A second conv `[3, 4, 3, 3]` consumes its 4 channels; a Linear `[5, 3 * 2 * 2]`
+/// after a flatten of 2 x 2 pixels consumes conv2's.
 fn conv_layer() -> RefModel {
     let mut w = vec![0.0f32; 4 * 18];
     w[..18].fill(1.0); // L1 18, L2 4.24
     w[18] = 10.0; // L1 10, L2 10
-    w[36..54].iter_mut().enumerate().for_each(|(i, v)| *v = if i < 9 { 1.5 } else { 0.0 }); // L1 13.5, L2 4.5
+    w[36..45].fill(1.5); // L1 13.5, L2 4.5
     w[54..58].fill(-2.5); // L1 10, L2 5
     let mut m = RefModel::default();
     m.push("conv1.weight", &[4, 2, 3, 3], w, Layout::Canonical);
     m.push("conv1.bias", &[4], vec![0.1, 0.2, 0.3, 0.4], Layout::Canonical);
+    m.push("conv2.weight", &[3, 4, 3, 3], (0..108).map(|v| v as f32).collect(), Layout::Canonical);
+    m.push("fc.weight", &[5, 12], (0..60).map(|v| v as f32).collect(), Layout::Canonical);
     m
 }
 
-/// Norms of each filter (the oracle): `p` = 1 or 2.
+/// Norms of each filter of conv1 (the oracle): `p` = 1 or 2.
 fn filter_norms(m: &RefModel, p: i32) -> Vec<f64> {
     let (shape, w) = canonical(m, "conv1.weight");
     let per = shape[1..].iter().product::<usize>();
@@ -599,13 +602,28 @@ fn filter_norms(m: &RefModel, p: i32) -> Vec<f64> {
         .collect()
 }
 
-fn weight_only(metric: &str, transpose: bool, target: usize) -> String {
-    format!(
+/// conv1's filters by `metric`, with conv2's matching input channels when `consumer`.
+fn filters_config(metric: &str, consumer: bool) -> String {
+    let mut yaml = format!(
         "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
          pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
-         names: ['conv1.weight', 'conv1.bias']\n            parameters: {{target: {target}, stride: 1, \
-         transpose: {transpose}, importance_metric: {metric}}}\n"
-    )
+         names: ['conv1.weight', 'conv1.bias']\n            parameters: {{target: 2, stride: 1, \
+         importance_metric: {metric}}}\n"
+    );
+    if consumer {
+        yaml += &format!(
+            "        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+             names: ['conv2.weight']\n            parameters: {{target: 2, stride: 1, transpose: True, \
+             importance_inputs: ['conv1.weight'], importance_metric: {metric}}}\n"
+        );
+    }
+    yaml
+}
+
+fn run_to_the_shrink(pruning: &mut Pruning<Reference>, m: &mut RefModel) -> prune_core::Result<()> {
+    pruning.on_train_begin(m)?;
+    pruning.on_epoch_begin(m, 0)?;
+    pruning.on_epoch_end(m)
 }
 
 #[test]
@@ -618,45 +636,90 @@ fn l1_and_l2_norms_keep_filters_from_the_weights_alone_with_no_step() {
         let mut keep = order[..2].to_vec();
         keep.sort();
         let (_, before) = canonical(&m, "conv1.weight");
-        let mut pruning: Pruning<Reference> = Pruning::from_yaml(&weight_only(metric, false, 2)).unwrap();
-        pruning.on_train_begin(&mut m).unwrap();
-        pruning.on_epoch_begin(&mut m, 0).unwrap();
-        pruning.on_epoch_end(&mut m).unwrap();
+        let (_, conv2) = canonical(&m, "conv2.weight");
+        let mut pruning: Pruning<Reference> = Pruning::from_yaml(&filters_config(metric, true)).unwrap();
+        run_to_the_shrink(&mut pruning, &mut m).unwrap();
         let (shape, after) = canonical(&m, "conv1.weight");
         assert_eq!(shape, vec![2, 2, 3, 3], "{metric}");
         assert_eq!(after, rows(&before, 18, &keep), "{metric}: kept {keep:?}");
         let (_, bias) = canonical(&m, "conv1.bias");
         assert_eq!(bias, keep.iter().map(|&k| 0.1 * (k + 1) as f32).collect::<Vec<_>>());
+        let (shape, after) = canonical(&m, "conv2.weight");
+        assert_eq!(shape, vec![3, 2, 3, 3], "{metric}");
+        let expected: Vec<f32> = conv2
+            .chunks(36)
+            .flat_map(|filter| keep.iter().flat_map(move |&c| filter[c * 9..(c + 1) * 9].to_vec()))
+            .collect();
+        assert_eq!(after, expected, "{metric}");
         let kept = &pruning.structured_outcome()[0].kept;
         assert_eq!(kept.as_deref(), Some(&keep[..]), "{metric}");
     }
-    // The two norms disagree on this layer, so each test above can fail.
+    // The two norms disagree on this layer, so each case above can fail.
     let m = conv_layer();
     assert_eq!(filter_norms(&m, 1)[0] > filter_norms(&m, 1)[1], filter_norms(&m, 2)[0] < filter_norms(&m, 2)[1]);
 }
 
 #[test]
-fn transpose_keeps_a_convs_input_channels() {
+fn a_shrink_without_its_consumer_is_refused_and_changes_nothing() {
     let mut m = conv_layer();
+    let before = m.weights().unwrap();
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&filters_config("l2_norm", false)).unwrap();
+    let err = run_to_the_shrink(&mut pruning, &mut m).unwrap_err().to_string();
+    assert!(
+        err.contains("`conv1.weight` would keep 2 of its 4 output rows")
+            && err.contains("matching input columns"),
+        "{err}"
+    );
+    assert_eq!(m.weights().unwrap(), before);
+}
+
+#[test]
+fn a_linear_after_a_flatten_loses_whole_blocks_of_columns() {
+    // conv2's 3 filters feed fc in blocks of 4 columns (2 x 2 pixels each): keeping 2 filters
+    // keeps 8 columns.
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
+        pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+        names: ['conv2.weight']\n            parameters: {target: 2, stride: 1, importance_metric: l1_norm}\n        \
+        - !Pruner\n            prune_type: gradient_sensitivity\n            names: ['fc.weight']\n            \
+        parameters: {target: 2, stride: 4, transpose: True, importance_inputs: ['conv2.weight'], importance_metric: l1_norm}\n";
+    let mut m = conv_layer();
+    let (_, fc) = canonical(&m, "fc.weight");
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(yaml).unwrap();
+    run_to_the_shrink(&mut pruning, &mut m).unwrap();
+    // conv2's values grow with the index: filters 1 and 2 have the largest L1 norms.
+    let (shape, after) = canonical(&m, "fc.weight");
+    assert_eq!(shape, vec![5, 8]);
+    let expected: Vec<f32> = fc.chunks(12).flat_map(|row| row[4..12].to_vec()).collect();
+    assert_eq!(after, expected);
+    assert_eq!(canonical(&m, "conv2.weight").0, vec![2, 4, 3, 3]);
+}
+
+#[test]
+fn transpose_keeps_a_convs_input_channels() {
+    // conv1's two input channels come from a stem conv of 2 filters; filter 1 has the larger
+    // L1 norm, so channel 1 is kept.
+    let mut m = conv_layer();
+    m.push("stem.weight", &[2, 1, 3, 3], (0..18).map(|v| if v < 9 { 0.5 } else { 1.0 }).collect(), Layout::Canonical);
     let (_, before) = canonical(&m, "conv1.weight");
-    // Channel 0 of every filter: 1.0 x 9 (filter 0), 10 (filter 1), 1.5 x 9 (filter 2), -2.5 x 4
-    // (filter 3); channel 1: 1.0 x 9 only. L1 keeps channel 0.
-    let mut pruning: Pruning<Reference> =
-        Pruning::from_yaml(&weight_only("l1_norm", true, 1).replace("'conv1.bias'", "")).unwrap();
-    pruning.on_train_begin(&mut m).unwrap();
-    pruning.on_epoch_begin(&mut m, 0).unwrap();
-    pruning.on_epoch_end(&mut m).unwrap();
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
+        pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+        names: ['stem.weight']\n            parameters: {target: 1, stride: 1, importance_metric: l1_norm}\n        \
+        - !Pruner\n            prune_type: gradient_sensitivity\n            names: ['conv1.weight']\n            \
+        parameters: {target: 1, stride: 1, transpose: True, importance_inputs: ['stem.weight'], importance_metric: l1_norm}\n";
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(yaml).unwrap();
+    run_to_the_shrink(&mut pruning, &mut m).unwrap();
     let (shape, after) = canonical(&m, "conv1.weight");
     assert_eq!(shape, vec![4, 1, 3, 3]);
-    let expected: Vec<f32> = before.chunks(9).step_by(2).flatten().copied().collect();
+    let expected: Vec<f32> = before.chunks(9).skip(1).step_by(2).flatten().copied().collect();
     assert_eq!(after, expected);
 }
 
 #[test]
 fn a_weight_only_metric_on_an_input_is_refused_naming_it() {
-    let yaml = weight_only("l2_norm", false, 2).replace(
+    let yaml = filters_config("l2_norm", true).replacen(
         "importance_metric: l2_norm",
         "importance_metric: l2_norm, importance_inputs: ['head_mask']",
+        1,
     );
     let mut m = conv_layer();
     let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();

@@ -1,6 +1,8 @@
 //! Transformer models for pruning: what is framework-free about them.
 //!
-//! - [`bert`]: BERT-style encoders' config and the one checkpoint schema both encoders load.
+//! - [`bert`]: BERT-family encoders' config, the one checkpoint schema both encoders load (bare
+//!   or a Hugging Face task model with pooler and classification head), and model directories.
+//! - [`hf_config`]: a Hugging Face `config.json` brought to a shrunk checkpoint's sizes.
 //! - [`tokenizer`]: BERT WordPiece tokenisation configured by a Hugging Face `tokenizer.json`.
 //! - [`corpus`]: sentences of English prose with a held-out split and neighbour pairs.
 
@@ -8,9 +10,10 @@
 
 pub mod bert;
 pub mod corpus;
+pub mod hf_config;
 pub mod tokenizer;
 
-pub use bert::BertConfig;
+pub use bert::{BertCheckpoint, BertConfig, BertSchema};
 pub use corpus::{Corpus, Sentence};
 pub use tokenizer::{Encoded, WordPiece};
 

@@ -1,21 +1,25 @@
-//! A BERT encoder over tch with Hugging Face parameter names in a [`VarStore`], a `head_mask`
-//! input, and every size read from its weights: after a structured pruner shrinks the variables
-//! in place, the same value runs the smaller model.
+//! BERT-family encoders over tch with Hugging Face parameter names in a [`VarStore`], a
+//! `head_mask` input, and every size read from their weights: after a structured pruner shrinks
+//! the variables in place, the same value runs the smaller model. A checkpoint may be bare
+//! (`embeddings.*`, `encoder.layer.N.*`) or a Hugging Face task model (`bert.` / `roberta.`
+//! prefix, pooler, sequence-classification head); the variables carry the file's names.
 
 use crate::{TorchModel, TorchPruning};
 use prune_core::{PruneError, Result};
 use prune_io::TensorMap;
-use prune_nlp::bert::check_checkpoint;
 pub use prune_nlp::bert::BertConfig;
+use prune_nlp::bert::{tensor, BertSchema, Head};
 use std::borrow::Borrow;
-use tch::nn::{Path, VarStore};
+use std::path::Path;
+use tch::nn::{Path as VarPath, VarStore};
 use tch::{Device, Kind, Tensor};
 
-/// A BERT encoder whose parameters live in a [`VarStore`] (wrap that store in
-/// [`TorchModel`](crate::TorchModel) to prune it).
+/// A BERT-family model whose parameters live in a [`VarStore`] (wrap that store in
+/// [`TorchModel`](crate::TorchModel) to prune it): the encoder under the checkpoint's prefix,
+/// its pooler and classification head when the checkpoint has them.
 pub struct Bert {
     vars: std::collections::HashMap<String, Tensor>,
-    layers: usize,
+    schema: BertSchema,
 }
 
 /// Token ids and attention mask of a padded batch.
@@ -46,7 +50,7 @@ impl BertBatch {
 }
 
 /// The variable under a dotted name: `a.b.c` is `c` under `root / "a" / "b"`.
-fn create(root: &Path, name: &str, value: &Tensor) -> Tensor {
+fn create(root: &VarPath, name: &str, value: &Tensor) -> Tensor {
     let mut segments: Vec<&str> = name.split('.').collect();
     let last = segments.pop().expect("a name has a segment");
     let mut p = root.clone();
@@ -57,28 +61,61 @@ fn create(root: &Path, name: &str, value: &Tensor) -> Tensor {
 }
 
 impl Bert {
-    /// Creates the encoder's variables in `vs` from Hugging Face tensors (e.g. from
-    /// [`prune_io::read_f32`]); every `encoder.layer.N.*` and `embeddings.*`
-    /// tensor of rank 1 or 2 becomes a trainable variable with the same name.
+    /// Creates the model's variables in `vs` from Hugging Face tensors (e.g. from
+    /// [`prune_io::read_f32`]), bare or under a task prefix: every tensor of the schema
+    /// ([`BertSchema::read`]: embeddings, layers, pooler and head when present) becomes a
+    /// trainable variable with the same name. Fails naming the first missing tensor, wrong
+    /// rank or misfitting shape.
     pub fn from_tensors(vs: &VarStore, tensors: &TensorMap) -> Result<Bert> {
-        let layers = check_checkpoint(tensors)?;
+        let schema = BertSchema::read(tensors)?;
         let root = vs.root();
         let mut vars = std::collections::HashMap::new();
-        for (name, t) in tensors {
-            let wanted = name.starts_with("embeddings.")
-                || (name.starts_with("encoder.layer.")
-                    && (t.shape.len() == 1 || t.shape.len() == 2));
-            if !wanted {
-                continue;
-            }
+        for (name, _) in schema.tensors() {
+            let t = tensor(tensors, &name)?;
             let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
-            let value = Tensor::from_slice(&t.data)
-                .reshape(&shape)
-                .to_device(vs.device());
-            vars.insert(name.clone(), create(&root, name, &value));
+            let value = step(
+                &name,
+                Tensor::from_slice(&t.data)
+                    .f_reshape(&shape)
+                    .and_then(|v| v.f_to_device(vs.device())),
+            )?;
+            let var = create(&root, &name, &value);
+            vars.insert(name, var);
         }
-        let bert = Bert { vars, layers };
-        Ok(bert)
+        Ok(Bert { vars, schema })
+    }
+
+    /// Reads a model directory into `vs`: `model.safetensors` and, when present,
+    /// `config.json` ([`prune_nlp::bert::read_dir`]); returns the model and its sizes.
+    pub fn from_dir(vs: &VarStore, dir: impl AsRef<Path>) -> Result<(Bert, BertConfig)> {
+        let checkpoint = prune_nlp::bert::read_dir(dir)?;
+        let bert = Bert::from_tensors(vs, &checkpoint.tensors)?;
+        Ok((bert, checkpoint.config))
+    }
+
+    /// The prefix of the encoder's names: `""`, `"bert."` or `"roberta."`.
+    pub fn prefix(&self) -> &'static str {
+        self.schema.prefix
+    }
+
+    /// What the model holds: prefix, layers, pooler, head.
+    pub fn schema(&self) -> &BertSchema {
+        &self.schema
+    }
+
+    /// Number of labels of the head, if there is one (read from its weight).
+    pub fn labels(&self) -> Option<usize> {
+        let weight = match self.schema.head {
+            Head::None => return None,
+            Head::Bert { .. } => "classifier.weight",
+            Head::Roberta { .. } => "classifier.out_proj.weight",
+        };
+        Some(self.v(weight).size()[0] as usize)
+    }
+
+    /// `suffix` under the prefix.
+    fn n(&self, suffix: &str) -> String {
+        self.schema.name(suffix)
     }
 
     /// The variable `name`: every name `forward` asks for was checked when the encoder was built,
@@ -104,28 +141,30 @@ impl Bert {
 
     /// Attention heads per layer, read from the query weights.
     pub fn heads(&self, config: &BertConfig) -> Vec<usize> {
-        (0..self.layers)
+        (0..self.schema.layers)
             .map(|l| {
-                self.v(&format!("encoder.layer.{l}.attention.self.query.weight"))
+                self.v(&self.schema.layer_name(l, "attention.self.query.weight"))
                     .size()[0] as usize
-                    / config.head_dim
+                    / config.head_dim.max(1)
             })
             .collect()
     }
 
     /// FFN units per layer.
     pub fn ffn(&self) -> Vec<usize> {
-        (0..self.layers)
+        (0..self.schema.layers)
             .map(|l| {
-                self.v(&format!("encoder.layer.{l}.intermediate.dense.weight"))
+                self.v(&self.schema.layer_name(l, "intermediate.dense.weight"))
                     .size()[0] as usize
             })
             .collect()
     }
 
     /// Token embeddings `[batch, seq, hidden]`. `head_mask`, if given, is `[layers, heads]` and
-    /// multiplies each head's attention probabilities. A batch longer than the position table,
-    /// or a head mask of another layer count, is an error.
+    /// multiplies each head's attention probabilities. Token `i` reads position row
+    /// `config.position_offset + i`. A batch that does not fit the position table, a token id
+    /// outside the vocabulary, query rows that are not whole heads of `config.head_dim`, or a
+    /// head mask of another layer count is an error.
     pub fn forward(
         &self,
         batch: &BertBatch,
@@ -145,31 +184,55 @@ impl Bert {
             });
         }
         let (b, s) = (size[0], size[1]);
-        let table = self.v("embeddings.position_embeddings.weight").size();
-        if s > table[0] {
+        let layers = self.schema.layers;
+        let position_table = self.n("embeddings.position_embeddings.weight");
+        let table = self.v(&position_table).size();
+        let offset = config.position_offset as i64;
+        if s + offset > table[0] {
             return Err(PruneError::Shape {
-                weight: "embeddings.position_embeddings.weight".into(),
+                weight: position_table,
                 shape: table.iter().map(|&d| d as usize).collect(),
-                reason: format!(
-                    "a batch of {s} tokens is longer than its {} positions",
-                    table[0]
-                ),
+                reason: if offset == 0 {
+                    format!(
+                        "a batch of {s} tokens is longer than its {} positions",
+                        table[0]
+                    )
+                } else {
+                    format!(
+                        "a batch of {s} tokens from position {offset} does not fit its {} \
+                         positions",
+                        table[0]
+                    )
+                },
             });
         }
         if let Some(m) = head_mask {
-            if m.size().first() != Some(&(self.layers as i64)) {
+            if m.size().first() != Some(&(layers as i64)) {
                 return Err(PruneError::Shape {
                     weight: "head_mask".into(),
                     shape: m.size().iter().map(|&d| d as usize).collect(),
-                    reason: format!("the encoder has {} layers", self.layers),
+                    reason: format!("the encoder has {layers} layers"),
                 });
             }
         }
-        let vocab = self.v("embeddings.word_embeddings.weight");
+        for l in 0..layers {
+            let name = self.schema.layer_name(l, "attention.self.query.weight");
+            let shape = self.v(&name).size();
+            let rows = shape[0] as usize;
+            if config.head_dim == 0 || !rows.is_multiple_of(config.head_dim) {
+                return Err(PruneError::Shape {
+                    weight: name,
+                    shape: shape.iter().map(|&d| d as usize).collect(),
+                    reason: format!("{rows} rows are not whole heads of {}", config.head_dim),
+                });
+            }
+        }
+        let word_table = self.n("embeddings.word_embeddings.weight");
+        let vocab = self.v(&word_table);
         let words = vocab
             .f_index_select(0, &step("token ids", batch.ids.f_reshape([b * s]))?)
             .map_err(|e| PruneError::Shape {
-                weight: "embeddings.word_embeddings.weight".into(),
+                weight: word_table.clone(),
                 shape: vocab.size().iter().map(|&d| d as usize).collect(),
                 reason: format!("a token id is outside the vocabulary: {e}"),
             })?;
@@ -177,13 +240,13 @@ impl Bert {
         let words = step("embeddings", words.f_reshape([b, s, hidden]))?;
         let positions = step(
             "embeddings.position_embeddings",
-            self.v("embeddings.position_embeddings.weight")
-                .f_narrow(0, 0, s)
+            self.v(&position_table)
+                .f_narrow(0, offset, s)
                 .and_then(|t| t.f_unsqueeze(0)),
         )?;
         let types = step(
             "embeddings.token_type_embeddings",
-            self.v("embeddings.token_type_embeddings.weight")
+            self.v(&self.n("embeddings.token_type_embeddings.weight"))
                 .f_narrow(0, 0, 1)
                 .and_then(|t| t.f_unsqueeze(0)),
         )?;
@@ -191,7 +254,7 @@ impl Bert {
             "embeddings",
             words.f_add(&positions).and_then(|t| t.f_add(&types)),
         )?;
-        let mut x = self.norm(&summed, "embeddings.LayerNorm", eps)?;
+        let mut x = self.norm(&summed, &self.n("embeddings.LayerNorm"), eps)?;
         let mask_bias = step(
             "attention mask",
             batch
@@ -201,8 +264,8 @@ impl Bert {
                 .and_then(|t| t.f_reshape([b, 1, 1, s])),
         )?;
         let dh = config.head_dim as i64;
-        for l in 0..self.layers {
-            let p = format!("encoder.layer.{l}");
+        for l in 0..layers {
+            let p = self.n(&format!("encoder.layer.{l}"));
             let attention = format!("{p}.attention.self");
             let q = self.linear(&x, &format!("{attention}.query"))?;
             let heads = q.size()[2] / dh;
@@ -285,6 +348,59 @@ impl Bert {
             }),
         )
     }
+
+    /// The first token of each row, `[batch, hidden]`.
+    fn first_token(tokens: &Tensor) -> Result<Tensor> {
+        step("first token", tokens.f_select(1, 0))
+    }
+
+    /// The pooled output `[batch, hidden]`: tanh(pooler(first token)) (an error as
+    /// [`forward`](Self::forward), or when the model has no pooler).
+    pub fn pooled(
+        &self,
+        batch: &BertBatch,
+        head_mask: Option<&Tensor>,
+        config: &BertConfig,
+    ) -> Result<Tensor> {
+        if !self.schema.pooler {
+            return Err(PruneError::UnknownWeight {
+                weight: self.n("pooler.dense.weight"),
+                candidates: Vec::new(),
+            });
+        }
+        let first = Self::first_token(&self.forward(batch, head_mask, config)?)?;
+        let stem = self.n("pooler.dense");
+        step(&stem, self.linear(&first, &stem)?.f_tanh())
+    }
+
+    /// Classification logits `[batch, labels]`: BERT's `classifier` on tanh(pooler(first
+    /// token)), or RoBERTa's `classifier.dense`, tanh, `classifier.out_proj` on the first
+    /// token. An error as [`forward`](Self::forward), or when the model has no head.
+    pub fn logits(
+        &self,
+        batch: &BertBatch,
+        head_mask: Option<&Tensor>,
+        config: &BertConfig,
+    ) -> Result<Tensor> {
+        match self.schema.head {
+            Head::None => Err(PruneError::UnknownWeight {
+                weight: "classifier.weight".into(),
+                candidates: Vec::new(),
+            }),
+            Head::Bert { .. } => {
+                let pooled = self.pooled(batch, head_mask, config)?;
+                self.linear(&pooled, "classifier")
+            }
+            Head::Roberta { .. } => {
+                let first = Self::first_token(&self.forward(batch, head_mask, config)?)?;
+                let dense = step(
+                    "classifier.dense",
+                    self.linear(&first, "classifier.dense")?.f_tanh(),
+                )?;
+                self.linear(&dense, "classifier.out_proj")
+            }
+        }
+    }
 }
 
 /// A tch result as ours, naming the part of the encoder that failed.
@@ -308,14 +424,8 @@ pub fn contrastive_importance_step<V: Borrow<VarStore>>(
     for (_, mut v) in model.var_store().variables() {
         v.zero_grad();
     }
-    let heads = bert.heads(config);
-    let (layers, h) = (heads.len(), heads.first().copied().unwrap_or(0));
     let device = a.ids.device();
-    let head_mask = step(
-        "head_mask",
-        Tensor::f_ones([layers as i64, h as i64], (Kind::Float, device)),
-    )?
-    .set_requires_grad(true);
+    let (head_mask, layers, h) = importance_head_mask(&bert.heads(config), device)?;
     let ea = bert.embed(a, Some(&head_mask), config)?;
     let eb = bert.embed(b, Some(&head_mask), config)?;
     let loss = step(
@@ -327,10 +437,83 @@ pub fn contrastive_importance_step<V: Borrow<VarStore>>(
                 .f_nll_loss(&targets, None::<Tensor>, tch::Reduction::Mean, -100)
         }),
     )?;
-    step("contrastive loss, backward", loss.f_backward())?;
+    finish_importance_step(pruning, model, &loss, &head_mask, layers, h)
+}
+
+/// One importance step of a sequence classifier under a pruning session, with no weight
+/// update: the cross-entropy of the head's logits against `labels` (one per row of `batch`,
+/// each below the head's label count), the `head_mask` gradient handed to the session, the
+/// weight gradients through `on_before_optimizer_step`. Returns the loss.
+pub fn classification_importance_step<V: Borrow<VarStore>>(
+    pruning: &mut TorchPruning,
+    model: &mut TorchModel<V>,
+    bert: &Bert,
+    batch: &BertBatch,
+    labels: &[i64],
+    config: &BertConfig,
+) -> Result<f32> {
+    let classes = bert.labels().ok_or_else(|| PruneError::UnknownWeight {
+        weight: "classifier.weight".into(),
+        candidates: Vec::new(),
+    })?;
+    let rows = batch.ids.size().first().copied().unwrap_or(0) as usize;
+    prune_nlp::bert::check_labels(labels, rows, classes)?;
+    pruning.on_step_begin(model)?;
+    for (_, mut v) in model.var_store().variables() {
+        v.zero_grad();
+    }
+    let (head_mask, layers, h) = importance_head_mask(&bert.heads(config), batch.ids.device())?;
+    let logits = bert.logits(batch, Some(&head_mask), config)?;
+    let loss = step(
+        "classification loss",
+        Tensor::from_slice(labels)
+            .f_to_device(batch.ids.device())
+            .and_then(|targets| {
+                logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss(
+                    &targets,
+                    None::<Tensor>,
+                    tch::Reduction::Mean,
+                    -100,
+                )
+            }),
+    )?;
+    finish_importance_step(pruning, model, &loss, &head_mask, layers, h)
+}
+
+/// A `[layers, heads]` head mask of ones that records its gradient, for a model whose layers
+/// all have the same number of heads.
+fn importance_head_mask(heads: &[usize], device: Device) -> Result<(Tensor, usize, usize)> {
+    let (layers, h) = (heads.len(), heads.first().copied().unwrap_or(0));
+    if heads.iter().any(|&n| n != h) {
+        return Err(PruneError::Shape {
+            weight: "head_mask".into(),
+            shape: heads.to_vec(),
+            reason: "a head mask needs the same number of heads in every layer".into(),
+        });
+    }
+    let mask = step(
+        "head_mask",
+        Tensor::f_ones([layers as i64, h as i64], (Kind::Float, device)),
+    )?
+    .set_requires_grad(true);
+    Ok((mask, layers, h))
+}
+
+/// The session's side of an importance step after the loss: backward, the `head_mask`
+/// gradient recorded, the weight gradients through `on_before_optimizer_step`, no weight
+/// update. Returns the loss.
+fn finish_importance_step<V: Borrow<VarStore>>(
+    pruning: &mut TorchPruning,
+    model: &mut TorchModel<V>,
+    loss: &Tensor,
+    head_mask: &Tensor,
+    layers: usize,
+    heads: usize,
+) -> Result<f32> {
+    step("loss, backward", loss.f_backward())?;
     let g = crate::backend::host_f32(&head_mask.grad())?;
-    pruning.record_input_gradient("head_mask", &[layers, h], &g)?;
+    pruning.record_input_gradient("head_mask", &[layers, heads], &g)?;
     pruning.on_before_optimizer_step(model)?;
     pruning.on_step_end(model)?;
-    Ok(crate::backend::host_f32(&loss)?[0])
+    Ok(crate::backend::host_f32(loss)?[0])
 }

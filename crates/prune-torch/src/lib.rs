@@ -2,8 +2,9 @@
 //!
 //! - [`Torch`]: the [`TensorBackend`](prune_core::TensorBackend) over tch tensors.
 //! - [`TorchModel`]: a tch `VarStore` as a prunable model (names like `fc1.weight`).
-//! - [`bert`]: a BERT encoder with Hugging Face names, a head mask, and sizes read from its
-//!   weights (structured pruning shrinks it in place).
+//! - [`bert`]: BERT-family encoders with Hugging Face names, a head mask, and sizes read from
+//!   their weights (structured pruning shrinks them in place), bare or task checkpoints
+//!   (`bert.` / `roberta.`, pooler, classification head) and model directories.
 //! - [`train`]: the built-in training loop behind `fit()` for classifiers.
 //!
 //! libtorch comes from the PyPI torch wheel: `bash scripts/setup.sh torch`.

@@ -494,7 +494,7 @@ fn read_distillation(w: &mut Walker, m: &serde_yaml::Mapping, p: &str, name: &st
     let allowed: &[&str] = if name == "KnowledgeDistillationLoss" {
         w.check_keys(m, p, &["temperature", "loss_types", "loss_weights"]);
         if let Some(t) = w.f64(m, p, "temperature") {
-            if !(t > 0.0) {
+            if t.is_nan() || t <= 0.0 {
                 w.problem(join(p, "temperature"), format!("{t} must be > 0"));
             }
         }

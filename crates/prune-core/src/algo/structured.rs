@@ -26,6 +26,9 @@ enum Source {
         info: WeightInfo,
         id: WeightId,
         axis: usize,
+        /// Slices along `axis` per group: the pruner's stride, or 1 for a weight with one
+        /// row per group (a conv whose filters feed a Linear in blocks).
+        per_group: usize,
     },
     /// Row `row` of an input's gradient, handed over by the training loop.
     Input { name: String, row: usize },
@@ -285,19 +288,24 @@ impl StructuredPruner {
         if metric.weight_only() {
             return Ok(());
         }
-        let stride = self.spec.parameters.stride.unwrap_or(1);
         let mut adds: Vec<(usize, Vec<f64>)> = Vec::new();
         for (li, l) in self.layers.iter().enumerate() {
             if l.kept.is_some() {
                 continue;
             }
             for s in &l.sources {
-                let Source::Weight { info, id, axis } = s else {
+                let Source::Weight {
+                    info,
+                    id,
+                    axis,
+                    per_group,
+                } = s
+                else {
                     continue;
                 };
                 adds.push((
                     li,
-                    weight_importance(model, info, *id, *axis, stride, metric)?,
+                    weight_importance(model, info, *id, *axis, *per_group, metric)?,
                 ));
             }
         }
@@ -318,12 +326,17 @@ impl StructuredPruner {
         if !metric.weight_only() {
             return Ok(());
         }
-        let stride = self.spec.parameters.stride.unwrap_or(1);
         let be = model.backend();
         for l in self.layers.iter_mut().filter(|l| l.kept.is_none()) {
             let mut total = vec![0.0f64; l.groups];
             for s in &l.sources {
-                let Source::Weight { info, id, axis } = s else {
+                let Source::Weight {
+                    info,
+                    id,
+                    axis,
+                    per_group,
+                } = s
+                else {
                     continue;
                 };
                 let w = to_canonical(be.to_vec(&model.weight_at(*id)?)?, info.layout, &info.shape);
@@ -331,7 +344,7 @@ impl StructuredPruner {
                     ImportanceMetric::L1Norm => f64::from(v.abs()),
                     _ => f64::from(v) * f64::from(v),
                 });
-                for (acc, group) in total.iter_mut().zip(per_slice.chunks(stride)) {
+                for (acc, group) in total.iter_mut().zip(per_slice.chunks(*per_group)) {
                     *acc += group.iter().sum::<f64>();
                 }
             }
@@ -490,6 +503,7 @@ fn sources_of(
                     info: w.clone(),
                     id: id_of(weights, &w.name)?,
                     axis: *axis,
+                    per_group: stride,
                 })
             })
             .collect();
@@ -500,7 +514,9 @@ fn sources_of(
         if let Some(w) = weights.iter().find(|w| w.name == name) {
             // A weight or its bias: rows (axis 0) in groups of `stride`, as the pruned weights.
             let rows = w.shape.first().copied().unwrap_or(0);
-            if rows % stride != 0 || rows / stride != groups {
+            // Rows in groups of `stride` as the pruned weights, or one row per group.
+            let per_group = if rows == groups * stride { stride } else { 1 };
+            if rows != groups * per_group {
                 return Err(PruneError::Structured {
                     pruner,
                     reason: format!(
@@ -517,6 +533,7 @@ fn sources_of(
                 info: w.clone(),
                 id: id_of(weights, &w.name)?,
                 axis: 0,
+                per_group,
             });
         } else {
             if params.importance_metric == ImportanceMetric::WeightedGradient {

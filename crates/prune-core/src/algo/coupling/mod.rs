@@ -137,7 +137,67 @@ pub fn expand(
             }
         }
     }
+    check_complete(&out, weights)?;
     Ok(out.into_iter().map(|(_, op)| op).collect())
+}
+
+/// `keep` over an axis of `blocks` blocks, as indices over `blocks * block` slices.
+fn blocked(keep: &[usize], block: usize) -> Vec<usize> {
+    keep.iter()
+        .flat_map(|k| k * block..(k + 1) * block)
+        .collect()
+}
+
+/// Checks that the plan leaves a model whose shapes still fit: every weight (rank 2 or more)
+/// that loses output rows is matched by one that loses the same input columns (in blocks,
+/// for a Linear after a flatten), and the other way round. A half-planned shrink would pass
+/// the weights' own checks and break the next forward pass.
+fn check_complete(ops: &[(usize, ShrinkOp)], weights: &[WeightInfo]) -> Result<()> {
+    let rank = |name: &str| {
+        weights
+            .iter()
+            .find(|w| w.name == name)
+            .map_or(0, |w| w.shape.len())
+    };
+    let extent = |op: &ShrinkOp| {
+        weights
+            .iter()
+            .find(|w| w.name == op.weight)
+            .map_or(0, |w| w.shape[op.axis])
+    };
+    let matches = |rows: &ShrinkOp, cols: &ShrinkOp| {
+        let (n, m) = (extent(rows), extent(cols));
+        n > 0 && m % n == 0 && blocked(&rows.keep, m / n) == cols.keep
+    };
+    let matrices: Vec<&(usize, ShrinkOp)> = ops.iter().filter(|(_, o)| rank(&o.weight) >= 2).collect();
+    for (pruner, op) in &matrices {
+        let (side, needs, other_axis) = match op.axis {
+            0 => ("output rows", "input columns", 1),
+            1 => ("input columns", "output rows", 0),
+            _ => continue,
+        };
+        let found = matrices.iter().any(|(_, o)| {
+            o.weight != op.weight
+                && o.axis == other_axis
+                && if op.axis == 0 { matches(op, o) } else { matches(o, op) }
+        });
+        if !found {
+            return Err(PruneError::Structured {
+                pruner: *pruner,
+                reason: format!(
+                    "`{}` would keep {} of its {} {side}, and no weight in the plan loses the \
+                     matching {needs}: the layer on the other side would no longer fit. Shrink \
+                     that layer too (a pruner naming it with transpose {}, the same target and \
+                     importance), or declare the pair with Model::coupling_groups",
+                    op.weight,
+                    op.keep.len(),
+                    extent(op),
+                    if op.axis == 0 { "True" } else { "False" }
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
