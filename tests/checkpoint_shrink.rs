@@ -26,15 +26,24 @@ fn minilm_dir() -> PathBuf {
 /// model.safetensors, config.json and tokenizer.json.
 fn shrunk_minilm(tag: &str) -> PathBuf {
     let dir = minilm_dir();
-    let out = std::env::temp_dir().join(format!("prune-shrunk-minilm-{tag}-{}", std::process::id()));
+    let out =
+        std::env::temp_dir().join(format!("prune-shrunk-minilm-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let config = PruningConfig::from_file(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/checkpoint_minilm_structured.yaml"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/configs/checkpoint_minilm_structured.yaml"),
     )
     .unwrap();
     let source = Checkpoint::open(dir.join("model.safetensors")).unwrap();
     let plan = shrink_plan(&config, &source).unwrap();
-    write_pruned(&out.join("model.safetensors"), &source, &BTreeMap::new(), &plan, &|_| {}).unwrap();
+    write_pruned(
+        &out.join("model.safetensors"),
+        &source,
+        &BTreeMap::new(),
+        &plan,
+        &|_| {},
+    )
+    .unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let updated = prune::nlp::hf_config::updated(&dir.join("config.json"), &json, &plan.ops)
@@ -47,7 +56,12 @@ fn shrunk_minilm(tag: &str) -> PathBuf {
 
 fn sentences() -> prune::nlp::Encoded {
     let corpus = prune::nlp::Corpus::from_file(minilm_dir().join("sentences.tsv")).unwrap();
-    let texts: Vec<String> = corpus.sentences.iter().take(8).map(|s| s.text.clone()).collect();
+    let texts: Vec<String> = corpus
+        .sentences
+        .iter()
+        .take(8)
+        .map(|s| s.text.clone())
+        .collect();
     WordPiece::from_file(minilm_dir().join("tokenizer.json"))
         .unwrap()
         .encode_batch(&texts, 48)
@@ -99,7 +113,14 @@ fn a_checkpoint_shrunk_by_weight_norms_loads_on_burn_and_torch_alike() {
     assert!(worst < 1e-4, "burn and torch differ by {worst}");
     // The shrink changed the model: its embeddings are not the dense model's.
     let (_, _, dense) = burn_embeddings(&minilm_dir());
-    let moved = burn.iter().zip(&dense).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(moved > 1e-3, "the shrunk model embeds as the dense one ({moved})");
+    let moved = burn
+        .iter()
+        .zip(&dense)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        moved > 1e-3,
+        "the shrunk model embeds as the dense one ({moved})"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -72,7 +72,10 @@ fn every_config_inc_publishes_loads() {
     let mut listed = listed_upstream_files();
     listed.sort();
     assert_eq!(files, listed, "the folder and its README's table differ");
-    assert!(files.len() >= 40, "INC's example, template and test-suite configs: {files:?}");
+    assert!(
+        files.len() >= 40,
+        "INC's example, template and test-suite configs: {files:?}"
+    );
     let (mut loaded, mut with_train, mut step_based) = (0, 0, 0);
     for name in &files {
         let path = dir.join(name);
@@ -97,7 +100,10 @@ fn every_config_inc_publishes_loads() {
         }
         loaded += 1;
     }
-    assert!(loaded >= 20 && with_train >= 12, "{loaded} loaded, {with_train} with a train section");
+    assert!(
+        loaded >= 20 && with_train >= 12,
+        "{loaded} loaded, {with_train} with a train section"
+    );
     assert_eq!(step_based, 8, "files of INC's step-based pruners");
 }
 
@@ -164,7 +170,10 @@ fn a_distillation_loss_is_accepted_but_fit_refuses_it() {
     let err = TrainConfig::read(&PruningConfig::from_yaml(&bad).unwrap(), "kd")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("loss_weights") && err.contains("sum to 1.1"), "{err}");
+    assert!(
+        err.contains("loss_weights") && err.contains("sum to 1.1"),
+        "{err}"
+    );
 }
 
 fn fixture(name: &str) -> PruningConfig {

@@ -179,7 +179,10 @@ fn criterion_and_optimizers_are_honoured(
     let amsgrad = last("Adam: {learning_rate: 0.01, amsgrad: True}");
     let adamw = last("AdamW: {learning_rate: 0.01, weight_decay: 0.5}");
     let adamw_no_decay = last("AdamW: {learning_rate: 0.01, weight_decay: 0.0}");
-    assert!((adam - amsgrad).abs() > 1e-5, "{backend}: amsgrad changed nothing ({adam})");
+    assert!(
+        (adam - amsgrad).abs() > 1e-5,
+        "{backend}: amsgrad changed nothing ({adam})"
+    );
     assert!(
         (adamw - adamw_no_decay).abs() > 1e-5,
         "{backend}: AdamW's weight decay changed nothing ({adamw})"
@@ -242,7 +245,12 @@ fn torch_honours_from_logits_amsgrad_and_adamw() {
         tch::manual_seed(7);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let root = vs.root();
-        let fc1 = nn::linear(&root / "fc1", data.n_features as i64, 32, Default::default());
+        let fc1 = nn::linear(
+            &root / "fc1",
+            data.n_features as i64,
+            32,
+            Default::default(),
+        );
         let fc2 = nn::linear(&root / "fc2", 32, data.n_classes as i64, Default::default());
         let net = nn::func(move |x| {
             let z = fc2.forward(&fc1.forward(x).relu());
@@ -270,6 +278,9 @@ fn tf_refuses_adamw_and_amsgrad_naming_the_optimizer() {
             .err()
             .unwrap_or_else(|| panic!("{opt} was accepted"))
             .to_string();
-        assert!(err.contains("pruning.train.optimizer") && err.contains("amsgrad"), "{err}");
+        assert!(
+            err.contains("pruning.train.optimizer") && err.contains("amsgrad"),
+            "{err}"
+        );
     }
 }

@@ -11,8 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::Result;
 use prune_train::config::PROBABILITY_FLOOR;
 use prune_train::{
-    Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig,
-    Trainer,
+    Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig, Trainer,
 };
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.

@@ -75,7 +75,10 @@ fn config_json_for(args: &Args, shrinks: &ShrinkPlan) -> Result<Option<(PathBuf,
     };
     let text = std::fs::read_to_string(&source).map_err(|e| io(&source, e))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        io(&source, std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+        io(
+            &source,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        )
     })?;
     let Some(updated) = prune_nlp::hf_config::updated(&source, &value, &shrinks.ops)? else {
         return Ok(None);

@@ -561,7 +561,10 @@ fn head_norms(tensors: &prune_io::TensorMap, layer: usize) -> Vec<f64> {
         let t = &tensors[&format!("encoder.layer.{layer}.attention.self.{w}.weight")];
         let cols = t.shape[1];
         for (row, values) in t.data.chunks(cols).enumerate() {
-            sums[row / 32] += values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>();
+            sums[row / 32] += values
+                .iter()
+                .map(|v| f64::from(*v) * f64::from(*v))
+                .sum::<f64>();
         }
     }
     sums.into_iter().map(f64::sqrt).collect()
@@ -576,7 +579,11 @@ fn minilm_shrinks_by_weight_norms_as_the_hooks_do_and_records_the_sizes() {
     std::fs::create_dir_all(&out_dir).unwrap();
     let input = input_dir.join("model.safetensors");
     std::fs::copy(minilm(), &input).unwrap();
-    std::fs::copy(minilm().with_file_name("config.json"), input_dir.join("config.json")).unwrap();
+    std::fs::copy(
+        minilm().with_file_name("config.json"),
+        input_dir.join("config.json"),
+    )
+    .unwrap();
     let config_path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/configs/checkpoint_minilm_structured.yaml");
     let config = std::fs::read_to_string(&config_path).unwrap();
@@ -589,7 +596,14 @@ fn minilm_shrinks_by_weight_norms_as_the_hooks_do_and_records_the_sizes() {
     );
     assert!(!beside.exists());
     let output = out_dir.join("model.safetensors");
-    let (code, out, err) = prune(&["apply", s(&config_path), s(&input), "-o", s(&output), "--json"]);
+    let (code, out, err) = prune(&[
+        "apply",
+        s(&config_path),
+        s(&input),
+        "-o",
+        s(&output),
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     // Per layer: q, k, v weights and biases, the attention output's columns, the FFN in
@@ -598,14 +612,25 @@ fn minilm_shrinks_by_weight_norms_as_the_hooks_do_and_records_the_sizes() {
     assert_eq!(floats(&output), hooks_result(&config, &input, 0));
     assert_eq!(dtypes(&output), dtypes(&input));
     let shape = |name: &str| floats(&output)[name].shape.clone();
-    assert_eq!(shape("encoder.layer.3.attention.self.key.weight"), vec![256, 384]);
-    assert_eq!(shape("encoder.layer.3.attention.output.dense.weight"), vec![384, 256]);
-    assert_eq!(shape("encoder.layer.3.output.dense.weight"), vec![384, 1024]);
+    assert_eq!(
+        shape("encoder.layer.3.attention.self.key.weight"),
+        vec![256, 384]
+    );
+    assert_eq!(
+        shape("encoder.layer.3.attention.output.dense.weight"),
+        vec![384, 256]
+    );
+    assert_eq!(
+        shape("encoder.layer.3.output.dense.weight"),
+        vec![384, 1024]
+    );
     // config.json: the new FFN width and, per layer, the 4 heads of smallest norm removed.
     let written: Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("config.json")).unwrap())
+            .unwrap();
     let original: Value =
-        serde_json::from_str(&std::fs::read_to_string(input_dir.join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(input_dir.join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(written["intermediate_size"], 1024);
     assert_eq!(written["hidden_size"], original["hidden_size"]);
     assert_eq!(written["num_attention_heads"], 12);
@@ -630,7 +655,13 @@ fn minilm_shrinks_by_weight_norms_as_the_hooks_do_and_records_the_sizes() {
     std::fs::write(&c, gradient).unwrap();
     refused(
         &dir,
-        &["apply", s(&c), s(&input), "-o", s(&dir.join("x.safetensors"))],
+        &[
+            "apply",
+            s(&c),
+            s(&input),
+            "-o",
+            s(&dir.join("x.safetensors")),
+        ],
         &["pruner 0", "abs_gradient", "training data", "l2_norm"],
     );
     std::fs::remove_dir_all(&dir).ok();

@@ -128,7 +128,10 @@ fn inc_train_settings_fit_does_not_use_are_reported_not_refused() {
         &repo_file("tests/fixtures/inc/upstream/neural_compressor-template-pruning.yaml"),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("note: pruning.train is read only by fit()"), "{err}");
+    assert!(
+        err.contains("note: pruning.train is read only by fit()"),
+        "{err}"
+    );
     assert!(
         err.contains("note: pruning.train.dataloader.dataset: unused by fit(): fit() takes its dataset from code"),
         "{err}"

@@ -584,9 +584,24 @@ fn conv_layer() -> RefModel {
     w[54..58].fill(-2.5); // L1 10, L2 5
     let mut m = RefModel::default();
     m.push("conv1.weight", &[4, 2, 3, 3], w, Layout::Canonical);
-    m.push("conv1.bias", &[4], vec![0.1, 0.2, 0.3, 0.4], Layout::Canonical);
-    m.push("conv2.weight", &[3, 4, 3, 3], (0..108).map(|v| v as f32).collect(), Layout::Canonical);
-    m.push("fc.weight", &[5, 12], (0..60).map(|v| v as f32).collect(), Layout::Canonical);
+    m.push(
+        "conv1.bias",
+        &[4],
+        vec![0.1, 0.2, 0.3, 0.4],
+        Layout::Canonical,
+    );
+    m.push(
+        "conv2.weight",
+        &[3, 4, 3, 3],
+        (0..108).map(|v| v as f32).collect(),
+        Layout::Canonical,
+    );
+    m.push(
+        "fc.weight",
+        &[5, 12],
+        (0..60).map(|v| v as f32).collect(),
+        Layout::Canonical,
+    );
     m
 }
 
@@ -597,7 +612,11 @@ fn filter_norms(m: &RefModel, p: i32) -> Vec<f64> {
     w.chunks(per)
         .map(|f| {
             let s: f64 = f.iter().map(|v| f64::from(v.abs()).powi(p)).sum();
-            if p == 2 { s.sqrt() } else { s }
+            if p == 2 {
+                s.sqrt()
+            } else {
+                s
+            }
         })
         .collect()
 }
@@ -637,18 +656,27 @@ fn l1_and_l2_norms_keep_filters_from_the_weights_alone_with_no_step() {
         keep.sort();
         let (_, before) = canonical(&m, "conv1.weight");
         let (_, conv2) = canonical(&m, "conv2.weight");
-        let mut pruning: Pruning<Reference> = Pruning::from_yaml(&filters_config(metric, true)).unwrap();
+        let mut pruning: Pruning<Reference> =
+            Pruning::from_yaml(&filters_config(metric, true)).unwrap();
         run_to_the_shrink(&mut pruning, &mut m).unwrap();
         let (shape, after) = canonical(&m, "conv1.weight");
         assert_eq!(shape, vec![2, 2, 3, 3], "{metric}");
         assert_eq!(after, rows(&before, 18, &keep), "{metric}: kept {keep:?}");
         let (_, bias) = canonical(&m, "conv1.bias");
-        assert_eq!(bias, keep.iter().map(|&k| 0.1 * (k + 1) as f32).collect::<Vec<_>>());
+        assert_eq!(
+            bias,
+            keep.iter()
+                .map(|&k| 0.1 * (k + 1) as f32)
+                .collect::<Vec<_>>()
+        );
         let (shape, after) = canonical(&m, "conv2.weight");
         assert_eq!(shape, vec![3, 2, 3, 3], "{metric}");
         let expected: Vec<f32> = conv2
             .chunks(36)
-            .flat_map(|filter| keep.iter().flat_map(move |&c| filter[c * 9..(c + 1) * 9].to_vec()))
+            .flat_map(|filter| {
+                keep.iter()
+                    .flat_map(move |&c| filter[c * 9..(c + 1) * 9].to_vec())
+            })
             .collect();
         assert_eq!(after, expected, "{metric}");
         let kept = &pruning.structured_outcome()[0].kept;
@@ -656,15 +684,21 @@ fn l1_and_l2_norms_keep_filters_from_the_weights_alone_with_no_step() {
     }
     // The two norms disagree on this layer, so each case above can fail.
     let m = conv_layer();
-    assert_eq!(filter_norms(&m, 1)[0] > filter_norms(&m, 1)[1], filter_norms(&m, 2)[0] < filter_norms(&m, 2)[1]);
+    assert_eq!(
+        filter_norms(&m, 1)[0] > filter_norms(&m, 1)[1],
+        filter_norms(&m, 2)[0] < filter_norms(&m, 2)[1]
+    );
 }
 
 #[test]
 fn a_shrink_without_its_consumer_is_refused_and_changes_nothing() {
     let mut m = conv_layer();
     let before = m.weights().unwrap();
-    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&filters_config("l2_norm", false)).unwrap();
-    let err = run_to_the_shrink(&mut pruning, &mut m).unwrap_err().to_string();
+    let mut pruning: Pruning<Reference> =
+        Pruning::from_yaml(&filters_config("l2_norm", false)).unwrap();
+    let err = run_to_the_shrink(&mut pruning, &mut m)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("`conv1.weight` would keep 2 of its 4 output rows")
             && err.contains("matching input columns"),
@@ -699,7 +733,12 @@ fn transpose_keeps_a_convs_input_channels() {
     // conv1's two input channels come from a stem conv of 2 filters; filter 1 has the larger
     // L1 norm, so channel 1 is kept.
     let mut m = conv_layer();
-    m.push("stem.weight", &[2, 1, 3, 3], (0..18).map(|v| if v < 9 { 0.5 } else { 1.0 }).collect(), Layout::Canonical);
+    m.push(
+        "stem.weight",
+        &[2, 1, 3, 3],
+        (0..18).map(|v| if v < 9 { 0.5 } else { 1.0 }).collect(),
+        Layout::Canonical,
+    );
     let (_, before) = canonical(&m, "conv1.weight");
     let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
         pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
@@ -710,7 +749,13 @@ fn transpose_keeps_a_convs_input_channels() {
     run_to_the_shrink(&mut pruning, &mut m).unwrap();
     let (shape, after) = canonical(&m, "conv1.weight");
     assert_eq!(shape, vec![4, 1, 3, 3]);
-    let expected: Vec<f32> = before.chunks(9).skip(1).step_by(2).flatten().copied().collect();
+    let expected: Vec<f32> = before
+        .chunks(9)
+        .skip(1)
+        .step_by(2)
+        .flatten()
+        .copied()
+        .collect();
     assert_eq!(after, expected);
 }
 
@@ -724,5 +769,8 @@ fn a_weight_only_metric_on_an_input_is_refused_naming_it() {
     let mut m = conv_layer();
     let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
     let err = pruning.on_train_begin(&mut m).unwrap_err().to_string();
-    assert!(err.contains("l2_norm measures weights") && err.contains("`head_mask`"), "{err}");
+    assert!(
+        err.contains("l2_norm measures weights") && err.contains("`head_mask`"),
+        "{err}"
+    );
 }

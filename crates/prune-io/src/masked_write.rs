@@ -39,7 +39,12 @@ impl View for Pruned<'_, '_> {
             None => Cow::Borrowed(bytes),
         };
         let mut shape = self.entry.shape.clone();
-        for op in self.shrinks.ops.iter().filter(|op| op.weight == self.entry.name) {
+        for op in self
+            .shrinks
+            .ops
+            .iter()
+            .filter(|op| op.weight == self.entry.name)
+        {
             let (kept, next) = gather(&out, size, &shape, op.axis, &op.keep);
             out = Cow::Owned(kept);
             shape = next;

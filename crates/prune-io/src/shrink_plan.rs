@@ -88,7 +88,12 @@ pub fn shrink_plan(config: &PruningConfig, checkpoint: &Checkpoint) -> Result<Sh
         if entry.float().is_none() {
             return Err(not_float(entry));
         }
-        model.push(name, &entry.shape, checkpoint.values(entry)?, Layout::Canonical);
+        model.push(
+            name,
+            &entry.shape,
+            checkpoint.values(entry)?,
+            Layout::Canonical,
+        );
         checkpoint.release(entry);
     }
     let weights = model.weights()?;
@@ -160,7 +165,10 @@ mod tests {
         let (rows, shape) = gather(&bytes, 1, &[2, 3, 2], 0, &[1]);
         assert_eq!((rows, shape), ((6..12).collect(), vec![1, 3, 2]));
         let (mid, shape) = gather(&bytes, 1, &[2, 3, 2], 1, &[0, 2]);
-        assert_eq!((mid, shape), (vec![0, 1, 4, 5, 6, 7, 10, 11], vec![2, 2, 2]));
+        assert_eq!(
+            (mid, shape),
+            (vec![0, 1, 4, 5, 6, 7, 10, 11], vec![2, 2, 2])
+        );
         let (last, _) = gather(&bytes, 2, &[2, 3], 1, &[2]);
         assert_eq!(last, vec![4, 5, 10, 11]);
     }

@@ -66,19 +66,23 @@ pub fn updated(path: &Path, config: &Value, ops: &[ShrinkOp]) -> Result<Option<V
         if heads == 0 || hidden % heads != 0 {
             return Err(problem(
                 path,
-                format!("`hidden_size` {hidden} is not a multiple of `num_attention_heads` {heads}"),
+                format!(
+                    "`hidden_size` {hidden} is not a multiple of `num_attention_heads` {heads}"
+                ),
             ));
         }
         let head_dim = hidden / heads;
         let already = obj
             .get("pruned_heads")
             .and_then(Value::as_object)
-            .is_some_and(|m| m.values().any(|v| v.as_array().is_some_and(|a| !a.is_empty())));
+            .is_some_and(|m| {
+                m.values()
+                    .any(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            });
         if already {
             return Err(problem(
                 path,
-                "`pruned_heads` already lists removed heads; shrink the original checkpoint"
-                    .into(),
+                "`pruned_heads` already lists removed heads; shrink the original checkpoint".into(),
             ));
         }
         let mut pruned = Map::new();
@@ -116,9 +120,14 @@ mod tests {
         let ops = [
             op("encoder.layer.0.intermediate.dense.weight", vec![1, 2, 3]),
             op("encoder.layer.1.intermediate.dense.weight", vec![0, 5, 9]),
-            op("encoder.layer.1.attention.self.query.weight", vec![0, 1, 6, 7]),
+            op(
+                "encoder.layer.1.attention.self.query.weight",
+                vec![0, 1, 6, 7],
+            ),
         ];
-        let out = updated(Path::new("config.json"), &config, &ops).unwrap().unwrap();
+        let out = updated(Path::new("config.json"), &config, &ops)
+            .unwrap()
+            .unwrap();
         assert_eq!(out["intermediate_size"], 3);
         assert_eq!(out["pruned_heads"], serde_json::json!({"1": [1, 2]}));
         assert_eq!(out["hidden_size"], 8);
@@ -132,11 +141,21 @@ mod tests {
             op("encoder.layer.0.intermediate.dense.weight", vec![1, 2, 3]),
             op("encoder.layer.1.intermediate.dense.weight", vec![0, 5]),
         ];
-        let err = updated(Path::new("c"), &config, &ops).unwrap_err().to_string();
-        assert!(err.contains("layer 1 keeps 2 FFN units") && err.contains("intermediate_size"), "{err}");
+        let err = updated(Path::new("c"), &config, &ops)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("layer 1 keeps 2 FFN units") && err.contains("intermediate_size"),
+            "{err}"
+        );
         let config = serde_json::json!({"hidden_size": 8, "num_attention_heads": 4, "pruned_heads": {"0": [1]}});
-        let ops = [op("encoder.layer.0.attention.self.query.weight", vec![0, 1])];
-        let err = updated(Path::new("c"), &config, &ops).unwrap_err().to_string();
+        let ops = [op(
+            "encoder.layer.0.attention.self.query.weight",
+            vec![0, 1],
+        )];
+        let err = updated(Path::new("c"), &config, &ops)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`pruned_heads` already lists"), "{err}");
     }
 }

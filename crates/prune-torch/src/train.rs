@@ -5,8 +5,7 @@ use crate::{TorchModel, TorchPruning};
 use prune_core::Result;
 use prune_train::config::PROBABILITY_FLOOR;
 use prune_train::{
-    Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig,
-    Trainer,
+    Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig, Trainer,
 };
 use std::borrow::Borrow;
 use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};

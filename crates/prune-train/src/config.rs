@@ -379,8 +379,8 @@ fn read_train(
             }
         }
     }
-    let criterion = get(m, "criterion")
-        .and_then(|c| read_criterion(w, unused, c, &join(path, "criterion")));
+    let criterion =
+        get(m, "criterion").and_then(|c| read_criterion(w, unused, c, &join(path, "criterion")));
     let optimizer =
         get(m, "optimizer").and_then(|o| read_optimizer(w, o, &join(path, "optimizer")));
     Some(TrainConfig {
@@ -503,7 +503,12 @@ fn read_distillation(w: &mut Walker, m: &serde_yaml::Mapping, p: &str, name: &st
         w.check_keys(
             m,
             p,
-            &["layer_mappings", "loss_types", "loss_weights", "add_origin_loss"],
+            &[
+                "layer_mappings",
+                "loss_types",
+                "loss_weights",
+                "add_origin_loss",
+            ],
         );
         match list(w, "layer_mappings") {
             None => w.problem(join(p, "layer_mappings"), "missing: INC requires it"),
@@ -538,11 +543,17 @@ fn read_distillation(w: &mut Walker, m: &serde_yaml::Mapping, p: &str, name: &st
     if let Some(weights) = list(w, "loss_weights") {
         let values: Vec<Option<f64>> = weights.iter().map(Value::as_f64).collect();
         if values.iter().any(|x| !x.is_some_and(|x| x >= 0.0)) {
-            w.problem(join(p, "loss_weights"), "every weight must be a number >= 0");
+            w.problem(
+                join(p, "loss_weights"),
+                "every weight must be a number >= 0",
+            );
         } else if name == "KnowledgeDistillationLoss" {
             let sum: f64 = values.iter().flatten().sum();
             if (sum - 1.0).abs() > 1e-9 {
-                w.problem(join(p, "loss_weights"), format!("they sum to {sum}; INC requires 1"));
+                w.problem(
+                    join(p, "loss_weights"),
+                    format!("they sum to {sum}; INC requires 1"),
+                );
             }
         }
     }
@@ -582,7 +593,10 @@ fn read_optimizer(w: &mut Walker, v: &Value, path: &str) -> Option<OptimizerConf
             let eps = w.f64(m, &p, "epsilon");
             let wd = w.f64(m, &p, "weight_decay");
             if name == "AdamW" && wd.is_none() {
-                w.problem(join(&p, "weight_decay"), "missing: INC requires it for AdamW");
+                w.problem(
+                    join(&p, "weight_decay"),
+                    "missing: INC requires it for AdamW",
+                );
             }
             let beta_1 = non_negative(w, "beta_1", b1, 0.9);
             let beta_2 = non_negative(w, "beta_2", b2, 0.999);

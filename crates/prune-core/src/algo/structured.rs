@@ -590,9 +590,7 @@ fn weight_importance<M: Model>(
             info.layout,
             &info.shape,
         )),
-        ImportanceMetric::AbsGradient | ImportanceMetric::L1Norm | ImportanceMetric::L2Norm => {
-            None
-        }
+        ImportanceMetric::AbsGradient | ImportanceMetric::L1Norm | ImportanceMetric::L2Norm => None,
     };
     let extent = info.shape[axis];
     let outer: usize = info.shape[..axis].iter().product();
@@ -642,7 +640,10 @@ fn slice_sums(values: &[f32], shape: &[usize], axis: usize, f: impl Fn(f32) -> f
     for o in 0..outer {
         for (i, acc) in per_slice.iter_mut().enumerate() {
             let base = (o * extent + i) * inner;
-            *acc += values[base..base + inner].iter().map(|&v| f(v)).sum::<f64>();
+            *acc += values[base..base + inner]
+                .iter()
+                .map(|&v| f(v))
+                .sum::<f64>();
         }
     }
     per_slice

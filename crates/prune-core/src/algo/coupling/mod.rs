@@ -169,7 +169,8 @@ fn check_complete(ops: &[(usize, ShrinkOp)], weights: &[WeightInfo]) -> Result<(
         let (n, m) = (extent(rows), extent(cols));
         n > 0 && m % n == 0 && blocked(&rows.keep, m / n) == cols.keep
     };
-    let matrices: Vec<&(usize, ShrinkOp)> = ops.iter().filter(|(_, o)| rank(&o.weight) >= 2).collect();
+    let matrices: Vec<&(usize, ShrinkOp)> =
+        ops.iter().filter(|(_, o)| rank(&o.weight) >= 2).collect();
     for (pruner, op) in &matrices {
         let (side, needs, other_axis) = match op.axis {
             0 => ("output rows", "input columns", 1),
@@ -179,7 +180,11 @@ fn check_complete(ops: &[(usize, ShrinkOp)], weights: &[WeightInfo]) -> Result<(
         let found = matrices.iter().any(|(_, o)| {
             o.weight != op.weight
                 && o.axis == other_axis
-                && if op.axis == 0 { matches(op, o) } else { matches(o, op) }
+                && if op.axis == 0 {
+                    matches(op, o)
+                } else {
+                    matches(o, op)
+                }
         });
         if !found {
             return Err(PruneError::Structured {
