@@ -93,12 +93,25 @@ impl ModuleVisitor for Walk {
             .and_then(|c| c.strip_prefix("Struct:"))
             .map(str::to_string);
         self.seen.push(Seen {
-            path: canonical_name(&self.joined).to_string(),
+            path: batch_norm_name(canonical_name(&self.joined), layer.as_deref()),
             layer,
             id: param.id,
             stored: param.val().dims().to_vec(),
         });
     }
+}
+
+/// burn's `BatchNorm` calls its scale and shift `gamma` and `beta`; they go by PyTorch's
+/// `weight` and `bias`, so that one config and one checkpoint name them on every framework.
+fn batch_norm_name(path: &str, layer: Option<&str>) -> String {
+    if layer == Some("BatchNorm") {
+        for (from, to) in [(".gamma", ".weight"), (".beta", ".bias")] {
+            if let Some(stem) = path.strip_suffix(from) {
+                return format!("{stem}{to}");
+            }
+        }
+    }
+    path.to_string()
 }
 
 /// Every float parameter of `module` with its layout, in visiting order.

@@ -691,8 +691,46 @@ fn l1_and_l2_norms_keep_filters_from_the_weights_alone_with_no_step() {
 }
 
 #[test]
-fn a_shrink_without_its_consumer_is_refused_and_changes_nothing() {
+fn a_convs_consumer_follows_it_from_the_chain() {
+    // Only conv1 is named: the chain recogniser takes conv2's input channels along.
     let mut m = conv_layer();
+    let (_, conv2) = canonical(&m, "conv2.weight");
+    let mut pruning: Pruning<Reference> =
+        Pruning::from_yaml(&filters_config("l1_norm", false)).unwrap();
+    run_to_the_shrink(&mut pruning, &mut m).unwrap();
+    assert_eq!(canonical(&m, "conv1.weight").0, vec![2, 2, 3, 3]);
+    let keep = pruning.structured_outcome()[0].kept.clone().unwrap();
+    let (shape, after) = canonical(&m, "conv2.weight");
+    assert_eq!(shape, vec![3, 2, 3, 3]);
+    let expected: Vec<f32> = conv2
+        .chunks(36)
+        .flat_map(|f| {
+            keep.iter()
+                .flat_map(move |&c| f[c * 9..(c + 1) * 9].to_vec())
+        })
+        .collect();
+    assert_eq!(after, expected);
+    assert_eq!(canonical(&m, "fc.weight").0, vec![5, 12]);
+}
+
+#[test]
+fn a_conv_whose_consumer_is_not_recognised_is_refused_and_changes_nothing() {
+    // The same layers, with the consumer renamed out of the chain's reach.
+    let mut m = RefModel::default();
+    for (name, shape) in [
+        ("conv1.weight", vec![4, 2, 3, 3]),
+        ("conv1.bias", vec![4]),
+        ("head.weight", vec![3, 4, 3, 3]),
+        ("fc.weight", vec![5, 12]),
+    ] {
+        let n = shape.iter().product::<usize>();
+        m.push(
+            name,
+            &shape,
+            (0..n).map(|v| v as f32).collect(),
+            Layout::Canonical,
+        );
+    }
     let before = m.weights().unwrap();
     let mut pruning: Pruning<Reference> =
         Pruning::from_yaml(&filters_config("l2_norm", false)).unwrap();
@@ -702,6 +740,192 @@ fn a_shrink_without_its_consumer_is_refused_and_changes_nothing() {
     assert!(
         err.contains("`conv1.weight` would keep 2 of its 4 output rows")
             && err.contains("matching input columns"),
+        "{err}"
+    );
+    assert_eq!(m.weights().unwrap(), before);
+}
+
+/// conv-BN blocks: conv1 [4, 2, 3, 3] -> bn1 -> conv2 [3, 4, 3, 3] -> bn2 -> flatten of
+/// 2 x 2 -> fc1 [5, 12] -> fc2 [2, 5]. Every value distinct.
+fn conv_bn_chain() -> RefModel {
+    let mut m = RefModel::default();
+    let mut next = 0.0f32;
+    for (name, shape) in [
+        ("conv1.weight", vec![4, 2, 3, 3]),
+        ("bn1.weight", vec![4]),
+        ("bn1.bias", vec![4]),
+        ("bn1.running_mean", vec![4]),
+        ("bn1.running_var", vec![4]),
+        ("conv2.weight", vec![3, 4, 3, 3]),
+        ("bn2.weight", vec![3]),
+        ("bn2.bias", vec![3]),
+        ("bn2.running_mean", vec![3]),
+        ("bn2.running_var", vec![3]),
+        ("fc1.weight", vec![5, 12]),
+        ("fc1.bias", vec![5]),
+        ("fc2.weight", vec![2, 5]),
+    ] {
+        let n = shape.iter().product::<usize>();
+        let values = (0..n).map(|i| next + i as f32).collect();
+        next += n as f32;
+        m.push(name, &shape, values, Layout::Canonical);
+    }
+    m
+}
+
+fn one_pruner(names: &str, params: &str) -> String {
+    format!(
+        "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
+         pruners:\n        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+         names: [{names}]\n            parameters: {{{params}}}\n"
+    )
+}
+
+#[test]
+fn a_batch_norm_and_its_running_statistics_follow_the_conv_before_it() {
+    let mut m = conv_bn_chain();
+    let before: Vec<(String, Vec<f32>)> = [
+        "bn2.weight",
+        "bn2.bias",
+        "bn2.running_mean",
+        "bn2.running_var",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), canonical(&m, n).1))
+    .collect();
+    let (_, fc1) = canonical(&m, "fc1.weight");
+    let yaml = one_pruner(
+        "'conv2.weight'",
+        "target: 2, stride: 1, importance_metric: l1_norm",
+    );
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    run_to_the_shrink(&mut pruning, &mut m).unwrap();
+    // Values grow with the index: filters 1 and 2 have the largest L1 norms.
+    assert_eq!(
+        pruning.structured_outcome()[0].kept.as_deref(),
+        Some(&[1, 2][..])
+    );
+    for (name, values) in before {
+        assert_eq!(canonical(&m, &name).1, values[1..].to_vec(), "{name}");
+    }
+    assert_eq!(canonical(&m, "conv2.weight").0, vec![2, 4, 3, 3]);
+    let (shape, after) = canonical(&m, "fc1.weight");
+    assert_eq!(shape, vec![5, 8]);
+    let expected: Vec<f32> = fc1.chunks(12).flat_map(|r| r[4..].to_vec()).collect();
+    assert_eq!(after, expected);
+    assert_eq!(canonical(&m, "bn1.running_var").0, vec![4]);
+    assert_eq!(canonical(&m, "fc2.weight").0, vec![2, 5]);
+}
+
+#[test]
+fn a_flatten_consumer_named_by_columns_must_keep_whole_blocks() {
+    let mut m = conv_bn_chain();
+    let before = m.weights().unwrap();
+    let yaml = one_pruner(
+        "'fc1.weight'",
+        "target: 6, stride: 1, transpose: True, importance_metric: l1_norm",
+    );
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = run_to_the_shrink(&mut pruning, &mut m)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`fc1.weight` axis 1 takes its channels in blocks of 4"),
+        "{err}"
+    );
+    assert_eq!(m.weights().unwrap(), before);
+}
+
+/// A ResNet with torchvision names and one BasicBlock: stem conv1/bn1, layer1.0, fc.
+fn tiny_resnet() -> RefModel {
+    let mut m = RefModel::default();
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![("conv1.weight".into(), vec![4, 3, 3, 3])];
+    let bn = |p: &str, c: usize| {
+        ["weight", "bias", "running_mean", "running_var"].map(|s| (format!("{p}.{s}"), vec![c]))
+    };
+    shapes.extend(bn("bn1", 4));
+    shapes.push(("layer1.0.conv1.weight".into(), vec![4, 4, 3, 3]));
+    shapes.extend(bn("layer1.0.bn1", 4));
+    shapes.push(("layer1.0.conv2.weight".into(), vec![4, 4, 3, 3]));
+    shapes.extend(bn("layer1.0.bn2", 4));
+    shapes.push(("fc.weight".into(), vec![2, 4]));
+    for (name, shape) in shapes {
+        let n = shape.iter().product::<usize>();
+        m.push(
+            &name,
+            &shape,
+            (0..n).map(|v| v as f32).collect(),
+            Layout::Canonical,
+        );
+    }
+    m
+}
+
+#[test]
+fn a_residual_blocks_inner_channels_shrink_with_its_second_conv() {
+    let mut m = tiny_resnet();
+    let yaml = one_pruner(
+        "'layer1.0.conv1.weight'",
+        "target: 2, stride: 1, importance_metric: l2_norm",
+    );
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    run_to_the_shrink(&mut pruning, &mut m).unwrap();
+    assert_eq!(canonical(&m, "layer1.0.conv1.weight").0, vec![2, 4, 3, 3]);
+    assert_eq!(canonical(&m, "layer1.0.bn1.running_mean").0, vec![2]);
+    assert_eq!(canonical(&m, "layer1.0.conv2.weight").0, vec![4, 2, 3, 3]);
+    assert_eq!(canonical(&m, "layer1.0.bn2.weight").0, vec![4]);
+}
+
+#[test]
+fn channels_of_a_residual_sum_are_refused_naming_the_sum_and_change_nothing() {
+    // The first pruner's shrink is valid and planned; the second writes into the sum.
+    let mut m = tiny_resnet();
+    let before = m.weights().unwrap();
+    let yaml = one_pruner(
+        "'layer1.0.conv1.weight'",
+        "target: 2, stride: 1, importance_metric: l2_norm",
+    ) + "        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+         names: ['layer1.0.conv2.weight']\n            parameters: {target: 2, stride: 1, importance_metric: l2_norm}\n";
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = run_to_the_shrink(&mut pruning, &mut m)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`layer1.0.conv2.weight` axis 0 cannot be shrunk")
+            && err.contains("residual sum of stage `layer1`"),
+        "{err}"
+    );
+    assert_eq!(m.weights().unwrap(), before);
+}
+
+#[test]
+fn a_depthwise_consumer_is_refused_naming_it() {
+    let mut m = RefModel::default();
+    for (name, shape) in [
+        ("conv1.weight", vec![4, 2, 3, 3]),
+        ("conv2.weight", vec![4, 1, 3, 3]),
+        ("conv3.weight", vec![6, 4, 1, 1]),
+    ] {
+        let n = shape.iter().product::<usize>();
+        m.push(
+            name,
+            &shape,
+            (0..n).map(|v| v as f32).collect(),
+            Layout::Canonical,
+        );
+    }
+    let before = m.weights().unwrap();
+    let yaml = one_pruner(
+        "'conv1.weight'",
+        "target: 2, stride: 1, importance_metric: l1_norm",
+    );
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = run_to_the_shrink(&mut pruning, &mut m)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`conv2.weight` takes 1 input channels per group")
+            && err.contains("depthwise"),
         "{err}"
     );
     assert_eq!(m.weights().unwrap(), before);

@@ -5,7 +5,7 @@
 //! stored bytes, so every kept value and its dtype are unchanged.
 
 use crate::checkpoint::{not_float, Checkpoint};
-use prune_core::algo::coupling::{expand, RECOGNISERS};
+use prune_core::algo::coupling::{expand, recognised};
 use prune_core::algo::structured::{is_structured, LayerOutcome, StructuredPruner};
 use prune_core::model::names::{canonical_name, glob_match, select_weights};
 use prune_core::model::ShrinkOp;
@@ -108,9 +108,8 @@ pub fn shrink_plan(config: &PruningConfig, checkpoint: &Checkpoint) -> Result<Sh
         }
         outcome.extend(pruner.outcome());
     }
-    let groups: Vec<_> = RECOGNISERS.iter().flat_map(|r| (r.groups)(&all)).collect();
     Ok(ShrinkPlan {
-        ops: expand(&ops, &groups, &all)?,
+        ops: expand(&ops, &recognised(&all), &all)?,
         outcome,
     })
 }

@@ -13,4 +13,4 @@ pub use access::{Model, WeightId, WeightInfo};
 pub use backend::{host_group_lasso_gradient, TensorBackend};
 pub use host::Reduce;
 pub use layout::Layout;
-pub use shrink::{CouplingGroup, ShrinkOp};
+pub use shrink::{Coupling, CouplingGroup, FixedSlice, ShrinkOp, Slice};

@@ -1,12 +1,12 @@
 //! The BERT-family recogniser: Hugging Face encoder names, any prefix.
 
-use crate::model::{CouplingGroup, WeightInfo};
+use crate::model::{Coupling, CouplingGroup, WeightInfo};
 
 /// Coupling groups of a BERT-style encoder (Hugging Face names, any prefix): per layer, the
 /// heads of query / key / value (weights and biases) with the input columns of
 /// `attention.output.dense.weight`, and the rows of `intermediate.dense` with the input columns
 /// of `output.dense.weight`. Only weights present in the model are listed.
-pub fn bert_coupling_groups(weights: &[WeightInfo]) -> Vec<CouplingGroup> {
+pub fn bert_coupling(weights: &[WeightInfo]) -> Coupling {
     const QUERY: &str = "attention.self.query.weight";
     const INTERMEDIATE: &str = "intermediate.dense.weight";
     let present = |n: &str| weights.iter().any(|w| w.name == n);
@@ -43,7 +43,10 @@ pub fn bert_coupling_groups(weights: &[WeightInfo]) -> Vec<CouplingGroup> {
             .map(|(suffix, axis)| (format!("{layer}{suffix}"), *axis))
             .filter(|(name, _)| present(name))
             .collect();
-        groups.push(CouplingGroup { members });
+        groups.push(CouplingGroup::of(members));
     }
-    groups
+    Coupling {
+        groups,
+        fixed: Vec::new(),
+    }
 }

@@ -2,39 +2,70 @@
 //!
 //! A structured pruner decides, per layer, which groups (attention heads, FFN rows) to keep.
 //! Removing a head from the query projection is only valid if the key, value, their biases and
-//! the attention output's input columns lose the same head; [`CouplingGroup`]s state that. A
-//! model declares its own groups ([`Model::coupling_groups`]); the [`RECOGNISERS`] find more by
-//! weight names; [`expand`] turns the configured shrinks into a complete, consistent set.
+//! the attention output's input columns lose the same head; a
+//! [`CouplingGroup`](crate::model::CouplingGroup) states that. A model declares its own groups
+//! ([`Model::coupling_groups`]); the [`RECOGNISERS`] find more by weight names (BERT encoders,
+//! torchvision ResNets, sequential chains of convs, norms and linears), along with slices no
+//! shrink may touch (a residual sum); [`expand`] turns the configured shrinks into a complete,
+//! consistent set.
 
 mod bert;
+mod chain;
+mod layers;
+mod resnet;
 
-pub use bert::bert_coupling_groups;
+pub use bert::bert_coupling;
+pub use chain::chain_coupling;
+pub use resnet::resnet_coupling;
 
 use crate::error::{PruneError, Result};
-use crate::model::{CouplingGroup, Model, ShrinkOp, WeightInfo};
+use crate::model::{Coupling, Model, ShrinkOp, Slice, WeightInfo};
 
-/// Finds coupling groups in a model from its weight names and shapes.
+/// Finds coupling groups (and fixed slices) in a model from its weight names and shapes.
 #[derive(Debug, Clone, Copy)]
 pub struct Recogniser {
     /// Short name for messages and docs, e.g. `bert`.
     pub name: &'static str,
-    /// The groups it finds; none when the model is not of its kind.
-    pub groups: fn(&[WeightInfo]) -> Vec<CouplingGroup>,
+    /// What it finds; nothing when the model is not of its kind.
+    pub find: fn(&[WeightInfo]) -> Coupling,
 }
 
 /// The built-in recognisers, tried on every model.
-pub const RECOGNISERS: &[Recogniser] = &[Recogniser {
-    name: "bert",
-    groups: bert_coupling_groups,
-}];
+pub const RECOGNISERS: &[Recogniser] = &[
+    Recogniser {
+        name: "bert",
+        find: bert_coupling,
+    },
+    Recogniser {
+        name: "resnet",
+        find: resnet_coupling,
+    },
+    Recogniser {
+        name: "chain",
+        find: chain_coupling,
+    },
+];
 
-/// Every coupling group of `model`: those it declares, then those each recogniser finds.
-pub fn coupling_of<M: Model>(model: &M, weights: &[WeightInfo]) -> Result<Vec<CouplingGroup>> {
-    let mut groups = model.coupling_groups()?;
+/// What every built-in recogniser finds in `weights`.
+pub fn recognised(weights: &[WeightInfo]) -> Coupling {
+    let mut all = Coupling::default();
     for r in RECOGNISERS {
-        groups.extend((r.groups)(weights));
+        let found = (r.find)(weights);
+        all.groups.extend(found.groups);
+        all.fixed.extend(found.fixed);
     }
-    Ok(groups)
+    all
+}
+
+/// The coupling of `model`: the groups it declares first, then what the recognisers find.
+pub fn coupling_of<M: Model>(model: &M, weights: &[WeightInfo]) -> Result<Coupling> {
+    let mut groups = model.coupling_groups()?;
+    let found = recognised(weights);
+    groups.extend(found.groups);
+    Ok(Coupling {
+        groups,
+        fixed: found.fixed,
+    })
 }
 
 /// The bias that goes with a weight's output rows: `x.weight` -> `x.bias`, if the model has it.
@@ -46,12 +77,25 @@ fn row_bias<'w>(weight: &str, weights: &'w [WeightInfo]) -> Option<&'w WeightInf
         .find(|w| w.name == bias && w.shape.len() == 1)
 }
 
+/// The channels behind indices kept in blocks of `block` (whole blocks only).
+fn channels_of(keep: &[usize], block: usize) -> Option<Vec<usize>> {
+    if block <= 1 {
+        return Some(keep.to_vec());
+    }
+    if keep.len() % block != 0 {
+        return None;
+    }
+    let channels: Vec<usize> = keep.chunks(block).map(|c| c[0] / block).collect();
+    (blocked(&channels, block) == keep).then_some(channels)
+}
+
 /// Completes `ops` with every coupled slice (coupling groups, and the bias of each shrunk
-/// output dimension), checking that no weight is asked to keep two different index sets and
-/// that every index is in range. `pruner_of` names the pruner behind each op, for errors.
+/// output dimension), checking that no weight is asked to keep two different index sets,
+/// that every index is in range, that no fixed slice is touched and that the shapes still fit
+/// (see `check_complete`). Each op carries the index of the pruner behind it, for errors.
 pub fn expand(
     ops: &[(usize, ShrinkOp)],
-    groups: &[CouplingGroup],
+    coupling: &Coupling,
     weights: &[WeightInfo],
 ) -> Result<Vec<ShrinkOp>> {
     let mut out: Vec<(usize, ShrinkOp)> = Vec::new();
@@ -83,6 +127,19 @@ pub fn expand(
                 ),
             });
         }
+        if let Some(fixed) = coupling
+            .fixed
+            .iter()
+            .find(|f| f.weight == op.weight && f.axis == op.axis)
+        {
+            return Err(PruneError::Structured {
+                pruner,
+                reason: format!(
+                    "`{}` axis {} cannot be shrunk: {}",
+                    op.weight, op.axis, fixed.reason
+                ),
+            });
+        }
         if let Some((first, prev)) = out
             .iter()
             .find(|(_, p)| p.weight == op.weight && p.axis == op.axis)
@@ -92,8 +149,8 @@ pub fn expand(
                     pruner,
                     reason: format!(
                         "weight `{}` axis {} would keep {:?} here but {:?} for pruner {first}; \
-                         coupled weights (query/key/value/output of one layer, FFN in/out) must \
-                         share one importance input and target",
+                         coupled weights (query/key/value/output of one layer, FFN in/out, a \
+                         conv and its consumer) must share one importance input and target",
                         op.weight, op.axis, op.keep, prev.keep
                     ),
                 });
@@ -104,37 +161,55 @@ pub fn expand(
         Ok(())
     };
     for (pruner, op) in ops {
-        let coupled: Vec<(String, usize)> = groups
-            .iter()
-            .find(|g| {
-                g.members
-                    .iter()
-                    .any(|(n, a)| *n == op.weight && *a == op.axis)
-            })
-            .map(|g| g.members.clone())
-            .unwrap_or_else(|| vec![(op.weight.clone(), op.axis)]);
-        for (weight, axis) in coupled {
-            let bias = (axis == 0).then(|| row_bias(&weight, weights)).flatten();
-            push(
-                *pruner,
-                ShrinkOp {
-                    weight,
-                    axis,
-                    keep: op.keep.clone(),
-                },
-                &mut out,
-            )?;
+        let member = coupling.groups.iter().find_map(|g| {
+            g.members
+                .iter()
+                .find(|m| m.weight == op.weight && m.axis == op.axis)
+                .map(|m| (g, m.block))
+        });
+        let (members, channels) = match member {
+            Some((group, block)) => {
+                let channels =
+                    channels_of(&op.keep, block).ok_or_else(|| PruneError::Structured {
+                        pruner: *pruner,
+                        reason: format!(
+                            "`{}` axis {} takes its channels in blocks of {block} (a flatten of \
+                             feature maps); keep whole blocks (stride {block})",
+                            op.weight, op.axis
+                        ),
+                    })?;
+                (group.members.clone(), channels)
+            }
+            None => (
+                vec![Slice::new(op.weight.clone(), op.axis)],
+                op.keep.clone(),
+            ),
+        };
+        for m in members {
+            let bias = (m.axis == 0)
+                .then(|| row_bias(&m.weight, weights))
+                .flatten();
+            let keep = blocked(&channels, m.block);
             if let Some(b) = bias {
                 push(
                     *pruner,
                     ShrinkOp {
                         weight: b.name.clone(),
                         axis: 0,
-                        keep: op.keep.clone(),
+                        keep: keep.clone(),
                     },
                     &mut out,
                 )?;
             }
+            push(
+                *pruner,
+                ShrinkOp {
+                    weight: m.weight,
+                    axis: m.axis,
+                    keep,
+                },
+                &mut out,
+            )?;
         }
     }
     check_complete(&out, weights)?;
@@ -239,8 +314,8 @@ mod tests {
     #[test]
     fn one_head_shrink_expands_to_every_coupled_slice() {
         let weights = bert_layer();
-        let groups = bert_coupling_groups(&weights);
-        assert_eq!(groups.len(), 2);
+        let groups = bert_coupling(&weights);
+        assert_eq!(groups.groups.len(), 2);
         let op = ShrinkOp {
             weight: "encoder.layer.0.attention.output.dense.weight".into(),
             axis: 1,
@@ -257,7 +332,7 @@ mod tests {
     #[test]
     fn ffn_rows_take_the_output_columns_and_bias() {
         let weights = bert_layer();
-        let groups = bert_coupling_groups(&weights);
+        let groups = bert_coupling(&weights);
         let op = ShrinkOp {
             weight: "encoder.layer.0.intermediate.dense.weight".into(),
             axis: 0,
@@ -273,7 +348,7 @@ mod tests {
     #[test]
     fn conflicting_keeps_are_refused_naming_both_pruners() {
         let weights = bert_layer();
-        let groups = bert_coupling_groups(&weights);
+        let groups = bert_coupling(&weights);
         let q = ShrinkOp {
             weight: "encoder.layer.0.attention.self.query.weight".into(),
             axis: 0,
@@ -300,7 +375,7 @@ mod tests {
             axis: 0,
             keep: vec![7],
         };
-        let err = expand(&[(0, op)], &[], &weights).unwrap_err();
+        let err = expand(&[(0, op)], &Coupling::default(), &weights).unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
     }
 }
