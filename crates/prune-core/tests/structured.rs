@@ -645,6 +645,30 @@ fn run_to_the_shrink(pruning: &mut Pruning<Reference>, m: &mut RefModel) -> prun
     pruning.on_epoch_end(m)
 }
 
+/// A model of `(name, shape)` weights, each holding 0, 1, 2, ... in canonical order.
+fn ascending(weights: &[(&str, Vec<usize>)]) -> RefModel {
+    let mut m = RefModel::default();
+    for (name, shape) in weights {
+        let n = shape.iter().product::<usize>();
+        m.push(
+            name,
+            shape,
+            (0..n).map(|v| v as f32).collect(),
+            Layout::Canonical,
+        );
+    }
+    m
+}
+
+/// Runs `yaml` to its shrink, which must fail; checks that `m` is unchanged; the error.
+fn refused(m: &mut RefModel, yaml: &str) -> String {
+    let before = m.weights().unwrap();
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(yaml).unwrap();
+    let err = run_to_the_shrink(&mut pruning, m).unwrap_err().to_string();
+    assert_eq!(m.weights().unwrap(), before, "changed on error: {err}");
+    err
+}
+
 #[test]
 fn l1_and_l2_norms_keep_filters_from_the_weights_alone_with_no_step() {
     for (metric, p) in [("l1_norm", 1), ("l2_norm", 2)] {
@@ -716,33 +740,18 @@ fn a_convs_consumer_follows_it_from_the_chain() {
 #[test]
 fn a_conv_whose_consumer_is_not_recognised_is_refused_and_changes_nothing() {
     // The same layers, with the consumer renamed out of the chain's reach.
-    let mut m = RefModel::default();
-    for (name, shape) in [
+    let mut m = ascending(&[
         ("conv1.weight", vec![4, 2, 3, 3]),
         ("conv1.bias", vec![4]),
         ("head.weight", vec![3, 4, 3, 3]),
         ("fc.weight", vec![5, 12]),
-    ] {
-        let n = shape.iter().product::<usize>();
-        m.push(
-            name,
-            &shape,
-            (0..n).map(|v| v as f32).collect(),
-            Layout::Canonical,
-        );
-    }
-    let before = m.weights().unwrap();
-    let mut pruning: Pruning<Reference> =
-        Pruning::from_yaml(&filters_config("l2_norm", false)).unwrap();
-    let err = run_to_the_shrink(&mut pruning, &mut m)
-        .unwrap_err()
-        .to_string();
+    ]);
+    let err = refused(&mut m, &filters_config("l2_norm", false));
     assert!(
         err.contains("`conv1.weight` would keep 2 of its 4 output rows")
             && err.contains("matching input columns"),
         "{err}"
     );
-    assert_eq!(m.weights().unwrap(), before);
 }
 
 /// conv-BN blocks: conv1 [4, 2, 3, 3] -> bn1 -> conv2 [3, 4, 3, 3] -> bn2 -> flatten of
@@ -820,20 +829,15 @@ fn a_batch_norm_and_its_running_statistics_follow_the_conv_before_it() {
 #[test]
 fn a_flatten_consumer_named_by_columns_must_keep_whole_blocks() {
     let mut m = conv_bn_chain();
-    let before = m.weights().unwrap();
     let yaml = one_pruner(
         "'fc1.weight'",
         "target: 6, stride: 1, transpose: True, importance_metric: l1_norm",
     );
-    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
-    let err = run_to_the_shrink(&mut pruning, &mut m)
-        .unwrap_err()
-        .to_string();
+    let err = refused(&mut m, &yaml);
     assert!(
         err.contains("`fc1.weight` axis 1 takes its channels in blocks of 4"),
         "{err}"
     );
-    assert_eq!(m.weights().unwrap(), before);
 }
 
 /// A ResNet with torchvision names and one BasicBlock: stem conv1/bn1, layer1.0, fc.
@@ -880,55 +884,36 @@ fn a_residual_blocks_inner_channels_shrink_with_its_second_conv() {
 fn channels_of_a_residual_sum_are_refused_naming_the_sum_and_change_nothing() {
     // The first pruner's shrink is valid and planned; the second writes into the sum.
     let mut m = tiny_resnet();
-    let before = m.weights().unwrap();
     let yaml = one_pruner(
         "'layer1.0.conv1.weight'",
         "target: 2, stride: 1, importance_metric: l2_norm",
     ) + "        - !Pruner\n            prune_type: gradient_sensitivity\n            \
          names: ['layer1.0.conv2.weight']\n            parameters: {target: 2, stride: 1, importance_metric: l2_norm}\n";
-    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
-    let err = run_to_the_shrink(&mut pruning, &mut m)
-        .unwrap_err()
-        .to_string();
+    let err = refused(&mut m, &yaml);
     assert!(
         err.contains("`layer1.0.conv2.weight` axis 0 cannot be shrunk")
             && err.contains("residual sum of stage `layer1`"),
         "{err}"
     );
-    assert_eq!(m.weights().unwrap(), before);
 }
 
 #[test]
 fn a_depthwise_consumer_is_refused_naming_it() {
-    let mut m = RefModel::default();
-    for (name, shape) in [
+    let mut m = ascending(&[
         ("conv1.weight", vec![4, 2, 3, 3]),
         ("conv2.weight", vec![4, 1, 3, 3]),
         ("conv3.weight", vec![6, 4, 1, 1]),
-    ] {
-        let n = shape.iter().product::<usize>();
-        m.push(
-            name,
-            &shape,
-            (0..n).map(|v| v as f32).collect(),
-            Layout::Canonical,
-        );
-    }
-    let before = m.weights().unwrap();
+    ]);
     let yaml = one_pruner(
         "'conv1.weight'",
         "target: 2, stride: 1, importance_metric: l1_norm",
     );
-    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
-    let err = run_to_the_shrink(&mut pruning, &mut m)
-        .unwrap_err()
-        .to_string();
+    let err = refused(&mut m, &yaml);
     assert!(
         err.contains("`conv2.weight` takes 1 input channels per group")
             && err.contains("depthwise"),
         "{err}"
     );
-    assert_eq!(m.weights().unwrap(), before);
 }
 
 #[test]
