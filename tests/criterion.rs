@@ -67,12 +67,21 @@ mod common;
 #[path = "../examples/quickstart/burn_run.rs"]
 mod burn_run;
 
+/// burn's and libtorch's seeds are process-wide generators: the tests here compare trainings
+/// that must start from the same weights, so each holds this lock while it seeds and trains.
+static SEED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn seed_lock() -> std::sync::MutexGuard<'static, ()> {
+    SEED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(feature = "burn")]
 #[test]
 fn burn_sums_the_loss_when_asked() {
     use burn::tensor::Device;
     use prune::burn::train::train_dense;
 
+    let _seed = seed_lock();
     let data = digits();
     sum_is_mean_at_batch_times_the_rate("burn", |cfg| {
         let device = Device::flex().autodiff();
@@ -85,6 +94,7 @@ fn burn_sums_the_loss_when_asked() {
 #[cfg(feature = "torch")]
 #[test]
 fn torch_sums_the_loss_when_asked() {
+    let _seed = seed_lock();
     use prune::torch::train::train_dense;
     use prune::torch::TorchModel;
     use tch::nn::{self, Module};
@@ -219,6 +229,7 @@ fn burn_honours_from_logits_amsgrad_and_adamw() {
     use burn::tensor::Device;
     use prune::burn::train::train_dense;
 
+    let _seed = seed_lock();
     let data = digits();
     criterion_and_optimizers_are_honoured("burn", |cfg, probabilities| {
         let device = Device::flex().autodiff();
@@ -236,6 +247,7 @@ fn burn_honours_from_logits_amsgrad_and_adamw() {
 #[cfg(feature = "torch")]
 #[test]
 fn torch_honours_from_logits_amsgrad_and_adamw() {
+    let _seed = seed_lock();
     use prune::torch::train::train_dense;
     use prune::torch::TorchModel;
     use tch::nn::{self, Module};
