@@ -2,6 +2,7 @@
 # Sets up every native backend and the MiniLM model (cached; see scripts/setup.sh) and runs every
 # test of every backend, then the quickstart as a newcomer runs it, the MiniLM structured-pruning
 # example on burn and torch (failing if the held-out cosine to the dense model is below 0.9), the
+# CNN filter-pruning example (failing if a target of docs/algorithms/channels.md is missed), the
 # data-parallel example on two MPI processes (failing unless both ranks hold the same masks), the
 # quick benchmark, 45 s each of fuzzing of the config loader and the checkpoint reader, and
 # docs/getting-started.md in a crate of its own.
@@ -22,6 +23,28 @@ for backend in torch burn; do
 r = json.loads(sys.argv[1])
 if r["cosine_mean"] < 0.9:
     sys.exit("minilm on %s: held-out cosine %.4f is below 0.9" % (r["backend"], r["cosine_mean"]))' "$out"
+done
+# Filter pruning of CNNs: the MNIST network on burn and torch, tch's ResNet-18 on torch; each run
+# fails here if it misses its targets (docs/algorithms/channels.md).
+for run in "burn mnist" "torch mnist" "torch resnet18"; do
+  set -- $run
+  out="$(cargo run --release --features torch --example cnn -- --backend "$1" --model "$2" --json)"
+  echo "$out"
+  python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+name = "cnn %s on %s" % (r["model"], r["backend"])
+fails = []
+if r["model"] == "mnist":
+    if r["pruned_accuracy"] < r["dense_accuracy"] - 0.01:
+        fails.append("pruned accuracy %.3f is more than 0.01 below dense %.3f" % (r["pruned_accuracy"], r["dense_accuracy"]))
+    if r["macs_dense"] < 2 * r["macs_pruned"]:
+        fails.append("MACs fell only %.2fx" % (r["macs_dense"] / r["macs_pruned"]))
+    if r["speedup"] < 1.5:
+        fails.append("speedup %.2f is below 1.5" % r["speedup"])
+elif r["speedup"] < 1.3:
+    fails.append("speedup %.2f is below 1.3" % r["speedup"])
+if fails:
+    sys.exit(name + ": " + "; ".join(fails))' "$out"
 done
 # Data-parallel pruning on two MPI processes, burn and torch: both ranks' masks must agree.
 cargo build --release --all-features --example data_parallel   # built already by the tests above

@@ -6,6 +6,7 @@ use crate::params::{self, Found, LayoutRules};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
+use prune_core::model::{shrink_weights, ShrinkOp};
 use prune_core::suggest::closest;
 use prune_core::{Model, PruneError, Result, WeightId, WeightInfo};
 use std::cell::RefCell;
@@ -347,6 +348,15 @@ impl<M: Module> Model for BurnModel<M> {
                 .collect(),
         );
         Ok(())
+    }
+
+    fn shrink(&mut self, ops: &[ShrinkOp]) -> Result<()> {
+        // A batch norm's running statistics hold the last training step's update aside until
+        // they are read for evaluation; without settling it first, that old-sized update would
+        // replace the shrunk statistics at the next forward pass. `valid` settles every running
+        // state of the module in place (the evaluation copy itself is dropped).
+        let _ = self.module().valid();
+        shrink_weights(self, ops)
     }
 
     fn resize_weights(&mut self, updates: Vec<(WeightId, BurnTensor)>) -> Result<()> {

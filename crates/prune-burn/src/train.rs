@@ -148,6 +148,15 @@ impl<M: Classifier> Trainer<BurnModel<M>> for BurnTrainer {
         model.optimizer_step(&mut self.optim, self.lr)?;
         Ok(None)
     }
+
+    fn predict(
+        &mut self,
+        model: &BurnModel<M>,
+        data: &Dataset,
+        rows: &[usize],
+    ) -> Result<Vec<usize>> {
+        predict(model.module(), data, rows, &self.device)
+    }
 }
 
 /// The arg-max class of each of `rows`, without autodiff.

@@ -983,3 +983,30 @@ fn a_weight_only_metric_on_an_input_is_refused_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_conv_losing_filters_and_input_channels_at_once_composes_both() {
+    // conv1 and conv2 each keep their two filters of largest L1 norm (the last two, as values
+    // ascend); conv2 also loses the input channels of conv1's dropped filters.
+    let mut m = conv_bn_chain();
+    let (_, conv2) = canonical(&m, "conv2.weight");
+    let mut yaml = one_pruner(
+        "'conv1.weight'",
+        "target: 2, stride: 1, importance_metric: l1_norm",
+    );
+    yaml += "        - !Pruner\n            prune_type: gradient_sensitivity\n            \
+             names: ['conv2.weight']\n            parameters: {target: 2, stride: 1, importance_metric: l1_norm}\n";
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    run_to_the_shrink(&mut pruning, &mut m).unwrap();
+    let (shape, after) = canonical(&m, "conv2.weight");
+    assert_eq!(shape, vec![2, 2, 3, 3]);
+    let filter = |o: usize, i: usize| conv2[(o * 4 + i) * 9..(o * 4 + i + 1) * 9].to_vec();
+    let expected: Vec<f32> = [(1, 2), (1, 3), (2, 2), (2, 3)]
+        .iter()
+        .flat_map(|&(o, i)| filter(o, i))
+        .collect();
+    assert_eq!(after, expected);
+    assert_eq!(canonical(&m, "bn1.running_var").0, vec![2]);
+    assert_eq!(canonical(&m, "bn2.running_var").0, vec![2]);
+    assert_eq!(canonical(&m, "fc1.weight").0, vec![5, 8]);
+}

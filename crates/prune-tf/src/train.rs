@@ -390,6 +390,10 @@ impl Trainer<TfModel> for TfTrainer<'_> {
         })?;
         step(model, self.net, &x, &y).map(Some)
     }
+
+    fn predict(&mut self, model: &TfModel, data: &Dataset, rows: &[usize]) -> Result<Vec<usize>> {
+        predict(model, self.net, data, rows)
+    }
 }
 
 /// Trains `net` on `data` as the `train` section says, with the pruning hooks around every epoch
@@ -429,22 +433,30 @@ pub fn train_dense(
 
 /// Fraction of rows whose arg-max logit is the label.
 pub fn accuracy(model: &TfModel, net: &TfClassifier, data: &Dataset) -> Result<f64> {
-    prune_train::accuracy(data, |rows| {
-        let (x, _) = batch(data, rows)?;
-        let mut args = SessionRunArgs::new();
-        args.add_feed(&net.x, 0, &x);
-        let t = args.request_fetch(&net.logits.operation, net.logits.index);
-        model.session().run(&mut args).map_err(err)?;
-        let logits: Tensor<f32> = args.fetch(t).map_err(err)?;
-        let classes = (logits.dims()[1] as usize).max(1);
-        Ok(logits
-            .chunks(classes)
-            .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or(0, |(i, _)| i)
-            })
-            .collect())
-    })
+    prune_train::accuracy(data, |rows| predict(model, net, data, rows))
+}
+
+/// The arg-max class of each of `rows`.
+fn predict(
+    model: &TfModel,
+    net: &TfClassifier,
+    data: &Dataset,
+    rows: &[usize],
+) -> Result<Vec<usize>> {
+    let (x, _) = batch(data, rows)?;
+    let mut args = SessionRunArgs::new();
+    args.add_feed(&net.x, 0, &x);
+    let t = args.request_fetch(&net.logits.operation, net.logits.index);
+    model.session().run(&mut args).map_err(err)?;
+    let logits: Tensor<f32> = args.fetch(t).map_err(err)?;
+    let classes = (logits.dims()[1] as usize).max(1);
+    Ok(logits
+        .chunks(classes)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i)
+        })
+        .collect())
 }

@@ -138,6 +138,15 @@ impl<V: Borrow<VarStore>, N: ModuleT> Trainer<TorchModel<V>> for TorchTrainer<'_
         self.optim = optimizer(model.var_store(), &self.optimizer)?;
         Ok(())
     }
+
+    fn predict(
+        &mut self,
+        _model: &TorchModel<V>,
+        data: &Dataset,
+        rows: &[usize],
+    ) -> Result<Vec<usize>> {
+        predict(self.net, data, rows, self.device)
+    }
 }
 
 /// Trains `net` (whose variables live in `model`'s VarStore) on `data` as the `train` section
@@ -180,11 +189,19 @@ pub fn train_dense<V: Borrow<VarStore>>(
 
 /// Fraction of rows whose arg-max logit is the label.
 pub fn accuracy(net: &impl ModuleT, data: &Dataset, device: Device) -> Result<f64> {
-    prune_train::accuracy(data, |rows| {
-        let (x, _) = batch(data, rows, device);
-        let pred = tch::no_grad(|| net.forward_t(&x, false).argmax(1, false));
-        let pred: Vec<i64> = Vec::<i64>::try_from(&pred)
-            .map_err(|e| torch_error(format!("reading predictions: {e}")))?;
-        Ok(pred.into_iter().map(|p| p as usize).collect())
-    })
+    prune_train::accuracy(data, |rows| predict(net, data, rows, device))
+}
+
+/// The arg-max class of each of `rows`, in evaluation mode and without gradients.
+fn predict(
+    net: &impl ModuleT,
+    data: &Dataset,
+    rows: &[usize],
+    device: Device,
+) -> Result<Vec<usize>> {
+    let (x, _) = batch(data, rows, device);
+    let pred = tch::no_grad(|| net.forward_t(&x, false).argmax(1, false));
+    let pred: Vec<i64> = Vec::<i64>::try_from(&pred)
+        .map_err(|e| torch_error(format!("reading predictions: {e}")))?;
+    Ok(pred.into_iter().map(|p| p as usize).collect())
 }

@@ -38,6 +38,54 @@ pub trait Trainer<M> {
         let _ = model;
         Ok(())
     }
+
+    /// The arg-max class of each of `rows`, without training (evaluation mode).
+    fn predict(&mut self, model: &M, data: &Dataset, rows: &[usize]) -> Result<Vec<usize>>;
+}
+
+/// One forward pass over the first batch of `data` after a structured shrink: a model the
+/// shrink left unable to run fails here, naming the shrink, instead of deep inside the next
+/// epoch. A panic inside the framework becomes the error.
+fn probe_after_shrink<M: Model, T: Trainer<M>>(
+    model: &M,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    trainer: &mut T,
+    when: &str,
+) -> Result<()> {
+    let rows: Vec<usize> = (0..data.len().min(cfg.batch_size.max(1))).collect();
+    // A framework's message can carry its whole native backtrace: the first line says it.
+    let failed = |message: String| PruneError::Backend {
+        backend: model.backend().name().into(),
+        message: format!(
+            "the probe batch after the structured shrink {when} failed: {}",
+            message.lines().next().unwrap_or_default()
+        ),
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        trainer.predict(model, data, &rows)
+    }));
+    let predicted = match outcome {
+        Ok(result) => result.map_err(|e| failed(e.to_string()))?,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the forward pass panicked".into());
+            return Err(failed(message));
+        }
+    };
+    if predicted.len() != rows.len() || predicted.iter().any(|&c| c >= data.n_classes) {
+        return Err(failed(format!(
+            "{} predictions for {} rows, classes {:?} (the data has {})",
+            predicted.len(),
+            rows.len(),
+            predicted.iter().max(),
+            data.n_classes
+        )));
+    }
+    Ok(())
 }
 
 fn empty_dataset() -> PruneError {
@@ -173,7 +221,8 @@ where
 /// Trains `model` on `data` as `cfg` (the session config's `train` section, see
 /// [`TrainConfig::from_config`]) says, with the pruning hooks around every epoch and step;
 /// after an epoch in which a structured pruner shrank the model, the trainer's
-/// [`after_resize`](Trainer::after_resize) runs.
+/// [`after_resize`](Trainer::after_resize) runs and one probe batch goes through the smaller
+/// model.
 pub fn fit<B, M, T>(
     pruning: &mut Pruning<B>,
     model: &mut M,
@@ -224,6 +273,7 @@ where
         pruning.verify_consistent(world)?;
         if pruning.shrinks() != shrinks {
             trainer.after_resize(model)?;
+            probe_after_shrink(model, data, cfg, trainer, &format!("before epoch {epoch}"))?;
             shrinks = pruning.shrinks();
         }
         logs.push(run_epoch_on(
@@ -238,6 +288,10 @@ where
         )?);
         Ok(())
     })?;
+    if pruning.shrinks() != shrinks {
+        trainer.after_resize(model)?;
+        probe_after_shrink(model, data, cfg, trainer, "after the last epoch")?;
+    }
     pruning.verify_consistent(world)?;
     Ok(logs)
 }

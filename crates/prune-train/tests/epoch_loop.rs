@@ -1,7 +1,7 @@
 //! The one epoch loop, driven through a recording trainer on the reference backend.
 
 use prune_core::testing::reference::RefModel;
-use prune_core::{Layout, Pruning, Reference};
+use prune_core::{Layout, Model, Pruning, Reference};
 use prune_train::{accuracy, fit, Dataset, TrainConfig, Trainer};
 
 const YAML: &str = "
@@ -26,6 +26,10 @@ struct Recorder {
     batches: Vec<Vec<usize>>,
     updates: usize,
     loss: f32,
+    /// The shape of `fc1.weight` at each probe.
+    probes: Vec<Vec<usize>>,
+    /// The probe's forward pass panics, as a framework's does on mismatched shapes.
+    probe_panics: bool,
 }
 
 impl Trainer<RefModel> for Recorder {
@@ -42,6 +46,92 @@ impl Trainer<RefModel> for Recorder {
         self.updates += 1;
         Ok(None)
     }
+    fn predict(
+        &mut self,
+        m: &RefModel,
+        _: &Dataset,
+        rows: &[usize],
+    ) -> prune_core::Result<Vec<usize>> {
+        let fc1 = m.weights()?.into_iter().find(|w| w.name == "fc1.weight");
+        self.probes.push(fc1.map(|w| w.shape).unwrap_or_default());
+        if self.probe_panics {
+            panic!("mat1 and mat2 shapes cannot be multiplied (4x3 and 2x3)");
+        }
+        Ok(vec![0; rows.len()])
+    }
+}
+
+/// fc1 (3 -> 4 units) feeding fc2 (4 -> 2), in a numbered chain.
+fn chain() -> RefModel {
+    let mut m = RefModel::default();
+    m.push(
+        "fc1.weight",
+        &[4, 3],
+        (1..=12).map(|v| v as f32).collect(),
+        Layout::Canonical,
+    );
+    m.push(
+        "fc2.weight",
+        &[2, 4],
+        (1..=8).map(|v| v as f32).collect(),
+        Layout::Canonical,
+    );
+    m
+}
+
+/// A shrink of fc1 to 2 units by L1 norm at the end of epoch 0 of 2.
+const SHRINK: &str = "
+pruning:
+  train:
+    end_epoch: 2
+    dataloader: {batch_size: 4}
+  approach:
+    weight_compression:
+      start_epoch: 0
+      end_epoch: 0
+      pruners:
+        - !Pruner
+            prune_type: gradient_sensitivity
+            names: ['fc1.weight']
+            parameters: {target: 2, stride: 1, importance_metric: l1_norm}
+";
+
+/// Rows of three features in two classes.
+fn three_features(rows: usize) -> Dataset {
+    let text: String = (0..rows).map(|i| format!("{i},1,2,{}\n", i % 2)).collect();
+    Dataset::from_csv(&text, 1.0).unwrap()
+}
+
+#[test]
+fn fit_probes_the_model_once_after_a_shrink() {
+    let mut p: Pruning<Reference> = Pruning::from_yaml(SHRINK).unwrap();
+    let cfg = train(&p);
+    let (mut m, mut t) = (chain(), Recorder::default());
+    fit(&mut p, &mut m, &three_features(8), &cfg, &mut t).unwrap();
+    assert_eq!(p.shrinks(), 1);
+    assert_eq!(t.probes, vec![vec![2, 3]], "one probe, at the new shape");
+}
+
+#[test]
+fn a_probe_that_panics_becomes_an_error_naming_the_shrink() {
+    let mut p: Pruning<Reference> = Pruning::from_yaml(SHRINK).unwrap();
+    let cfg = train(&p);
+    let (mut m, mut t) = (
+        chain(),
+        Recorder {
+            probe_panics: true,
+            ..Default::default()
+        },
+    );
+    let err = fit(&mut p, &mut m, &three_features(8), &cfg, &mut t)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the probe batch after the structured shrink before epoch 1 failed")
+            && err.contains("mat1 and mat2 shapes cannot be multiplied"),
+        "{err}"
+    );
+    assert_eq!(t.batches.len(), 2, "epoch 1 never started");
 }
 
 fn train(p: &Pruning<Reference>) -> TrainConfig {

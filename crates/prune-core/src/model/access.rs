@@ -107,43 +107,12 @@ pub trait Model {
         Ok(Vec::new())
     }
 
-    /// Physically shrinks weights: each op keeps its indices along a canonical axis. All
-    /// slices are computed before any weight is replaced, so a failure changes nothing.
+    /// Physically shrinks weights: each op keeps its indices along a canonical axis. Several
+    /// ops on one weight (a conv losing filters to its own pruner and input channels to its
+    /// producer's) compose; two different keep lists for one axis are refused. All slices are
+    /// computed before any weight is replaced, so a failure changes nothing.
     fn shrink(&mut self, ops: &[ShrinkOp]) -> Result<()> {
-        let weights = self.weights()?;
-        let mut updates = Vec::with_capacity(ops.len());
-        for op in ops {
-            let index = weights
-                .iter()
-                .position(|w| w.name == op.weight)
-                .ok_or_else(|| PruneError::UnknownWeight {
-                    weight: op.weight.clone(),
-                    candidates: Vec::new(),
-                })?;
-            let info = &weights[index];
-            let axis = info
-                .layout
-                .stored_axis(info.shape.len(), op.axis)
-                .map_err(|reason| PruneError::Shape {
-                    weight: op.weight.clone(),
-                    shape: info.shape.clone(),
-                    reason,
-                })?;
-            let t = self.weight_at(WeightId(index))?;
-            let smaller = self
-                .backend()
-                .select(&t, axis, &op.keep)
-                .map_err(|e| match e {
-                    PruneError::Shape { shape, reason, .. } => PruneError::Shape {
-                        weight: op.weight.clone(),
-                        shape,
-                        reason,
-                    },
-                    other => other,
-                })?;
-            updates.push((WeightId(index), smaller));
-        }
-        self.resize_weights(updates)
+        shrink_weights(self, ops)
     }
 
     /// The gradient of a weight from the last backward pass, if the framework exposes it.
@@ -171,4 +140,66 @@ pub trait Model {
             backend: self.backend().name().into(),
         })
     }
+}
+
+/// What [`Model::shrink`] does by default, for a model that overrides it to prepare first
+/// (e.g. settle framework state) and then shrink as every model does.
+pub fn shrink_weights<M: Model + ?Sized>(model: &mut M, ops: &[ShrinkOp]) -> Result<()> {
+    let weights = model.weights()?;
+    let mut updates: Vec<(WeightId, <M::Backend as TensorBackend>::Tensor)> =
+        Vec::with_capacity(ops.len());
+    let mut applied: Vec<(usize, usize, &[usize])> = Vec::with_capacity(ops.len());
+    for op in ops {
+        let index = weights
+            .iter()
+            .position(|w| w.name == op.weight)
+            .ok_or_else(|| PruneError::UnknownWeight {
+                weight: op.weight.clone(),
+                candidates: Vec::new(),
+            })?;
+        let info = &weights[index];
+        let shape_error = |reason: String| PruneError::Shape {
+            weight: op.weight.clone(),
+            shape: info.shape.clone(),
+            reason,
+        };
+        if let Some((_, _, keep)) = applied
+            .iter()
+            .find(|(i, axis, _)| *i == index && *axis == op.axis)
+        {
+            if *keep == op.keep.as_slice() {
+                continue;
+            }
+            return Err(shape_error(format!(
+                "two shrinks of axis {} disagree on the kept indices",
+                op.axis
+            )));
+        }
+        let axis = info
+            .layout
+            .stored_axis(info.shape.len(), op.axis)
+            .map_err(shape_error)?;
+        let slot = updates.iter().position(|(id, _)| id.0 == index);
+        let t = match slot {
+            Some(s) => updates[s].1.clone(),
+            None => model.weight_at(WeightId(index))?,
+        };
+        let smaller = model
+            .backend()
+            .select(&t, axis, &op.keep)
+            .map_err(|e| match e {
+                PruneError::Shape { shape, reason, .. } => PruneError::Shape {
+                    weight: op.weight.clone(),
+                    shape,
+                    reason,
+                },
+                other => other,
+            })?;
+        match slot {
+            Some(s) => updates[s].1 = smaller,
+            None => updates.push((WeightId(index), smaller)),
+        }
+        applied.push((index, op.axis, &op.keep));
+    }
+    model.resize_weights(updates)
 }

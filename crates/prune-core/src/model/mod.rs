@@ -9,7 +9,7 @@ pub mod layout;
 pub mod names;
 mod shrink;
 
-pub use access::{Model, WeightId, WeightInfo};
+pub use access::{shrink_weights, Model, WeightId, WeightInfo};
 pub use backend::{host_group_lasso_gradient, TensorBackend};
 pub use host::Reduce;
 pub use layout::Layout;
