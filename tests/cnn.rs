@@ -94,12 +94,17 @@ fn check(backend: &str, weights: &[WeightInfo], outcome: &[LayerOutcome], accura
 #[path = "../examples/cnn/burn_net.rs"]
 mod burn_net;
 
+#[cfg(feature = "torch")]
+#[path = "../examples/cnn/torch_net.rs"]
+mod torch_net;
+
+/// The MNIST network pruned and trained by `fit()` on burn: the module, what the pruners kept,
+/// its held-out accuracy.
 #[cfg(feature = "burn")]
-#[test]
-fn burn_shrinks_both_convs_inside_fit_and_trains_on() {
+fn burn_pruned() -> (burn_net::MnistCnn, Vec<LayerOutcome>, f64) {
     use burn::tensor::Device;
     use prune::burn::train::{accuracy, fit};
-    use prune::burn::{BurnModel, BurnPruning};
+    use prune::burn::BurnPruning;
 
     let (train, test) = mnist();
     let device = Device::flex().autodiff();
@@ -108,17 +113,17 @@ fn burn_shrinks_both_convs_inside_fit_and_trains_on() {
     let mut pruning = BurnPruning::new(PruningConfig::from_yaml(YAML).unwrap()).unwrap();
     let (model, _) = fit(&mut pruning, model, &train, &device).unwrap();
     let accuracy = accuracy(&model, &test, &device).unwrap();
-    let weights = BurnModel::new(model).weights().unwrap();
-    check("burn", &weights, &pruning.structured_outcome(), accuracy);
+    (model, pruning.structured_outcome(), accuracy)
 }
 
+/// The same on torch: the variables, the network over them, what was kept, the accuracy.
 #[cfg(feature = "torch")]
-#[path = "../examples/cnn/torch_net.rs"]
-mod torch_net;
-
-#[cfg(feature = "torch")]
-#[test]
-fn torch_shrinks_both_convs_inside_fit_and_trains_on() {
+fn torch_pruned() -> (
+    tch::nn::VarStore,
+    torch_net::MnistCnn,
+    Vec<LayerOutcome>,
+    f64,
+) {
     use prune::torch::train::{accuracy, fit};
     use prune::torch::{TorchModel, TorchPruning};
     use tch::{nn, Device};
@@ -127,14 +132,158 @@ fn torch_shrinks_both_convs_inside_fit_and_trains_on() {
     tch::manual_seed(3);
     let vs = nn::VarStore::new(Device::Cpu);
     let net = torch_net::MnistCnn::new(&vs.root(), 8, 8, 10);
-    let mut model = TorchModel::new(&vs);
     let mut pruning = TorchPruning::new(PruningConfig::from_yaml(YAML).unwrap()).unwrap();
-    fit(&mut pruning, &mut model, &net, &train).unwrap();
+    fit(&mut pruning, &mut TorchModel::new(&vs), &net, &train).unwrap();
     let accuracy = accuracy(&net, &test, Device::Cpu).unwrap();
-    check(
-        "torch",
-        &model.weights().unwrap(),
-        &pruning.structured_outcome(),
-        accuracy,
-    );
+    (vs, net, pruning.structured_outcome(), accuracy)
+}
+
+#[cfg(feature = "burn")]
+#[test]
+fn burn_shrinks_both_convs_inside_fit_and_trains_on() {
+    let (model, outcome, accuracy) = burn_pruned();
+    let weights = prune::burn::BurnModel::new(model).weights().unwrap();
+    check("burn", &weights, &outcome, accuracy);
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn torch_shrinks_both_convs_inside_fit_and_trains_on() {
+    let (vs, _net, outcome, accuracy) = torch_pruned();
+    let weights = prune::torch::TorchModel::new(&vs).weights().unwrap();
+    check("torch", &weights, &outcome, accuracy);
+}
+
+/// Saving and loading at the new shapes, across backends.
+#[cfg(all(feature = "burn", feature = "torch"))]
+mod saved {
+    use super::*;
+    use burn::module::Module;
+    use burn::tensor::{Device, Tensor};
+    use prune::burn::train::{batch, Classifier};
+    use prune::burn::BurnModel;
+    use prune::io::{from_model, into_model, read_f32, write_f32, TensorMap};
+    use prune::torch::TorchModel;
+    use tch::nn::{self, ModuleT};
+
+    fn file(tag: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "prune-cnn-{tag}-{}.safetensors",
+            std::process::id()
+        ))
+    }
+
+    /// The channel counts of conv1 and conv2, from the file's shapes.
+    fn channels(tensors: &TensorMap) -> (usize, usize) {
+        (
+            tensors["conv1.weight"].shape[0],
+            tensors["conv2.weight"].shape[0],
+        )
+    }
+
+    /// Logits of both backends' networks built from the file's shapes and loaded from it, on
+    /// the first 64 held-out rows.
+    fn reloaded_logits(path: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
+        let (tensors, skipped) = read_f32(path).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let (c1, c2) = channels(&tensors);
+        let (_, test) = mnist();
+        let rows: Vec<usize> = (0..64).collect();
+
+        let device = Device::flex();
+        let mut burn_model = BurnModel::new(burn_net::MnistCnn::new(c1, c2, 10, &device));
+        into_model(&mut burn_model, &tensors).unwrap();
+        let (x, _) = batch(&test, &rows, &device);
+        let burn_logits = logits_of(burn_model.module().logits(x));
+
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let net = torch_net::MnistCnn::new(&vs.root(), c1 as i64, c2 as i64, 10);
+        into_model(&mut TorchModel::new(&vs), &tensors).unwrap();
+        let (x, _) = prune::torch::train::batch(&test, &rows, tch::Device::Cpu);
+        let y = tch::no_grad(|| net.forward_t(&x, false)).flatten(0, -1);
+        (burn_logits, Vec::<f32>::try_from(&y).unwrap())
+    }
+
+    fn logits_of(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-4, "{what}: logits differ by up to {worst}");
+    }
+
+    #[test]
+    fn a_burn_pruned_network_saved_loads_on_both_backends_with_its_logits() {
+        let (model, _, _) = burn_pruned();
+        let (_, test) = mnist();
+        let rows: Vec<usize> = (0..64).collect();
+        let eval = model.valid();
+        let (x, _) = batch(&test, &rows, &Device::flex());
+        let before = logits_of(eval.logits(x));
+        let path = file("burn");
+        write_f32(
+            &path,
+            &from_model(&BurnModel::new(model)).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let (burn_logits, torch_logits) = reloaded_logits(&path);
+        std::fs::remove_file(&path).ok();
+        assert_close("burn reloaded", &before, &burn_logits);
+        assert_close("torch from burn's file", &before, &torch_logits);
+    }
+
+    #[test]
+    fn a_torch_pruned_network_saved_loads_on_both_backends_with_its_logits() {
+        let (vs, net, _, _) = torch_pruned();
+        let (_, test) = mnist();
+        let rows: Vec<usize> = (0..64).collect();
+        let (x, _) = prune::torch::train::batch(&test, &rows, tch::Device::Cpu);
+        let y = tch::no_grad(|| net.forward_t(&x, false)).flatten(0, -1);
+        let before = Vec::<f32>::try_from(&y).unwrap();
+        let path = file("torch");
+        write_f32(
+            &path,
+            &from_model(&TorchModel::new(&vs)).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let (burn_logits, torch_logits) = reloaded_logits(&path);
+        std::fs::remove_file(&path).ok();
+        assert_close("torch reloaded", &before, &torch_logits);
+        assert_close("burn from torch's file", &before, &burn_logits);
+    }
+
+    #[test]
+    fn a_saved_file_whose_shapes_do_not_fit_the_network_is_refused_with_nothing_changed() {
+        let (model, _, _) = burn_pruned();
+        let path = file("mismatch");
+        write_f32(
+            &path,
+            &from_model(&BurnModel::new(model)).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let (tensors, _) = read_f32(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        // conv1 and bn1 fit (4 filters); conv2 has 8 filters where the file has 4.
+        let mut wrong = BurnModel::new(burn_net::MnistCnn::new(4, 8, 10, &Device::flex()));
+        let before = from_model(&wrong).unwrap();
+        let err = into_model(&mut wrong, &tensors).unwrap_err().to_string();
+        assert!(
+            err.contains("conv2.weight") && err.contains("[8, 4, 3, 3]"),
+            "{err}"
+        );
+        assert_eq!(
+            from_model(&wrong).unwrap(),
+            before,
+            "changed on error: {err}"
+        );
+    }
 }

@@ -36,8 +36,11 @@ pub struct BurnModel<M: Module> {
 const PRESENT: &str = "the module is present between calls";
 
 impl<M: Module> BurnModel<M> {
-    /// Wraps a module.
+    /// Wraps a module. Batch norms' running statistics are settled first (burn holds the
+    /// last training step's update aside until an evaluation read), so that the weights read
+    /// through the model, e.g. for saving, are the current ones.
     pub fn new(module: M) -> Self {
+        let _ = module.valid();
         BurnModel {
             module: Some(module),
             grads: None,
