@@ -24,9 +24,9 @@ r = json.loads(sys.argv[1])
 if r["cosine_mean"] < 0.9:
     sys.exit("minilm on %s: held-out cosine %.4f is below 0.9" % (r["backend"], r["cosine_mean"]))' "$out"
 done
-# Filter pruning of CNNs: the MNIST network on burn and torch, tch's ResNet-18 on torch; each run
-# fails here if it misses its targets (docs/algorithms/channels.md).
-for run in "burn mnist" "torch mnist" "torch resnet18"; do
+# Filter pruning of CNNs: the MNIST network and ResNet-18 on burn and torch; each run fails here
+# if it misses its targets (docs/algorithms/channels.md; ResNet-18's speedup target is torch's).
+for run in "burn mnist" "torch mnist" "torch resnet18" "burn resnet18"; do
   set -- $run
   out="$(cargo run --release --features torch --example cnn -- --backend "$1" --model "$2" --json)"
   echo "$out"
@@ -41,7 +41,7 @@ if r["model"] == "mnist":
         fails.append("MACs fell only %.2fx" % (r["macs_dense"] / r["macs_pruned"]))
     if r["speedup"] < 1.5:
         fails.append("speedup %.2f is below 1.5" % r["speedup"])
-elif r["speedup"] < 1.3:
+elif r["backend"] == "torch" and r["speedup"] < 1.3:
     fails.append("speedup %.2f is below 1.3" % r["speedup"])
 if fails:
     sys.exit(name + ": " + "; ".join(fails))' "$out"

@@ -2,7 +2,10 @@
 //! every block's inner channels by weight norms: the kept filters are the largest by L1 norm,
 //! conv2, the batch norm and its running statistics follow, the model still runs on a batch of
 //! 3 x 64 x 64 images, and the parameter count is exactly what the kept channels give. A pruner
-//! naming a channel of a residual sum is refused, naming the sum, with nothing changed.
+//! naming a channel of a residual sum is refused, naming the sum, with nothing changed. With
+//! burn too: the burn ResNet-18 of the cnn example (torchvision names) loads tch's weights from
+//! safetensors, computes the same logits, keeps the same channels from them, and an element-wise
+//! config written for torchvision names masks the same weights on both.
 
 #![cfg(feature = "torch")]
 
@@ -148,4 +151,161 @@ fn a_channel_of_a_residual_sum_is_refused_naming_the_sum_and_nothing_changes() {
     );
     assert_eq!(values(&vs), before);
     assert_eq!(model.weights().unwrap().len(), vs.variables().len());
+}
+
+#[cfg(feature = "burn")]
+#[path = "../examples/cnn/burn_resnet.rs"]
+mod burn_resnet;
+
+/// The same ResNet-18 on both frameworks: tch's, with its batch norms given non-trivial
+/// statistics, saved as safetensors and loaded by name into the burn ResNet-18.
+#[cfg(feature = "burn")]
+mod same_weights {
+    use super::burn_resnet::ResNet18;
+    use super::*;
+    use burn::tensor::TensorData;
+    use prune::burn::BurnModel;
+    use prune::io::{from_model, into_model, read_f32, write_f32, TensorMap};
+    use prune::{Pruning, TensorBackend};
+
+    type Burn = BurnModel<ResNet18>;
+
+    fn both() -> (nn::VarStore, nn::FuncT<'static>, Burn) {
+        let (vs, net) = resnet18();
+        tch::no_grad(|| {
+            for (name, t) in vs.variables() {
+                let mut t = t;
+                let noise = Tensor::rand_like(&t);
+                if name.ends_with("running_var") {
+                    t.copy_(&(noise + 0.5));
+                } else if name.ends_with("running_mean")
+                    || name.contains("bn") && name.ends_with("bias")
+                {
+                    t.copy_(&((noise - 0.5) * 0.2));
+                } else if name.contains("bn") && name.ends_with("weight") {
+                    t.copy_(&(noise * 0.4 + 0.8));
+                }
+            }
+        });
+        let path =
+            std::env::temp_dir().join(format!("prune-resnet18-{}.safetensors", std::process::id()));
+        write_f32(
+            &path,
+            &from_model(&TorchModel::new(&vs)).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let (tensors, _) = read_f32(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        let mut burn = BurnModel::new(ResNet18::new(10, &burn::tensor::Device::flex()));
+        into_model(&mut burn, &tensors).unwrap();
+        (vs, net, burn)
+    }
+
+    /// Two images of 3 x 64 x 64 from a fixed sequence, and the logits of both networks.
+    fn logits(net: &nn::FuncT<'static>, burn: &Burn) -> (Vec<f32>, Vec<f32>) {
+        let pixels: Vec<f32> = (0..2 * 3 * 64 * 64)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let x = Tensor::from_slice(&pixels).view([2, 3, 64, 64]);
+        let torch: Vec<f32> =
+            Vec::try_from(&tch::no_grad(|| net.forward_t(&x, false)).flatten(0, -1)).unwrap();
+        let x = burn::tensor::Tensor::<4>::from_data(
+            TensorData::new(pixels, [2, 3, 64, 64]),
+            &burn::tensor::Device::flex(),
+        );
+        let out = burn.module().forward(x).into_data();
+        (torch, out.convert::<f32>().try_to_vec::<f32>().unwrap())
+    }
+
+    fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let scale = a.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{what}: logits differ by {worst} (scale {scale})"
+        );
+    }
+
+    fn one_shot<B: TensorBackend, M: Model<Backend = B>>(p: &mut Pruning<B>, m: &mut M) {
+        p.on_train_begin(m).unwrap();
+        p.on_epoch_begin(m, 0).unwrap();
+        p.on_epoch_end(m).unwrap();
+        p.on_train_end(m).unwrap();
+    }
+
+    fn config(path: &str) -> prune::PruningConfig {
+        prune::PruningConfig::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + path)
+            .unwrap()
+    }
+
+    fn weights_of_both(vs: &nn::VarStore, burn: &Burn) -> (TensorMap, TensorMap) {
+        (
+            from_model(&TorchModel::new(vs)).unwrap(),
+            from_model(burn).unwrap(),
+        )
+    }
+
+    #[test]
+    fn burn_resnet18_loads_tchs_weights_computes_its_logits_and_keeps_the_same_channels() {
+        let (vs, net, mut burn) = both();
+        let (torch_logits, burn_logits) = logits(&net, &burn);
+        assert_close("dense", &torch_logits, &burn_logits);
+
+        let yaml = config("examples/configs/cnn_resnet18.yaml");
+        let mut on_torch = TorchPruning::new(yaml.clone()).unwrap();
+        one_shot(&mut on_torch, &mut TorchModel::new(&vs));
+        let mut on_burn = prune::burn::BurnPruning::new(yaml).unwrap();
+        one_shot(&mut on_burn, &mut burn);
+
+        let kept = |o: Vec<prune::LayerOutcome>| -> Vec<(usize, usize, Vec<usize>)> {
+            o.into_iter()
+                .map(|o| (o.pruner, o.layer, o.kept.unwrap()))
+                .collect()
+        };
+        let torch_kept = kept(on_torch.structured_outcome());
+        assert_eq!(torch_kept.len(), 8);
+        assert_eq!(torch_kept, kept(on_burn.structured_outcome()));
+        let (torch_weights, burn_weights) = weights_of_both(&vs, &burn);
+        assert_eq!(
+            torch_weights["layer3.1.conv2.weight"].shape,
+            vec![256, 128, 3, 3]
+        );
+        assert!(torch_weights == burn_weights, "the pruned weights differ");
+        let (torch_logits, burn_logits) = logits(&net, &burn);
+        assert_close("pruned", &torch_logits, &burn_logits);
+    }
+
+    #[test]
+    fn an_element_wise_config_for_torchvision_names_runs_on_both_with_the_same_masks() {
+        let (vs, _net, mut burn) = both();
+        let yaml = prune::PruningConfig::from_yaml(
+            "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      \
+             target_sparsity: 0.5\n      pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            \
+             names: ['layer1.0.conv1.weight', 'layer4.*.conv2.weight', 'fc.weight']\n",
+        )
+        .unwrap();
+        let mut on_torch = TorchPruning::new(yaml.clone()).unwrap();
+        let mut torch_model = TorchModel::new(&vs);
+        one_shot(&mut on_torch, &mut torch_model);
+        let mut on_burn = prune::burn::BurnPruning::new(yaml).unwrap();
+        one_shot(&mut on_burn, &mut burn);
+        // Each report lists the layers in its framework's order (tch's sorted by name).
+        let by_name = |mut r: prune::SparsityReport| {
+            r.layers.sort_by(|a, b| a.name.cmp(&b.name));
+            r.layers
+        };
+        let report_torch = by_name(on_torch.report(&torch_model).unwrap());
+        assert_eq!(report_torch.len(), 4);
+        assert_eq!(report_torch, by_name(on_burn.report(&burn).unwrap()));
+        let (torch_weights, burn_weights) = weights_of_both(&vs, &burn);
+        let fc = &torch_weights["fc.weight"].data;
+        assert_eq!(fc.iter().filter(|v| **v == 0.0).count(), fc.len() / 2);
+        assert!(torch_weights == burn_weights, "the masked weights differ");
+    }
 }

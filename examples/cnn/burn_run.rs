@@ -1,10 +1,11 @@
 //! The CNN runs on burn: a conv-BN-ReLU network of burn layers on the flex CPU device.
 
 use super::burn_net::MnistCnn;
+use super::burn_resnet::ResNet18;
 use super::{alternate, common, Args, Run};
 use anyhow::Result;
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Device, Distribution, Tensor};
 use prune::burn::train::{accuracy, batch, fit, train_dense, Classifier};
 use prune::burn::{BurnModel, BurnPruning};
 use prune::train::TrainConfig;
@@ -40,6 +41,38 @@ pub fn mnist(config: &PruningConfig, args: &Args) -> Result<Run> {
         pruned_accuracy: Some(pruned_accuracy),
         dense: BurnModel::new(dense).weights()?,
         pruned: BurnModel::new(model).weights()?,
+        outcome: pruning.structured_outcome(),
+        rounds,
+    })
+}
+
+/// A ResNet-18 with torchvision names (burn layers), its inner channels pruned one-shot.
+pub fn resnet18(config: &PruningConfig, args: &Args) -> Result<Run> {
+    let device = Device::flex();
+    device.seed(args.seed);
+    let model = ResNet18::new(10, &device);
+    let dense = model.valid();
+    let mut wrapped = BurnModel::new(model);
+    let dense_weights = wrapped.weights()?;
+    let mut pruning = BurnPruning::new(config.clone())?;
+    pruning.on_train_begin(&mut wrapped)?;
+    pruning.on_epoch_begin(&mut wrapped, 0)?;
+    pruning.on_epoch_end(&mut wrapped)?;
+    pruning.on_train_end(&mut wrapped)?;
+    let pruned_weights = wrapped.weights()?;
+    let pruned = wrapped.into_inner();
+
+    let x = Tensor::<4>::random([8, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+    let forward = |m: &ResNet18| -> Result<()> {
+        m.forward(x.clone()).into_data();
+        Ok(())
+    };
+    let rounds = alternate(args.rounds, || forward(&dense), || forward(&pruned))?;
+    Ok(Run {
+        dense_accuracy: None,
+        pruned_accuracy: None,
+        dense: dense_weights,
+        pruned: pruned_weights,
         outcome: pruning.structured_outcome(),
         rounds,
     })

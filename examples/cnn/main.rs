@@ -3,8 +3,9 @@
 //! - `--model mnist`: a conv-BN-ReLU network (two convs and a classifier) trained on the real
 //!   MNIST 5k file, then pruned to half its filters by gradient_sensitivity inside `fit()` with
 //!   examples/configs/cnn_mnist.yaml and fine-tuned.
-//! - `--model resnet18`: a ResNet-18 with torchvision names (tch's own on torch), every block's
-//!   inner channels halved by L1 norm with examples/configs/cnn_resnet18.yaml (no data needed).
+//! - `--model resnet18`: a ResNet-18 with torchvision names (tch's own on torch, burn layers on
+//!   burn), every block's inner channels halved by L1 norm with examples/configs/cnn_resnet18.yaml
+//!   (no data needed).
 //!
 //! Prints parameters, multiply-accumulates per image, forward latency (median of alternating
 //! dense / pruned rounds in this process), the speedup and the kept channels of each pruned conv.
@@ -20,6 +21,8 @@ use std::time::Instant;
 
 #[cfg(feature = "burn")]
 mod burn_net;
+#[cfg(feature = "burn")]
+mod burn_resnet;
 #[cfg(feature = "burn")]
 mod burn_run;
 #[allow(dead_code)]
@@ -200,6 +203,8 @@ fn main() -> Result<()> {
     let run = match (args.backend.as_str(), args.model.as_str()) {
         #[cfg(feature = "burn")]
         ("burn", "mnist") => burn_run::mnist(&config, &args)?,
+        #[cfg(feature = "burn")]
+        ("burn", "resnet18") => burn_run::resnet18(&config, &args)?,
         #[cfg(feature = "torch")]
         ("torch", "mnist") => torch_run::mnist(&config, &args)?,
         #[cfg(feature = "torch")]
@@ -207,8 +212,8 @@ fn main() -> Result<()> {
         // Reached only in builds without some backend's feature.
         #[allow(unreachable_patterns)]
         (b @ ("burn" | "torch"), m @ ("mnist" | "resnet18")) => bail!(
-            "`--backend {b} --model {m}` is not in this build: resnet18 runs on torch, and each \
-             backend needs its feature (e.g. --features torch)"
+            "`--backend {b} --model {m}` is not in this build: enable the backend's feature \
+             (e.g. --features torch)"
         ),
         (b, m) => {
             bail!("unknown backend `{b}` or model `{m}`; expected burn or torch, mnist or resnet18")

@@ -72,13 +72,18 @@ struct Walk {
 impl ModuleVisitor for Walk {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.lengths.push(self.joined.len());
+        self.containers.push(container_type.to_string());
+        // An enum's variant is not part of the name: a `Vec` of enum layers is named like
+        // PyTorch's Sequential (`downsample.0.weight`, `downsample.1.weight`).
+        if container_type.starts_with("Enum:") {
+            return;
+        }
         if !self.joined.is_empty() {
             self.joined.push('.');
         }
         // A field named after a Rust keyword carries a trailing underscore (`self_`).
         self.joined
             .push_str(if name == "self_" { "self" } else { name });
-        self.containers.push(container_type.to_string());
     }
     fn exit_module(&mut self, _: &str, _: &str) {
         if let Some(len) = self.lengths.pop() {
