@@ -1010,3 +1010,101 @@ fn a_conv_losing_filters_and_input_channels_at_once_composes_both() {
     assert_eq!(canonical(&m, "bn2.running_var").0, vec![2]);
     assert_eq!(canonical(&m, "fc1.weight").0, vec![5, 8]);
 }
+
+/// `encoder.proj` (3 -> 4) feeding `decoder.mix` (4 -> 2): two modules no recogniser links.
+fn encoder_decoder() -> RefModel {
+    ascending(&[
+        ("encoder.proj.weight", vec![4, 3]),
+        ("encoder.proj.bias", vec![4]),
+        ("decoder.mix.weight", vec![2, 4]),
+    ])
+}
+
+const SHRINK_PROJ: &str = "'encoder.proj.weight'";
+const KEEP_TWO: &str = "target: 2, stride: 1, importance_metric: l1_norm";
+
+#[test]
+fn a_coupling_group_declared_in_the_yaml_links_what_no_recogniser_knows() {
+    let err = refused(&mut encoder_decoder(), &one_pruner(SHRINK_PROJ, KEEP_TWO));
+    assert!(err.contains("encoder.proj.weight"), "{err}");
+
+    let mut m = encoder_decoder();
+    let (_, mix) = canonical(&m, "decoder.mix.weight");
+    let yaml = one_pruner(SHRINK_PROJ, KEEP_TWO).replace(
+        "      pruners:",
+        "      coupling:\n        - - {weight: encoder.proj.weight, axis: 0}\n          \
+         - {weight: decoder.mix.weight, axis: 1}\n      pruners:",
+    );
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    run_to_the_shrink(&mut pruning, &mut m).unwrap();
+    // Rows of ascending values: the last two have the largest L1 norms.
+    assert_eq!(canonical(&m, "encoder.proj.weight").0, vec![2, 3]);
+    assert_eq!(canonical(&m, "encoder.proj.bias").1, vec![2.0, 3.0]);
+    let (shape, after) = canonical(&m, "decoder.mix.weight");
+    assert_eq!(shape, vec![2, 2]);
+    assert_eq!(after, vec![mix[2], mix[3], mix[6], mix[7]]);
+}
+
+#[test]
+fn a_declared_group_that_does_not_fit_the_model_is_refused_at_bind_with_every_path() {
+    let yaml = one_pruner(SHRINK_PROJ, KEEP_TWO).replace(
+        "      pruners:",
+        "      coupling:\n        - - {weight: encoder.proj.weight, axis: 0}\n          \
+         - {weight: decoder.mx.weight, axis: 1}\n        \
+         - - {weight: encoder.proj.weight, axis: 2}\n          \
+         - {weight: decoder.mix.weight, axis: 0}\n      pruners:",
+    );
+    let mut m = encoder_decoder();
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = pruning.on_train_begin(&mut m).unwrap_err().to_string();
+    let path = "pruning.approach.weight_compression.coupling";
+    for want in [
+        format!("{path}[0][1].weight: no weight `decoder.mx.weight` in the model; close: decoder.mix.weight"),
+        format!("{path}[1][0].axis: `encoder.proj.weight` has shape [4, 3]: no axis 2"),
+    ] {
+        assert!(err.contains(&want), "{want}\nin: {err}");
+    }
+    // A group whose slices have different channel counts.
+    let yaml = one_pruner(SHRINK_PROJ, KEEP_TWO).replace(
+        "      pruners:",
+        "      coupling:\n        - - {weight: encoder.proj.weight, axis: 0}\n          \
+         - {weight: decoder.mix.weight, axis: 0}\n      pruners:",
+    );
+    let mut pruning: Pruning<Reference> = Pruning::from_yaml(&yaml).unwrap();
+    let err = pruning.on_train_begin(&mut m).unwrap_err().to_string();
+    assert!(
+        err.contains("[0][1].weight: `decoder.mix.weight` axis 0 has 2 channels, but `encoder.proj.weight` axis 0 (the group's first slice) has 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_coupling_section_is_read_with_its_defaults_and_its_mistakes_named() {
+    let yaml = one_pruner(SHRINK_PROJ, KEEP_TWO).replace(
+        "      pruners:",
+        "      coupling:\n        - - {weight: a.weight}\n          - {weight: b.weight, axis: 1, block: 4}\n      pruners:",
+    );
+    let config = prune_core::PruningConfig::from_yaml(&yaml).unwrap();
+    let group = &config.weight_compression.coupling[0];
+    assert_eq!((group[0].axis, group[0].block), (0, 1));
+    assert_eq!(
+        (group[1].weight.as_str(), group[1].axis, group[1].block),
+        ("b.weight", 1, 4)
+    );
+    let bad = one_pruner(SHRINK_PROJ, KEEP_TWO).replace(
+        "      pruners:",
+        "      coupling:\n        - - {weight: a.weight, axes: 1}\n          - {axis: 1, block: 0}\n        - a.weight\n      pruners:",
+    );
+    let err = prune_core::PruningConfig::from_yaml(&bad)
+        .unwrap_err()
+        .to_string();
+    let path = "pruning.approach.weight_compression.coupling";
+    for want in [
+        format!("{path}[0][0].axes: unknown key; did you mean `axis`?"),
+        format!("{path}[0][1].weight: missing"),
+        format!("{path}[0][1].block: must be at least 1"),
+        format!("{path}[1]: expected a list"),
+    ] {
+        assert!(err.contains(&want), "{want}\nin: {err}");
+    }
+}

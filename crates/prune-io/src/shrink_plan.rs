@@ -5,7 +5,7 @@
 //! stored bytes, so every kept value and its dtype are unchanged.
 
 use crate::checkpoint::{not_float, Checkpoint};
-use prune_core::algo::coupling::{expand, recognised};
+use prune_core::algo::coupling::{declared_groups, expand, recognised};
 use prune_core::algo::structured::{is_structured, LayerOutcome, StructuredPruner};
 use prune_core::model::names::{canonical_name, glob_match, select_weights};
 use prune_core::model::ShrinkOp;
@@ -108,8 +108,13 @@ pub fn shrink_plan(config: &PruningConfig, checkpoint: &Checkpoint) -> Result<Sh
         }
         outcome.extend(pruner.outcome());
     }
+    let mut coupling = recognised(&all);
+    coupling.groups.splice(
+        0..0,
+        declared_groups(&config.weight_compression.coupling, &all)?,
+    );
     Ok(ShrinkPlan {
-        ops: expand(&ops, &recognised(&all), &all)?,
+        ops: expand(&ops, &coupling, &all)?,
         outcome,
     })
 }

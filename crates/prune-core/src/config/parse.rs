@@ -31,7 +31,9 @@ const WC_KEYS: &[&str] = &[
     "frequency",
     "update_frequency",
     "pruners",
+    "coupling",
 ];
+const SLICE_KEYS: &[&str] = &["weight", "axis", "block"];
 const PRUNER_KEYS: &[&str] = &[
     "prune_type",
     "names",
@@ -216,6 +218,7 @@ impl GivenSchedule {
             end_epoch: self.end.unwrap_or(base.end_epoch),
             frequency: self.frequency.unwrap_or(base.frequency),
             pruners: Vec::new(),
+            coupling: Vec::new(),
         }
     }
 }
@@ -264,6 +267,7 @@ fn read_weight_compression(w: &mut Walker, v: &Value, path: &str) -> Option<Weig
         end_epoch: DEFAULT_END_EPOCH,
         frequency: 1.0,
         pruners: Vec::new(),
+        coupling: Vec::new(),
     });
     check_order(w, path, &g);
     let ppath = join(path, "pruners");
@@ -287,7 +291,64 @@ fn read_weight_compression(w: &mut Walker, v: &Value, path: &str) -> Option<Weig
             Vec::new()
         }
     };
-    Some(WeightCompression { pruners, ..g })
+    let coupling = read_coupling(w, m, &join(path, "coupling"));
+    Some(WeightCompression {
+        pruners,
+        coupling,
+        ..g
+    })
+}
+
+/// `coupling:`: a list of groups, each a list of `{weight, axis, block}` slices.
+fn read_coupling(w: &mut Walker, m: &Mapping, path: &str) -> Vec<Vec<DeclaredSlice>> {
+    let groups = match get(m, "coupling").map(untag) {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Sequence(groups)) => groups,
+        Some(_) => {
+            w.problem(
+                path,
+                "expected a list of groups, each a list of {weight, axis, block}",
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(groups.len());
+    for (g, group) in groups.iter().enumerate() {
+        let gpath = format!("{path}[{g}]");
+        let Value::Sequence(members) = untag(group) else {
+            w.problem(gpath, "expected a list of {weight, axis, block} slices");
+            continue;
+        };
+        if members.len() < 2 {
+            w.problem(&gpath, "a group needs at least two slices");
+        }
+        let mut slices = Vec::with_capacity(members.len());
+        for (i, member) in members.iter().enumerate() {
+            let mpath = format!("{gpath}[{i}]");
+            let Some(sm) = w.mapping(member, &mpath) else {
+                continue;
+            };
+            w.check_keys(sm, &mpath, SLICE_KEYS);
+            let axis = w.usize(sm, &mpath, "axis").unwrap_or(0);
+            let block = w.usize(sm, &mpath, "block").unwrap_or(1);
+            if block == 0 {
+                w.problem(join(&mpath, "block"), "must be at least 1");
+            }
+            let Some(weight) = w.string(sm, &mpath, "weight") else {
+                if get(sm, "weight").is_none() {
+                    w.problem(join(&mpath, "weight"), "missing: the weight's name");
+                }
+                continue;
+            };
+            slices.push(DeclaredSlice {
+                weight,
+                axis,
+                block: block.max(1),
+            });
+        }
+        out.push(slices);
+    }
+    out
 }
 
 fn read_prune_type(w: &mut Walker, m: &Mapping, path: &str) -> Option<PruneType> {

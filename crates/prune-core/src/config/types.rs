@@ -28,6 +28,21 @@ pub struct WeightCompression {
     pub frequency: f64,
     /// The pruners, in file order.
     pub pruners: Vec<PrunerConfig>,
+    /// Weight slices declared to shrink together (`coupling:`, an extension of INC's schema),
+    /// beside those the built-in recognisers find by name.
+    pub coupling: Vec<Vec<DeclaredSlice>>,
+}
+
+/// One member of a declared coupling group, as written:
+/// `{weight: head.proj.weight, axis: 1, block: 49}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeclaredSlice {
+    /// Canonical weight name (exact, no glob).
+    pub weight: String,
+    /// Canonical axis: 0 = output rows / filters, 1 = input columns / channels. Default 0.
+    pub axis: usize,
+    /// Consecutive indices per channel (`h * w` for a Linear after a flatten). Default 1.
+    pub block: usize,
 }
 
 /// One `!Pruner` item as written: `None` means "take the global value".

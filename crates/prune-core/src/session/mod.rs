@@ -1,5 +1,6 @@
 //! The pruning session: configured pruners, their masks, and the training hooks.
 
+use crate::algo::coupling::declared_groups;
 use crate::algo::pruner::{BoundPruner, PendingMask};
 use crate::algo::structured::{is_structured, StructuredPruner};
 use crate::config::{PruneType, PruningConfig, ResolvedPruner};
@@ -176,6 +177,11 @@ impl<B: TensorBackend> Pruning<B> {
             }
         }
         let structured = self.bind_structured(model)?;
+        // Declared coupling is checked now, not first at the shrink epochs later.
+        let declared = &self.config.weight_compression.coupling;
+        if !declared.is_empty() {
+            declared_groups(declared, &model.weights()?)?;
+        }
         for b in &bound {
             for w in &b.weights {
                 if let Some(p) = structured

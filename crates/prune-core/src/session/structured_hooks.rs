@@ -96,7 +96,8 @@ impl<B: TensorBackend> Pruning<B> {
             return Ok(());
         }
         let weights = model.weights()?;
-        let expanded = expand(&ops, &coupling_of(model, &weights)?, &weights)?;
+        let declared = &self.config.weight_compression.coupling;
+        let expanded = expand(&ops, &coupling_of(model, &weights, declared)?, &weights)?;
         for b in self.bound.iter().flatten() {
             for w in b.weights.iter().filter(|w| w.mask.is_some()) {
                 if let Some(op) = expanded.iter().find(|op| op.weight == w.info.name) {

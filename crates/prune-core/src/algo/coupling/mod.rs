@@ -4,20 +4,23 @@
 //! Removing a head from the query projection is only valid if the key, value, their biases and
 //! the attention output's input columns lose the same head; a
 //! [`CouplingGroup`](crate::model::CouplingGroup) states that. A model declares its own groups
-//! ([`Model::coupling_groups`]); the [`RECOGNISERS`] find more by weight names (BERT encoders,
+//! ([`Model::coupling_groups`]), a configuration declares more ([`declared_groups`]); the [`RECOGNISERS`] find more by weight names (BERT encoders,
 //! torchvision ResNets, sequential chains of convs, norms and linears), along with slices no
 //! shrink may touch (a residual sum); [`expand`] turns the configured shrinks into a complete,
 //! consistent set.
 
 mod bert;
 mod chain;
+mod declared;
 mod layers;
 mod resnet;
 
 pub use bert::bert_coupling;
 pub use chain::chain_coupling;
+pub use declared::declared_groups;
 pub use resnet::resnet_coupling;
 
+use crate::config::DeclaredSlice;
 use crate::error::{PruneError, Result};
 use crate::model::{Coupling, Model, ShrinkOp, Slice, WeightInfo};
 
@@ -57,9 +60,15 @@ pub fn recognised(weights: &[WeightInfo]) -> Coupling {
     all
 }
 
-/// The coupling of `model`: the groups it declares first, then what the recognisers find.
-pub fn coupling_of<M: Model>(model: &M, weights: &[WeightInfo]) -> Result<Coupling> {
+/// The coupling of `model`: the groups it declares first, then those `declared` in the
+/// configuration, then what the recognisers find.
+pub fn coupling_of<M: Model>(
+    model: &M,
+    weights: &[WeightInfo],
+    declared: &[Vec<DeclaredSlice>],
+) -> Result<Coupling> {
     let mut groups = model.coupling_groups()?;
+    groups.extend(declared_groups(declared, weights)?);
     let found = recognised(weights);
     groups.extend(found.groups);
     Ok(Coupling {
