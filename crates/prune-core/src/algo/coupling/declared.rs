@@ -50,7 +50,7 @@ pub fn declared_groups(
                 );
                 continue;
             };
-            if size % slice.block != 0 {
+            if !size.is_multiple_of(slice.block) {
                 problem(
                     "block",
                     format!(

@@ -91,7 +91,7 @@ fn channels_of(keep: &[usize], block: usize) -> Option<Vec<usize>> {
     if block <= 1 {
         return Some(keep.to_vec());
     }
-    if keep.len() % block != 0 {
+    if !keep.len().is_multiple_of(block) {
         return None;
     }
     let channels: Vec<usize> = keep.chunks(block).map(|c| c[0] / block).collect();
