@@ -2,7 +2,9 @@
 //! `fit()` on real MNIST rows, on burn and torch: both convs keep their most important filters by
 //! weighted gradient, and each conv's batch norm (running statistics too) and consumer follow.
 //! conv2 loses filters to its own pruner and input channels to conv1's at once. The smaller
-//! network then trains on and classifies held-out rows.
+//! network then trains on and classifies held-out rows, saves and loads on either backend.
+//! group_lasso over whole filters zeroes them during training, and a data-free shrink removes
+//! exactly those.
 
 #![allow(dead_code)]
 
@@ -286,4 +288,129 @@ mod saved {
             "changed on error: {err}"
         );
     }
+}
+
+/// group_lasso over whole conv2 filters (blocks of 1 x 8*3*3 in the canonical 2-D view) during
+/// fit(), then a data-free one-shot session that keeps the filters of largest L1 norm: exactly the
+/// filters group lasso left, which the shrink removes with their batch norm and fc1's columns.
+const LASSO: &str = "
+pruning:
+  train:
+    end_epoch: 3
+    dataloader: {batch_size: 64}
+    optimizer: {Adam: {learning_rate: 0.002}}
+  approach:
+    weight_compression:
+      start_epoch: 0
+      end_epoch: 1
+      target_sparsity: 0.5
+      pruners:
+        - !Pruner
+            prune_type: group_lasso
+            names: ['conv2.weight']
+            pattern: 1x72
+            parameters: {alpha: 0.0001}
+";
+
+const COMPACT: &str = "
+pruning:
+  approach:
+    weight_compression:
+      start_epoch: 0
+      end_epoch: 0
+      pruners:
+        - !Pruner
+            prune_type: gradient_sensitivity
+            names: ['conv2.weight']
+            parameters: {target: 4, stride: 1, importance_metric: l1_norm}
+";
+
+/// The filters of a `[out, in, kh, kw]` tensor that hold a nonzero value.
+fn live_filters(t: &prune::io::HostTensor) -> Vec<usize> {
+    let per = t.data.len() / t.shape[0];
+    (0..t.shape[0])
+        .filter(|f| t.data[f * per..(f + 1) * per].iter().any(|v| *v != 0.0))
+        .collect()
+}
+
+fn check_compacted(
+    backend: &str,
+    before: &prune::io::TensorMap,
+    after: &prune::io::TensorMap,
+    kept: &[usize],
+    accuracy: f64,
+) {
+    let live = live_filters(&before["conv2.weight"]);
+    assert_eq!(live.len(), 4, "{backend}: group lasso left {live:?}");
+    assert_eq!(
+        kept,
+        live.as_slice(),
+        "{backend}: the compaction kept other filters"
+    );
+    assert_eq!(after["conv2.weight"].shape, vec![4, 8, 3, 3], "{backend}");
+    assert_eq!(after["bn2.running_mean"].shape, vec![4], "{backend}");
+    assert_eq!(after["fc1.weight"].shape, vec![10, 4 * 7 * 7], "{backend}");
+    let per = 8 * 9;
+    let expected: Vec<f32> = live
+        .iter()
+        .flat_map(|&f| before["conv2.weight"].data[f * per..(f + 1) * per].to_vec())
+        .collect();
+    assert_eq!(
+        after["conv2.weight"].data, expected,
+        "{backend}: kept filters changed"
+    );
+    assert!(accuracy > 0.6, "{backend}: held-out accuracy {accuracy}");
+}
+
+#[cfg(feature = "burn")]
+#[test]
+fn burn_group_lasso_zeroes_whole_filters_and_the_shrink_removes_exactly_those() {
+    use burn::tensor::Device;
+    use prune::burn::train::{accuracy, fit};
+    use prune::burn::{BurnModel, BurnPruning};
+    use prune::io::from_model;
+
+    let (train, test) = mnist();
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let model = burn_net::MnistCnn::new(8, 8, 10, &device);
+    let mut lasso = BurnPruning::new(PruningConfig::from_yaml(LASSO).unwrap()).unwrap();
+    let (model, _) = fit(&mut lasso, model, &train, &device).unwrap();
+    let mut wrapped = BurnModel::new(model);
+    let before = from_model(&wrapped).unwrap();
+    let mut compact = BurnPruning::new(PruningConfig::from_yaml(COMPACT).unwrap()).unwrap();
+    compact.on_train_begin(&mut wrapped).unwrap();
+    compact.on_epoch_begin(&mut wrapped, 0).unwrap();
+    compact.on_epoch_end(&mut wrapped).unwrap();
+    let after = from_model(&wrapped).unwrap();
+    let kept = compact.structured_outcome()[0].kept.clone().unwrap();
+    let accuracy = accuracy(&wrapped.into_inner(), &test, &device).unwrap();
+    check_compacted("burn", &before, &after, &kept, accuracy);
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn torch_group_lasso_zeroes_whole_filters_and_the_shrink_removes_exactly_those() {
+    use prune::io::from_model;
+    use prune::torch::train::{accuracy, fit};
+    use prune::torch::{TorchModel, TorchPruning};
+    use tch::{nn, Device};
+
+    let (train, test) = mnist();
+    tch::manual_seed(5);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = torch_net::MnistCnn::new(&vs.root(), 8, 8, 10);
+    let mut model = TorchModel::new(&vs);
+    let mut lasso = TorchPruning::new(PruningConfig::from_yaml(LASSO).unwrap()).unwrap();
+    fit(&mut lasso, &mut model, &net, &train).unwrap();
+    let mut model = TorchModel::new(&vs);
+    let before = from_model(&model).unwrap();
+    let mut compact = TorchPruning::new(PruningConfig::from_yaml(COMPACT).unwrap()).unwrap();
+    compact.on_train_begin(&mut model).unwrap();
+    compact.on_epoch_begin(&mut model, 0).unwrap();
+    compact.on_epoch_end(&mut model).unwrap();
+    let after = from_model(&model).unwrap();
+    let kept = compact.structured_outcome()[0].kept.clone().unwrap();
+    let accuracy = accuracy(&net, &test, Device::Cpu).unwrap();
+    check_compacted("torch", &before, &after, &kept, accuracy);
 }
