@@ -183,8 +183,16 @@ mod saved {
         )
     }
 
-    /// Logits of both backends' networks built from the file's shapes and loaded from it, on
-    /// the first 64 held-out rows.
+    /// `tensors` saved as a file, then loaded into both backends' networks built from the
+    /// file's shapes: their logits on the first 64 held-out rows (burn's, torch's).
+    fn saved_and_reloaded(tag: &str, tensors: &TensorMap) -> (Vec<f32>, Vec<f32>) {
+        let path = file(tag);
+        write_f32(&path, tensors, &Default::default()).unwrap();
+        let logits = reloaded_logits(&path);
+        std::fs::remove_file(&path).ok();
+        logits
+    }
+
     fn reloaded_logits(path: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
         let (tensors, skipped) = read_f32(path).unwrap();
         assert!(skipped.is_empty(), "{skipped:?}");
@@ -201,9 +209,15 @@ mod saved {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let net = torch_net::MnistCnn::new(&vs.root(), c1 as i64, c2 as i64, 10);
         into_model(&mut TorchModel::new(&vs), &tensors).unwrap();
-        let (x, _) = prune::torch::train::batch(&test, &rows, tch::Device::Cpu);
+        (burn_logits, torch_logits(&net, &test))
+    }
+
+    /// The torch network's logits on the first 64 rows of `data`, in evaluation mode.
+    fn torch_logits(net: &torch_net::MnistCnn, data: &prune::train::Dataset) -> Vec<f32> {
+        let rows: Vec<usize> = (0..64).collect();
+        let (x, _) = prune::torch::train::batch(data, &rows, tch::Device::Cpu);
         let y = tch::no_grad(|| net.forward_t(&x, false)).flatten(0, -1);
-        (burn_logits, Vec::<f32>::try_from(&y).unwrap())
+        Vec::<f32>::try_from(&y).unwrap()
     }
 
     fn logits_of(t: Tensor<2>) -> Vec<f32> {
@@ -228,15 +242,8 @@ mod saved {
         let eval = model.valid();
         let (x, _) = batch(&test, &rows, &Device::flex());
         let before = logits_of(eval.logits(x));
-        let path = file("burn");
-        write_f32(
-            &path,
-            &from_model(&BurnModel::new(model)).unwrap(),
-            &Default::default(),
-        )
-        .unwrap();
-        let (burn_logits, torch_logits) = reloaded_logits(&path);
-        std::fs::remove_file(&path).ok();
+        let tensors = from_model(&BurnModel::new(model)).unwrap();
+        let (burn_logits, torch_logits) = saved_and_reloaded("burn", &tensors);
         assert_close("burn reloaded", &before, &burn_logits);
         assert_close("torch from burn's file", &before, &torch_logits);
     }
@@ -244,20 +251,9 @@ mod saved {
     #[test]
     fn a_torch_pruned_network_saved_loads_on_both_backends_with_its_logits() {
         let (vs, net, _, _) = torch_pruned();
-        let (_, test) = mnist();
-        let rows: Vec<usize> = (0..64).collect();
-        let (x, _) = prune::torch::train::batch(&test, &rows, tch::Device::Cpu);
-        let y = tch::no_grad(|| net.forward_t(&x, false)).flatten(0, -1);
-        let before = Vec::<f32>::try_from(&y).unwrap();
-        let path = file("torch");
-        write_f32(
-            &path,
-            &from_model(&TorchModel::new(&vs)).unwrap(),
-            &Default::default(),
-        )
-        .unwrap();
-        let (burn_logits, torch_logits) = reloaded_logits(&path);
-        std::fs::remove_file(&path).ok();
+        let before = torch_logits(&net, &mnist().1);
+        let tensors = from_model(&TorchModel::new(&vs)).unwrap();
+        let (burn_logits, torch_logits) = saved_and_reloaded("torch", &tensors);
         assert_close("torch reloaded", &before, &torch_logits);
         assert_close("burn from torch's file", &before, &burn_logits);
     }
@@ -325,6 +321,13 @@ pruning:
             parameters: {target: 4, stride: 1, importance_metric: l1_norm}
 ";
 
+/// A data-free session's whole run: bind, one epoch, its shrink.
+fn one_shot<B: prune::TensorBackend, M: Model<Backend = B>>(p: &mut prune::Pruning<B>, m: &mut M) {
+    p.on_train_begin(m).unwrap();
+    p.on_epoch_begin(m, 0).unwrap();
+    p.on_epoch_end(m).unwrap();
+}
+
 /// The filters of a `[out, in, kh, kw]` tensor that hold a nonzero value.
 fn live_filters(t: &prune::io::HostTensor) -> Vec<usize> {
     let per = t.data.len() / t.shape[0];
@@ -379,9 +382,7 @@ fn burn_group_lasso_zeroes_whole_filters_and_the_shrink_removes_exactly_those() 
     let mut wrapped = BurnModel::new(model);
     let before = from_model(&wrapped).unwrap();
     let mut compact = BurnPruning::new(PruningConfig::from_yaml(COMPACT).unwrap()).unwrap();
-    compact.on_train_begin(&mut wrapped).unwrap();
-    compact.on_epoch_begin(&mut wrapped, 0).unwrap();
-    compact.on_epoch_end(&mut wrapped).unwrap();
+    one_shot(&mut compact, &mut wrapped);
     let after = from_model(&wrapped).unwrap();
     let kept = compact.structured_outcome()[0].kept.clone().unwrap();
     let accuracy = accuracy(&wrapped.into_inner(), &test, &device).unwrap();
@@ -406,9 +407,7 @@ fn torch_group_lasso_zeroes_whole_filters_and_the_shrink_removes_exactly_those()
     let mut model = TorchModel::new(&vs);
     let before = from_model(&model).unwrap();
     let mut compact = TorchPruning::new(PruningConfig::from_yaml(COMPACT).unwrap()).unwrap();
-    compact.on_train_begin(&mut model).unwrap();
-    compact.on_epoch_begin(&mut model, 0).unwrap();
-    compact.on_epoch_end(&mut model).unwrap();
+    one_shot(&mut compact, &mut model);
     let after = from_model(&model).unwrap();
     let kept = compact.structured_outcome()[0].kept.clone().unwrap();
     let accuracy = accuracy(&net, &test, Device::Cpu).unwrap();
