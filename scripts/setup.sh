@@ -8,6 +8,7 @@
 #   bash scripts/setup.sh tf         # only the TensorFlow C library
 #   bash scripts/setup.sh mpi        # Open MPI and libclang (apt), for the `mpi` feature
 #   bash scripts/setup.sh minilm     # the MiniLM sentence model and the English text corpus
+#   bash scripts/setup.sh numpy      # NumPy into .deps/python, for the saved-model checks
 #   bash scripts/setup.sh crate DIR  # libtorch, and DIR/.cargo/config.toml for a crate of your
 #                                    # own that depends on prune with the torch (or tf) feature
 set -euo pipefail
@@ -174,6 +175,23 @@ PY
   log "MiniLM ready in $dir ($(wc -l < "$dir/sentences.tsv") sentences)"
 }
 
+# NumPy for the independent checks of saved models (scripts/check_pruned_bert.py), unpacked
+# from its wheel into .deps/python: run them with PYTHONPATH=.deps/python.
+setup_numpy() {
+  local site="$DEPS/python" stamp
+  stamp="$site/.stamp-numpy-$("$PY" -c 'import sys; print("%d%d" % sys.version_info[:2])')"
+  if [ -f "$stamp" ]; then log "NumPy ready in $site"; return; fi
+  local wheel
+  wheel=$(fetch_wheel "numpy" "numpy-*-cp$("$PY" -c 'import sys; print("%d%d" % sys.version_info[:2])')-*.whl")
+  log "unpacking NumPy"
+  rm -rf "$site"
+  mkdir -p "$site"
+  "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$wheel" "$site"
+  PYTHONPATH="$site" "$PY" -c 'import numpy' || { log "NumPy from $wheel does not import"; exit 1; }
+  touch "$stamp"
+  log "NumPy ready in $site"
+}
+
 # A crate of your own, outside this repository, that depends on prune with the torch feature:
 # sets up libtorch, then writes DIR/.cargo/config.toml so that plain `cargo build` / `cargo run`
 # in DIR need no environment: LIBTORCH for torch-sys's build script, and the binaries' run path
@@ -228,9 +246,10 @@ while [ $i -lt ${#targets[@]} ]; do
     tf) setup_tf ;;
     mpi) setup_mpi ;;
     minilm) setup_minilm ;;
+    numpy) setup_numpy ;;
     crate) i=$((i + 1)); setup_crate "${targets[$i]:-}" ;;
-    all) setup_torch; setup_tf; setup_mpi; setup_minilm ;;
-    *) log "unknown target '$t' (expected torch, tf, mpi, minilm, crate DIR, all)"; exit 2 ;;
+    all) setup_torch; setup_tf; setup_mpi; setup_minilm; setup_numpy ;;
+    *) log "unknown target '$t' (expected torch, tf, mpi, minilm, numpy, crate DIR, all)"; exit 2 ;;
   esac
   i=$((i + 1))
 done

@@ -19,6 +19,7 @@
 
 pub use prune_core::algo::structured::LayerOutcome;
 pub use prune_core::config;
+pub use prune_core::model::ShrinkOp;
 pub use prune_core::session::state::SessionState;
 pub use prune_core::{
     LayerSparsity, Layout, Model, PruneError, PruneType, Pruning, PruningConfig, Reduce,

@@ -75,6 +75,46 @@ fn sentences(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The example's three-structure config: 8 heads, 1024 FFN units, 256 hidden dimensions.
+fn hidden_config() -> PruningConfig {
+    PruningConfig::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/minilm_hidden.yaml"
+    ))
+    .unwrap()
+}
+
+/// Importance and kept groups agree on both backends: the importance within 1e-3 of its scale,
+/// and the kept groups wherever the ranking at the cut is clear (1e-2 of the scale); at least
+/// half the rankings must be that clear.
+fn assert_same_outcome(ob: &[LayerOutcome], ot: &[LayerOutcome]) {
+    let mut compared = 0;
+    for (x, y) in ob.iter().zip(ot) {
+        assert_eq!((x.pruner, x.layer), (y.pruner, y.layer));
+        let scale = x.importance.iter().cloned().fold(0.0f64, f64::max);
+        for (p, q) in x.importance.iter().zip(&y.importance) {
+            assert!(
+                (p - q).abs() <= 1e-3 * scale,
+                "pruner {} layer {}: {p} vs {q}",
+                x.pruner,
+                x.layer
+            );
+        }
+        let target = x.kept.as_ref().unwrap().len();
+        let mut sorted = x.importance.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        if sorted[target - 1] - sorted[target] > 1e-2 * scale {
+            assert_eq!(x.kept, y.kept, "pruner {} layer {}", x.pruner, x.layer);
+            compared += 1;
+        }
+    }
+    assert!(
+        compared >= ob.len() / 2,
+        "only {compared} of {} rankings were clear enough to compare",
+        ob.len()
+    );
+}
+
 /// The example's config with the given targets.
 fn config(heads: usize, ffn: usize) -> PruningConfig {
     let mut c = PruningConfig::from_file(concat!(
@@ -142,6 +182,8 @@ trait Minilm {
     fn params(&self) -> usize;
     fn sizes(&self) -> (Vec<usize>, Vec<usize>);
     fn export(&self) -> prune::io::TensorMap;
+    /// Every slice the session's shrinks kept.
+    fn shrunk(&self) -> Vec<prune::ShrinkOp>;
 }
 
 fn dense_matches_reference(m: &dyn Minilm, tok: &WordPiece) {
@@ -318,6 +360,10 @@ mod on_burn {
         fn export(&self) -> prune::io::TensorMap {
             prune::io::from_model(&self.model).unwrap()
         }
+
+        fn shrunk(&self) -> Vec<prune::ShrinkOp> {
+            self.pruning.shrunk().to_vec()
+        }
     }
 
     #[test]
@@ -425,6 +471,10 @@ mod on_torch {
         fn export(&self) -> prune::io::TensorMap {
             prune::io::from_model(&self.model).unwrap()
         }
+
+        fn shrunk(&self) -> Vec<prune::ShrinkOp> {
+            self.pruning.shrunk().to_vec()
+        }
     }
 
     #[test]
@@ -473,32 +523,7 @@ mod on_torch {
         let mut t: Box<dyn Minilm> = Box::new(TorchMinilm::new(&dir, config(8, 1024)));
         prune_with(b.as_mut(), &tok, &texts);
         prune_with(t.as_mut(), &tok, &texts);
-        let (ob, ot) = (b.outcome(), t.outcome());
-        let mut compared = 0;
-        for (x, y) in ob.iter().zip(&ot) {
-            assert_eq!((x.pruner, x.layer), (y.pruner, y.layer));
-            let scale = x.importance.iter().cloned().fold(0.0f64, f64::max);
-            for (p, q) in x.importance.iter().zip(&y.importance) {
-                assert!(
-                    (p - q).abs() <= 1e-3 * scale,
-                    "pruner {} layer {}: {p} vs {q}",
-                    x.pruner,
-                    x.layer
-                );
-            }
-            let target = x.kept.as_ref().unwrap().len();
-            let mut sorted = x.importance.clone();
-            sorted.sort_by(|a, b| b.total_cmp(a));
-            if sorted[target - 1] - sorted[target] > 1e-2 * scale {
-                assert_eq!(x.kept, y.kept, "pruner {} layer {}", x.pruner, x.layer);
-                compared += 1;
-            }
-        }
-        assert!(
-            compared >= ob.len() / 2,
-            "only {compared} of {} rankings were clear enough to compare",
-            ob.len()
-        );
+        assert_same_outcome(&b.outcome(), &t.outcome());
 
         // The pruned burn model, saved as safetensors, loads into torch with its new sizes and
         // gives the same embeddings.
@@ -519,6 +544,68 @@ mod on_torch {
             &b.embed(&probe),
             2e-5,
             "pruned burn model loaded in torch",
+        );
+    }
+
+    /// Heads, FFN units and the hidden size pruned in one run from the same data keep the same
+    /// groups and hidden dimensions on burn and torch; the burn model saved as model.safetensors
+    /// and config.json (MiniLM's, brought to the new sizes) loads in torch from the folder alone
+    /// and gives the same embeddings.
+    #[cfg(feature = "burn")]
+    #[test]
+    #[ignore = "needs the MiniLM model: bash scripts/setup.sh minilm"]
+    fn burn_and_torch_keep_the_same_hidden_dimensions_and_the_saved_folder_loads() {
+        let dir = minilm_dir();
+        let tok = WordPiece::from_file(dir.join("tokenizer.json")).unwrap();
+        let texts = sentences(&dir);
+        let mut b: Box<dyn Minilm> =
+            Box::new(super::on_burn::BurnMinilm::new(&dir, hidden_config()));
+        let mut t: Box<dyn Minilm> = Box::new(TorchMinilm::new(&dir, hidden_config()));
+        prune_with(b.as_mut(), &tok, &texts);
+        prune_with(t.as_mut(), &tok, &texts);
+        let (ob, ot) = (b.outcome(), t.outcome());
+        let hidden = ob.iter().find(|o| o.pruner == 3).unwrap();
+        assert_eq!(
+            (hidden.groups, hidden.kept.as_ref().unwrap().len()),
+            (384, 256)
+        );
+        assert_same_outcome(&ob, &ot);
+        assert_eq!(b.sizes(), (vec![8; LAYERS], vec![1024; LAYERS]));
+
+        let out = std::env::temp_dir().join(format!("prune-minilm-hidden-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        prune::io::write_f32(
+            out.join("model.safetensors"),
+            &b.export(),
+            &Default::default(),
+        )
+        .unwrap();
+        let config_path = dir.join("config.json");
+        let dense: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+        let updated = prune::nlp::hf_config::updated(&config_path, &dense, &b.shrunk())
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated["hidden_size"], 256);
+        // 8 heads of 32 fill 256: the plain form, as any BERT implementation builds it.
+        assert_eq!(updated["num_attention_heads"], 8);
+        assert_eq!(updated["intermediate_size"], 1024);
+        std::fs::write(out.join("config.json"), updated.to_string()).unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let loaded = Bert::from_dir(&vs, &out);
+        std::fs::remove_dir_all(&out).ok();
+        let (loaded, config) = loaded.unwrap();
+        assert_eq!(config.head_dim, 32);
+        assert_eq!((loaded.heads(&config), loaded.ffn()), b.sizes());
+        let probe = tok.encode_batch(&texts[8..12], 128);
+        let from_torch =
+            tch::no_grad(|| host(&loaded.embed(&batch(&probe), None, &config).unwrap()));
+        assert_eq!(from_torch.len(), 4 * 256);
+        assert_close(
+            &from_torch,
+            &b.embed(&probe),
+            2e-5,
+            "hidden-pruned burn model loaded in torch from its folder",
         );
     }
 }

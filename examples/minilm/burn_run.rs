@@ -96,7 +96,7 @@ impl Student for BurnStudent {
         let m = self.model.module();
         let student = m.embed(&batch(e, &self.device)?, None, &self.config)?;
         let target = Tensor::<2>::from_data(
-            TensorData::new(teacher.to_vec(), [e.rows, crate::HIDDEN]),
+            TensorData::new(teacher.to_vec(), [e.rows, teacher.len() / e.rows.max(1)]),
             &self.device,
         );
         let loss = (student * target).sum_dim(1).mean().neg() + 1.0;
@@ -118,6 +118,10 @@ impl Student for BurnStudent {
     fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
         let m = self.model.module();
         (m.heads(&self.config), m.ffn())
+    }
+
+    fn shrunk(&self) -> Vec<prune::ShrinkOp> {
+        self.pruning.shrunk().to_vec()
     }
 
     fn export(&self) -> Result<prune::io::TensorMap> {

@@ -1,17 +1,27 @@
 //! FastFormers-style structured pruning of a real sentence encoder: all-MiniLM-L6-v2 loses a
-//! third of its attention heads (12 -> 8 per layer) and FFN units (1536 -> 1024), ranked by
-//! gradient importance from a contrastive objective on English prose (Python's pydoc topics),
-//! then is briefly fine-tuned by distillation against the dense model's sentence embeddings.
-//! Reports parameters, forward latency (median, dense and pruned in this process) and the
-//! cosine similarity of pruned vs dense embeddings on held-out documents.
+//! third of its attention heads (12 -> 8 per layer) and FFN units (1536 -> 1024), and with
+//! `--hidden H` hidden dimensions (384 -> H, through the whole encoder), ranked by gradient
+//! importance from a contrastive objective on English prose (Python's pydoc topics), then is
+//! fine-tuned by distillation against the dense model's sentence embeddings. Reports
+//! parameters, forward latency (median, dense and pruned in this process) and the cosine
+//! similarity of pruned vs dense embeddings on held-out documents (in the hidden dimensions
+//! the pruned model keeps).
 //!
 //! bash scripts/setup.sh minilm        # once: the model and the sentences into .deps/minilm
 //! cargo run --release --example minilm [-- --json] [--backend burn|torch] [--heads 8] [--ffn 1024]
-//!     [--importance-steps N] [--finetune-steps N] [--batch N] [--config FILE] [--save DIR]
+//!     [--hidden 256] [--importance-steps N] [--finetune-steps N] [--batch N] [--config FILE]
+//!     [--save DIR]
+//!
+//! Without `--hidden` the config is examples/configs/minilm_heads.yaml (heads and FFN units,
+//! `--heads` / `--ffn` change their targets). With `--hidden H` it is
+//! examples/configs/minilm_hidden.yaml, which prunes all three structures; heads and FFN units
+//! are pruned only when `--heads` / `--ffn` are given too.
 //!
 //! `--save DIR` writes the pruned model as DIR/model.safetensors (Hugging Face names, the new
-//! shapes; heads and FFN sizes in its metadata) with the tokenizer beside it; the `Bert` of
-//! either backend loads it as is.
+//! shapes) and DIR/config.json (MiniLM's, brought to the new sizes), with the tokenizer beside
+//! them; the `Bert` of either backend loads the folder as is. DIR/check.json holds a few
+//! held-out sentences' token ids and this run's embeddings of them, for
+//! scripts/check_pruned_bert.py (an independent NumPy forward pass of the two files).
 
 use anyhow::{bail, Context, Result};
 use prune::nlp::{Corpus, Encoded, WordPiece};
@@ -48,14 +58,17 @@ pub trait Student {
     fn sizes(&self) -> (Vec<usize>, Vec<usize>);
     /// The student's weights, canonical layout, Hugging Face names.
     fn export(&self) -> Result<prune::io::TensorMap>;
+    /// Every slice the session's shrinks kept.
+    fn shrunk(&self) -> Vec<prune::ShrinkOp>;
 }
 
 struct Args {
     json: bool,
     backend: String,
-    config: String,
+    config: Option<String>,
     heads: Option<usize>,
     ffn: Option<usize>,
+    hidden: Option<usize>,
     importance_steps: usize,
     finetune_steps: usize,
     batch: usize,
@@ -68,9 +81,10 @@ fn args() -> Result<Args> {
     let mut a = Args {
         json: false,
         backend: "burn".into(),
-        config: "examples/configs/minilm_heads.yaml".into(),
+        config: None,
         heads: None,
         ffn: None,
+        hidden: None,
         importance_steps: 12,
         finetune_steps: 120,
         batch: 32,
@@ -89,9 +103,10 @@ fn args() -> Result<Args> {
         match arg.as_str() {
             "--json" => a.json = true,
             "--backend" => a.backend = it.next().context("--backend needs burn or torch")?,
-            "--config" => a.config = it.next().context("--config needs a file")?,
+            "--config" => a.config = Some(it.next().context("--config needs a file")?),
             "--heads" => a.heads = Some(num(&mut it, "--heads")?),
             "--ffn" => a.ffn = Some(num(&mut it, "--ffn")?),
+            "--hidden" => a.hidden = Some(num(&mut it, "--hidden")?),
             "--importance-steps" => a.importance_steps = num(&mut it, "--importance-steps")?,
             "--finetune-steps" => a.finetune_steps = num(&mut it, "--finetune-steps")?,
             "--batch" => a.batch = num(&mut it, "--batch")?,
@@ -99,7 +114,7 @@ fn args() -> Result<Args> {
             "--lr" => a.lr = it.next().context("--lr needs a number")?.parse()?,
             "--save" => a.save = Some(it.next().context("--save needs a folder")?.into()),
             other => bail!(
-                "unknown argument `{other}`; expected --json, --backend B, --config FILE, --heads N, --ffn N, \
+                "unknown argument `{other}`; expected --json, --backend B, --config FILE, --heads N, --ffn N, --hidden N, \
                  --importance-steps N, --finetune-steps N, --batch N, --latency-runs N, --lr X, --save DIR"
             ),
         }
@@ -121,19 +136,82 @@ pub fn minilm_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The configuration with `--heads` / `--ffn` applied to the pruners that keep heads (stride > 1)
-/// and FFN units (stride 1).
-fn config(args: &Args) -> Result<PruningConfig> {
-    let mut config = PruningConfig::from_file(&args.config)?;
-    for p in &mut config.weight_compression.pruners {
+/// The configuration with `--heads` / `--ffn` / `--hidden` applied to the pruners that keep
+/// heads (stride > 1), FFN units (stride 1) and hidden dimensions (`coupled_importance`); with
+/// `--hidden`, heads and FFN pruners stay only when their flag is given. Also returns the
+/// hidden pruner's index.
+fn config(args: &Args) -> Result<(PruningConfig, Option<usize>)> {
+    let default = match args.hidden {
+        Some(_) => "examples/configs/minilm_hidden.yaml",
+        None => "examples/configs/minilm_heads.yaml",
+    };
+    let mut config = PruningConfig::from_file(args.config.as_deref().unwrap_or(default))?;
+    let pruners = &mut config.weight_compression.pruners;
+    if args.hidden.is_some() {
+        pruners.retain(|p| {
+            let stride = p.parameters.stride.unwrap_or(1);
+            p.parameters.coupled_importance
+                || (stride > 1 && args.heads.is_some())
+                || (stride == 1 && args.ffn.is_some())
+        });
+    }
+    let mut hidden_pruner = None;
+    for (i, p) in pruners.iter_mut().enumerate() {
         let stride = p.parameters.stride.unwrap_or(1);
-        match (stride > 1, args.heads, args.ffn) {
-            (true, Some(h), _) => p.parameters.target = Some(h),
-            (false, _, Some(f)) => p.parameters.target = Some(f),
-            _ => {}
+        let target = if p.parameters.coupled_importance {
+            hidden_pruner = Some(i);
+            args.hidden
+        } else if stride > 1 {
+            args.heads
+        } else {
+            args.ffn
+        };
+        if let Some(t) = target {
+            p.parameters.target = Some(t);
         }
     }
-    Ok(config)
+    Ok((config, hidden_pruner))
+}
+
+/// Each row of `[rows, dense]` embeddings restricted to the `kept` dimensions, L2-normalised:
+/// the dense model's embedding where the pruned model has coordinates.
+fn restrict(embeddings: &[f32], dense: usize, kept: &[usize]) -> Vec<f32> {
+    embeddings
+        .chunks(dense)
+        .flat_map(|row| {
+            let picked: Vec<f32> = kept.iter().map(|&j| row[j]).collect();
+            let norm = picked.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            picked.into_iter().map(move |v| v / norm)
+        })
+        .collect()
+}
+
+/// Pearson correlation, over every pair of rows, of the pairwise cosine similarities of two
+/// sets of L2-normalised embeddings (the sentence-similarity structure, whatever their width).
+fn similarity_correlation(a: &[f32], a_width: usize, b: &[f32], b_width: usize) -> f64 {
+    let rows = a.len() / a_width;
+    let dot = |x: &[f32], y: &[f32]| -> f64 {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| f64::from(*p) * f64::from(*q))
+            .sum()
+    };
+    fn row(e: &[f32], w: usize, r: usize) -> &[f32] {
+        &e[r * w..(r + 1) * w]
+    }
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for i in 0..rows {
+        for j in i + 1..rows {
+            xs.push(dot(row(a, a_width, i), row(a, a_width, j)));
+            ys.push(dot(row(b, b_width, i), row(b, b_width, j)));
+        }
+    }
+    let n = xs.len().max(1) as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let cov: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let vx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let vy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+    cov / (vx * vy).sqrt().max(1e-300)
 }
 
 fn cosine_mean(a: &[f32], b: &[f32], hidden: usize) -> f64 {
@@ -187,7 +265,7 @@ const HIDDEN: usize = 384;
 
 fn main() -> Result<()> {
     let args = args()?;
-    let config = config(&args)?;
+    let (config, hidden_pruner) = config(&args)?;
     let dir = minilm_dir()?;
     let tok = WordPiece::from_file(dir.join("tokenizer.json"))?;
     let corpus = Corpus::from_file(dir.join("sentences.tsv"))?;
@@ -248,10 +326,20 @@ fn main() -> Result<()> {
         ));
     }
     let (_, params_pruned) = student.params()?;
+    let outcome = student.outcome();
+    let kept_hidden: Vec<usize> = hidden_pruner
+        .and_then(|i| outcome.iter().find(|o| o.pruner == i))
+        .and_then(|o| o.kept.clone())
+        .unwrap_or_else(|| (0..HIDDEN).collect());
+    let hidden = kept_hidden.len();
+    if hidden < HIDDEN {
+        log(format!("pruned: hidden size {HIDDEN} -> {hidden}"));
+    }
 
-    let held_teacher = embed_all(&held_texts, &tok, 64, |b| student.teacher_embed(b))?;
+    let held_dense = embed_all(&held_texts, &tok, 64, |b| student.teacher_embed(b))?;
+    let held_teacher = restrict(&held_dense, HIDDEN, &kept_hidden);
     let held_before = embed_all(&held_texts, &tok, 64, |b| student.student_embed(b))?;
-    let cosine_before = cosine_mean(&held_teacher, &held_before, HIDDEN);
+    let cosine_before = cosine_mean(&held_teacher, &held_before, hidden);
     log(format!(
         "held-out cosine to dense before fine-tuning: {cosine_before:.4}"
     ));
@@ -270,14 +358,15 @@ fn main() -> Result<()> {
             .map(|k| order[(step * args.batch + k) % order.len()])
             .collect();
         let enc = tok.encode_batch(&train.texts(&idx), MAX_TOKENS);
-        let teacher = student.teacher_embed(&enc)?;
+        let teacher = restrict(&student.teacher_embed(&enc)?, HIDDEN, &kept_hidden);
         let loss = student.distill_step(&enc, &teacher, args.lr)?;
         if step % 10 == 0 || step + 1 == args.finetune_steps {
             log(format!("distillation step {step}: 1 - cosine {loss:.4}"));
         }
     }
     let held_after = embed_all(&held_texts, &tok, 64, |b| student.student_embed(b))?;
-    let cosine_mean = cosine_mean(&held_teacher, &held_after, HIDDEN);
+    let cosine_mean = cosine_mean(&held_teacher, &held_after, hidden);
+    let correlation = similarity_correlation(&held_dense, HIDDEN, &held_after, hidden);
 
     let probe: Vec<&str> = held_texts.iter().take(32).copied().collect();
     let enc = tok.encode_batch(&probe, MAX_TOKENS);
@@ -300,14 +389,7 @@ fn main() -> Result<()> {
     let speedup = dense_ms / pruned_ms;
 
     if let Some(out) = &args.save {
-        std::fs::create_dir_all(out)?;
-        let meta = std::collections::BTreeMap::from([
-            ("heads_per_layer".to_string(), format!("{heads:?}")),
-            ("ffn_per_layer".to_string(), format!("{ffn:?}")),
-            ("head_dim".to_string(), "32".to_string()),
-        ]);
-        prune::io::write_f32(out.join("model.safetensors"), &student.export()?, &meta)?;
-        std::fs::copy(dir.join("tokenizer.json"), out.join("tokenizer.json"))?;
+        save(out, &dir, student.as_ref(), &tok, &held_texts)?;
         log(format!("saved the pruned model to {}", out.display()));
     }
 
@@ -318,6 +400,8 @@ fn main() -> Result<()> {
                 "backend": args.backend,
                 "heads": heads,
                 "ffn": ffn,
+                "hidden": hidden,
+                "hidden_kept": kept_hidden,
                 "params_dense": params_dense,
                 "params_pruned": params_pruned,
                 "latency_ms_dense": dense_ms,
@@ -325,6 +409,7 @@ fn main() -> Result<()> {
                 "speedup": speedup,
                 "cosine_mean_before_finetune": cosine_before,
                 "cosine_mean": cosine_mean,
+                "similarity_correlation": correlation,
                 "held_out_sentences": held_texts.len(),
                 "latency_batch": [enc.rows, enc.seq],
                 "importance_steps": args.importance_steps,
@@ -342,7 +427,49 @@ fn main() -> Result<()> {
             enc.rows, enc.seq, args.latency_runs
         );
         println!("held-out cosine to dense: {cosine_before:.4} after pruning, {cosine_mean:.4} after {} distillation steps", args.finetune_steps);
+        println!("held-out sentence-similarity correlation with dense: {correlation:.4}");
         println!("total {:.0} s", t0.elapsed().as_secs_f64());
     }
+    Ok(())
+}
+
+/// Writes the pruned model's folder: model.safetensors, config.json (MiniLM's at the new sizes),
+/// the tokenizer, and check.json (token ids of a few held-out sentences with this run's
+/// embeddings of them, for scripts/check_pruned_bert.py).
+fn save(
+    out: &std::path::Path,
+    dense_dir: &std::path::Path,
+    student: &dyn Student,
+    tok: &WordPiece,
+    held: &[&str],
+) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    prune::io::write_f32(
+        out.join("model.safetensors"),
+        &student.export()?,
+        &Default::default(),
+    )?;
+    let config_path = dense_dir.join("config.json");
+    let dense: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path)?)?;
+    let config =
+        prune::nlp::hf_config::updated(&config_path, &dense, &student.shrunk())?.unwrap_or(dense);
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
+    std::fs::copy(dense_dir.join("tokenizer.json"), out.join("tokenizer.json"))?;
+    let mut sentences = Vec::new();
+    for text in held.iter().take(8) {
+        let enc = tok.encode_batch(&[*text], MAX_TOKENS);
+        sentences.push(serde_json::json!({
+            "text": text,
+            "ids": enc.ids,
+            "embedding": student.student_embed(&enc)?,
+        }));
+    }
+    std::fs::write(
+        out.join("check.json"),
+        serde_json::to_string(&serde_json::json!({ "sentences": sentences }))?,
+    )?;
     Ok(())
 }

@@ -100,7 +100,8 @@ impl Student for TorchStudent {
         let optim = self.optim.as_mut().expect("set above");
         optim.set_lr(lr);
         let student = self.bert.embed(&batch(e)?, None, &self.config)?;
-        let target = Tensor::from_slice(teacher).reshape([e.rows as i64, crate::HIDDEN as i64]);
+        let target = Tensor::from_slice(teacher)
+            .reshape([e.rows as i64, (teacher.len() / e.rows.max(1)) as i64]);
         let loss: Tensor = (student * target)
             .sum_dim_intlist(1, false, Kind::Float)
             .mean(Kind::Float)
@@ -122,6 +123,10 @@ impl Student for TorchStudent {
 
     fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
         (self.bert.heads(&self.config), self.bert.ffn())
+    }
+
+    fn shrunk(&self) -> Vec<prune::ShrinkOp> {
+        self.pruning.shrunk().to_vec()
     }
 
     fn export(&self) -> Result<prune::io::TensorMap> {

@@ -875,11 +875,13 @@ fn finish_importance_step<M: Module>(
 ) -> Result<f32> {
     let value = crate::backend::host_f32(&loss.clone().inner().reshape([1]))?[0];
     let grads = loss.backward();
-    let g = head_mask
-        .grad(&grads)
-        .ok_or_else(|| crate::backend::backend_error("head_mask has no gradient"))?;
-    let g = crate::backend::host_f32(&g.reshape([layers * heads]))?;
-    pruning.record_input_gradient("head_mask", &[layers, heads], &g)?;
+    if pruning.reads_input("head_mask") {
+        let g = head_mask
+            .grad(&grads)
+            .ok_or_else(|| crate::backend::backend_error("head_mask has no gradient"))?;
+        let g = crate::backend::host_f32(&g.reshape([layers * heads]))?;
+        pruning.record_input_gradient("head_mask", &[layers, heads], &g)?;
+    }
     model.set_grads(GradientsParams::from_grads(grads, model.module()));
     pruning.on_before_optimizer_step(model)?;
     model.take_grads();

@@ -67,11 +67,26 @@ pub fn shrink_plan(config: &PruningConfig, checkpoint: &Checkpoint) -> Result<Sh
         }
     }
     let all = weight_infos(checkpoint);
-    // The tensors importance is read from: the named weights and the importance inputs.
+    let mut coupling = recognised(&all);
+    coupling.groups.splice(
+        0..0,
+        declared_groups(&config.weight_compression.coupling, &all)?,
+    );
+    // The tensors importance is read from: the named weights (with their coupling groups under
+    // `coupled_importance`) and the importance inputs.
     let mut measured = BTreeSet::new();
     for p in &specs {
         for w in select_weights(p.index, &p.names, &all)? {
             measured.insert(w.name.clone());
+            if p.parameters.coupled_importance {
+                for g in coupling
+                    .groups
+                    .iter()
+                    .filter(|g| g.members.iter().any(|m| m.weight == w.name))
+                {
+                    measured.extend(g.members.iter().map(|m| m.weight.clone()));
+                }
+            }
         }
         for input in &p.parameters.importance_inputs {
             let pattern = canonical_name(input);
@@ -100,7 +115,7 @@ pub fn shrink_plan(config: &PruningConfig, checkpoint: &Checkpoint) -> Result<Sh
     let mut ops = Vec::new();
     let mut outcome = Vec::new();
     for spec in specs {
-        let mut pruner = StructuredPruner::bind(spec.clone(), &weights)?;
+        let mut pruner = StructuredPruner::bind(spec.clone(), &weights, &coupling)?;
         pruner.weigh(&model)?;
         for (layer, kept, op) in pruner.plan()? {
             ops.push((spec.index, op));
@@ -108,11 +123,6 @@ pub fn shrink_plan(config: &PruningConfig, checkpoint: &Checkpoint) -> Result<Sh
         }
         outcome.extend(pruner.outcome());
     }
-    let mut coupling = recognised(&all);
-    coupling.groups.splice(
-        0..0,
-        declared_groups(&config.weight_compression.coupling, &all)?,
-    );
     Ok(ShrinkPlan {
         ops: expand(&ops, &coupling, &all)?,
         outcome,

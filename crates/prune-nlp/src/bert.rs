@@ -55,7 +55,8 @@ impl BertConfig {
 
     /// The sizes of a Hugging Face `config.json` (its text; `source` names it in errors),
     /// checked against the checkpoint it describes. Read: `model_type`, `hidden_size`,
-    /// `num_attention_heads` (head_dim = hidden_size / num_attention_heads), `layer_norm_eps`,
+    /// `num_attention_heads` (head_dim = hidden_size / num_attention_heads, or
+    /// `attention_head_size` when present: a model whose hidden size was pruned), `layer_norm_eps`,
     /// `pad_token_id` (RoBERTa positions start at `pad_token_id + 1`); checked against the
     /// weights when present: `num_hidden_layers`, `vocab_size`, `max_position_embeddings`,
     /// `type_vocab_size`, `intermediate_size` (a layer may have fewer units, a pruned one),
@@ -147,25 +148,38 @@ impl BertConfig {
             _ => {}
         }
         let heads = uint("num_attention_heads", &mut problems);
+        // A model whose hidden size was pruned keeps its heads' width apart from hidden_size.
+        let head_size = match uint("attention_head_size", &mut problems) {
+            Some(0) => {
+                problems.push(problem("attention_head_size", "must be at least 1"));
+                None
+            }
+            other => other,
+        };
         match (heads, hidden) {
             (None, _) if !obj.contains_key("num_attention_heads") => {
                 problems.push(missing("num_attention_heads"))
             }
             (Some(0), _) => problems.push(problem("num_attention_heads", "must be at least 1")),
-            (Some(n), Some(h)) if !h.is_multiple_of(n) => problems.push(problem(
-                "num_attention_heads",
-                format!("{n} heads do not divide hidden_size {h}"),
-            )),
+            (Some(n), Some(h)) if head_size.is_none() && !h.is_multiple_of(n) => {
+                problems.push(problem(
+                    "num_attention_heads",
+                    format!("{n} heads do not divide hidden_size {h}"),
+                ))
+            }
             (Some(n), Some(h)) => {
-                config.head_dim = h / n;
+                config.head_dim = head_size.unwrap_or(h / n);
+                let width = match head_size {
+                    Some(d) => format!("attention_head_size {d}"),
+                    None => format!("hidden_size {h} / {n}"),
+                };
                 for (l, &rows) in sizes.attention.iter().enumerate() {
                     let q = schema.layer_name(l, "attention.self.query.weight");
                     if !rows.is_multiple_of(config.head_dim) || rows / config.head_dim > n {
                         problems.push(problem(
                             "num_attention_heads",
                             format!(
-                                "{n} heads of {} (hidden_size {h} / {n}), but `{q}` has {rows} \
-                                 rows",
+                                "{n} heads of {} ({width}), but `{q}` has {rows} rows",
                                 config.head_dim
                             ),
                         ));

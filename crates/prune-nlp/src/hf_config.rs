@@ -1,6 +1,7 @@
 //! A Hugging Face `config.json` brought to a shrunk BERT-family checkpoint's sizes: the FFN
-//! width (`intermediate_size`) and the removed heads (`pruned_heads`, which Hugging Face applies
-//! to a new model before it loads the weights).
+//! width (`intermediate_size`), the removed heads (`pruned_heads`, which Hugging Face applies
+//! to a new model before it loads the weights) and the hidden size (`hidden_size`; when the
+//! heads left no longer fill it, `attention_head_size` keeps their width).
 
 use prune_core::model::ShrinkOp;
 use prune_core::{PruneError, Result};
@@ -60,33 +61,48 @@ pub fn updated(path: &Path, config: &Value, ops: &[ShrinkOp]) -> Result<Option<V
         .filter(|op| op.axis == 0 && op.weight.ends_with("attention.self.query.weight"))
         .filter_map(|op| Some((layer_of(&op.weight)?, op)))
         .collect();
-    if !queries.is_empty() {
-        let hidden = size(obj, "hidden_size")?;
-        let heads = size(obj, "num_attention_heads")?;
-        if heads == 0 || hidden % heads != 0 {
+    let new_hidden = ops
+        .iter()
+        .find(|op| op.axis == 1 && op.weight.ends_with("embeddings.word_embeddings.weight"))
+        .map(|op| op.keep.len());
+    if queries.is_empty() && new_hidden.is_none() {
+        return Ok(changed.then_some(out));
+    }
+    let hidden = size(obj, "hidden_size")?;
+    let heads = size(obj, "num_attention_heads")?;
+    let head_dim = match obj.get("attention_head_size") {
+        Some(_) => size(obj, "attention_head_size")?,
+        None if heads > 0 && hidden.is_multiple_of(heads) => hidden / heads,
+        None => {
             return Err(problem(
                 path,
                 format!(
                     "`hidden_size` {hidden} is not a multiple of `num_attention_heads` {heads}"
                 ),
-            ));
+            ))
         }
-        let head_dim = hidden / heads;
-        let already = obj
-            .get("pruned_heads")
-            .and_then(Value::as_object)
-            .is_some_and(|m| {
-                m.values()
-                    .any(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-            });
-        if already {
+    };
+    if head_dim == 0 {
+        return Err(problem(path, "`attention_head_size` is 0".into()));
+    }
+    let earlier: BTreeMap<usize, usize> = obj
+        .get("pruned_heads")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(l, v)| Some((l.parse().ok()?, v.as_array()?.len())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !queries.is_empty() {
+        if earlier.values().any(|&n| n > 0) {
             return Err(problem(
                 path,
                 "`pruned_heads` already lists removed heads; shrink the original checkpoint".into(),
             ));
         }
         let mut pruned = Map::new();
-        for (layer, op) in queries {
+        for (layer, op) in &queries {
             let kept: Vec<usize> = op.keep.iter().map(|r| r / head_dim).collect();
             let removed: Vec<Value> = (0..heads)
                 .filter(|h| !kept.contains(h))
@@ -98,6 +114,38 @@ pub fn updated(path: &Path, config: &Value, ops: &[ShrinkOp]) -> Result<Option<V
         }
         obj.insert("pruned_heads".into(), Value::Object(pruned));
         changed = true;
+    }
+    if let Some(new_hidden) = new_hidden {
+        obj.insert("hidden_size".into(), Value::from(new_hidden));
+        changed = true;
+        // Heads left per layer: the plan's, else the config's less any pruned earlier.
+        let layers = obj
+            .get("num_hidden_layers")
+            .and_then(Value::as_u64)
+            .map_or(0, |n| n as usize)
+            .max(queries.iter().map(|(l, _)| l + 1).max().unwrap_or(0));
+        let left: Vec<usize> = (0..layers)
+            .map(|l| match queries.iter().find(|(q, _)| *q == l) {
+                Some((_, op)) => op.keep.len() / head_dim,
+                None => heads - earlier.get(&l).copied().unwrap_or(0).min(heads),
+            })
+            .collect();
+        let same = left
+            .first()
+            .copied()
+            .filter(|k| left.iter().all(|n| n == k));
+        match same {
+            // Every layer keeps k heads that fill the new hidden size: the plain form every
+            // BERT implementation builds (head width = hidden_size / num_attention_heads).
+            Some(k) if k * head_dim == new_hidden => {
+                obj.insert("num_attention_heads".into(), Value::from(k));
+                obj.remove("pruned_heads");
+                obj.remove("attention_head_size");
+            }
+            _ => {
+                obj.insert("attention_head_size".into(), Value::from(head_dim));
+            }
+        }
     }
     Ok(changed.then_some(out))
 }
@@ -132,6 +180,56 @@ mod tests {
         assert_eq!(out["pruned_heads"], serde_json::json!({"1": [1, 2]}));
         assert_eq!(out["hidden_size"], 8);
         assert!(updated(Path::new("c"), &config, &[]).unwrap().is_none());
+    }
+
+    fn columns(weight: &str, keep: Vec<usize>) -> ShrinkOp {
+        ShrinkOp {
+            weight: weight.into(),
+            axis: 1,
+            keep,
+        }
+    }
+
+    #[test]
+    fn a_pruned_hidden_size_is_recorded_with_the_head_width_it_needs() {
+        let config = serde_json::json!({"hidden_size": 8, "num_attention_heads": 4,
+                                        "num_hidden_layers": 2, "intermediate_size": 16});
+        let hidden = columns("embeddings.word_embeddings.weight", vec![0, 2, 3, 5, 7, 1]);
+        // Hidden only: 4 heads of 2 no longer fill 6, so the width is written out.
+        let out = updated(Path::new("c"), &config, &[hidden.clone()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(out["hidden_size"], 6);
+        assert_eq!(out["num_attention_heads"], 4);
+        assert_eq!(out["attention_head_size"], 2);
+        // Every layer keeping 3 heads of 2 fills 6: the plain form, no pruned_heads.
+        let ops = [
+            hidden,
+            op(
+                "encoder.layer.0.attention.self.query.weight",
+                vec![0, 1, 2, 3, 6, 7],
+            ),
+            op(
+                "encoder.layer.1.attention.self.query.weight",
+                vec![2, 3, 4, 5, 6, 7],
+            ),
+        ];
+        let out = updated(Path::new("c"), &config, &ops).unwrap().unwrap();
+        assert_eq!(out["hidden_size"], 6);
+        assert_eq!(out["num_attention_heads"], 3);
+        assert!(out.get("pruned_heads").is_none() && out.get("attention_head_size").is_none());
+        // Uneven heads keep pruned_heads and the width.
+        let ops = [
+            ops[0].clone(),
+            ops[1].clone(),
+            op("encoder.layer.1.attention.self.query.weight", vec![2, 3]),
+        ];
+        let out = updated(Path::new("c"), &config, &ops).unwrap().unwrap();
+        assert_eq!(
+            out["pruned_heads"],
+            serde_json::json!({"0": [2], "1": [0, 2, 3]})
+        );
+        assert_eq!(out["attention_head_size"], 2);
     }
 
     #[test]

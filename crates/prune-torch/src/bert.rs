@@ -511,8 +511,10 @@ fn finish_importance_step<V: Borrow<VarStore>>(
     heads: usize,
 ) -> Result<f32> {
     step("loss, backward", loss.f_backward())?;
-    let g = crate::backend::host_f32(&head_mask.grad())?;
-    pruning.record_input_gradient("head_mask", &[layers, heads], &g)?;
+    if pruning.reads_input("head_mask") {
+        let g = crate::backend::host_f32(&head_mask.grad())?;
+        pruning.record_input_gradient("head_mask", &[layers, heads], &g)?;
+    }
     pruning.on_before_optimizer_step(model)?;
     pruning.on_step_end(model)?;
     Ok(crate::backend::host_f32(loss)?[0])

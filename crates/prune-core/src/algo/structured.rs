@@ -12,7 +12,7 @@ use crate::config::{ImportanceMetric, ResolvedPruner};
 use crate::error::{PruneError, Result};
 use crate::model::layout::to_canonical;
 use crate::model::names::{canonical_name, glob_match, select_weights};
-use crate::model::ShrinkOp;
+use crate::model::{Coupling, ShrinkOp};
 use crate::model::{Model, TensorBackend, WeightId, WeightInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -62,6 +62,7 @@ struct Layer {
 
 /// A structured gradient_sensitivity pruner bound to a model's weights: the session's, or a
 /// checkpoint's for one-shot shrinking.
+#[derive(Debug, Clone)]
 pub struct StructuredPruner {
     /// The pruner as configured.
     pub spec: ResolvedPruner,
@@ -118,7 +119,9 @@ pub fn is_structured(p: &ResolvedPruner) -> bool {
 
 impl StructuredPruner {
     /// Binds a structured pruner to the model's weights, checking every size on the way.
-    pub fn bind(spec: ResolvedPruner, weights: &[WeightInfo]) -> Result<Self> {
+    /// `coupling` is the model's ([`crate::algo::coupling::coupling_of`]); a pruner with
+    /// `coupled_importance` reads importance from every slice of the groups its weights are in.
+    pub fn bind(spec: ResolvedPruner, weights: &[WeightInfo], coupling: &Coupling) -> Result<Self> {
         let pruner = spec.index;
         let err = |reason: String| PruneError::Structured { pruner, reason };
         let params = &spec.parameters;
@@ -185,7 +188,18 @@ impl StructuredPruner {
                     members[0].0.name
                 )));
             }
-            let sources = sources_of(&spec, number, &members, groups, weights)?;
+            if params.coupled_importance && target >= groups {
+                return Err(err(format!(
+                    "layer {number}: target {target} keeps all {groups} groups of {stride} in \
+                     `{}`; a coupled shrink needs a target below the current size",
+                    members[0].0.name
+                )));
+            }
+            let sources = if params.coupled_importance {
+                coupled_sources(&spec, &members, coupling, weights)?
+            } else {
+                sources_of(&spec, number, &members, groups, weights)?
+            };
             layers.push(Layer {
                 number,
                 weights: members,
@@ -288,6 +302,7 @@ impl StructuredPruner {
         if metric.weight_only() {
             return Ok(());
         }
+        let coupled = self.spec.parameters.coupled_importance;
         let mut adds: Vec<(usize, Vec<f64>)> = Vec::new();
         for (li, l) in self.layers.iter().enumerate() {
             if l.kept.is_some() {
@@ -303,10 +318,22 @@ impl StructuredPruner {
                 else {
                     continue;
                 };
-                adds.push((
-                    li,
-                    weight_importance(model, info, *id, *axis, *per_group, metric)?,
-                ));
+                match weight_importance(model, info, *id, *axis, *per_group, metric)? {
+                    Some(add) => adds.push((li, add)),
+                    // A coupled weight the loss does not reach (e.g. a pooler that sentence
+                    // embeddings skip) adds nothing.
+                    None if coupled => {}
+                    None => {
+                        return Err(PruneError::Unsupported {
+                            op: format!(
+                                "gradient_sensitivity importance from `{}`: it needs the \
+                                 weight's gradient, and none is available",
+                                info.name
+                            ),
+                            backend: model.backend().name().into(),
+                        })
+                    }
+                }
             }
         }
         for (li, add) in adds {
@@ -405,6 +432,57 @@ impl StructuredPruner {
         Ok(out)
     }
 
+    /// Takes the shapes of `weights` (the model's list after a shrink) for the layers still to
+    /// decide; fails, changing nothing, if a shrink changed the extent this pruner groups.
+    pub fn refresh(&mut self, weights: &[WeightInfo]) -> Result<()> {
+        let pruner = self.spec.index;
+        let now = |info: &WeightInfo| -> Result<WeightInfo> {
+            weights
+                .iter()
+                .find(|w| w.name == info.name)
+                .cloned()
+                .ok_or_else(|| PruneError::UnknownWeight {
+                    weight: info.name.clone(),
+                    candidates: Vec::new(),
+                })
+        };
+        let mut updated = self.layers.clone();
+        for l in updated.iter_mut().filter(|l| l.kept.is_none()) {
+            for (w, axis) in &mut l.weights {
+                let new = now(w)?;
+                if new.shape[*axis] != w.shape[*axis] {
+                    return Err(PruneError::Structured {
+                        pruner,
+                        reason: format!(
+                            "layer {}: another pruner shrank axis {axis} of `{}` ({} -> {}), \
+                             the axis this pruner keeps groups of",
+                            l.number, w.name, w.shape[*axis], new.shape[*axis]
+                        ),
+                    });
+                }
+                *w = new;
+            }
+            for s in &mut l.sources {
+                if let Source::Weight { info, axis, .. } = s {
+                    let new = now(info)?;
+                    if new.shape[*axis] != info.shape[*axis] {
+                        return Err(PruneError::Structured {
+                            pruner,
+                            reason: format!(
+                                "layer {}: another pruner shrank axis {axis} of `{}`, which \
+                                 this pruner reads importance along",
+                                l.number, info.name
+                            ),
+                        });
+                    }
+                    *info = new;
+                }
+            }
+        }
+        self.layers = updated;
+        Ok(())
+    }
+
     /// Records the kept groups of a layer after the model was shrunk.
     pub fn mark_kept(&mut self, layer: usize, kept: Vec<usize>) {
         self.layers[layer].kept = Some(kept);
@@ -481,6 +559,80 @@ fn id_of(weights: &[WeightInfo], name: &str) -> Result<WeightId> {
             weight: name.to_string(),
             candidates: Vec::new(),
         })
+}
+
+/// The importance sources of one layer under `coupled_importance`: every slice of the coupling
+/// groups its weights are in, each weight and axis once.
+fn coupled_sources(
+    spec: &ResolvedPruner,
+    members: &[(WeightInfo, usize)],
+    coupling: &Coupling,
+    weights: &[WeightInfo],
+) -> Result<Vec<Source>> {
+    let pruner = spec.index;
+    let err = |reason: String| PruneError::Structured { pruner, reason };
+    if !spec.parameters.importance_inputs.is_empty() {
+        return Err(err(
+            "coupled_importance reads importance from the coupled weights, importance_inputs \
+             from the named ones; set one of them"
+                .into(),
+        ));
+    }
+    let stride = spec.parameters.stride.unwrap_or(1);
+    let mut sources: Vec<Source> = Vec::new();
+    for (w, axis) in members {
+        if let Some(f) = coupling
+            .fixed
+            .iter()
+            .find(|f| f.weight == w.name && f.axis == *axis)
+        {
+            return Err(err(format!(
+                "`{}` axis {axis} cannot be shrunk: {}",
+                w.name, f.reason
+            )));
+        }
+        let group = coupling
+            .groups
+            .iter()
+            .find(|g| {
+                g.members
+                    .iter()
+                    .any(|m| m.weight == w.name && m.axis == *axis)
+            })
+            .ok_or_else(|| {
+                err(format!(
+                    "coupled_importance: `{}` axis {axis} is in no coupling group; no recogniser \
+                     knows the model ({}) and weight_compression.coupling declares none",
+                    w.name,
+                    crate::algo::coupling::RECOGNISERS
+                        .iter()
+                        .map(|r| r.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        for m in &group.members {
+            let seen = sources.iter().any(|s| {
+                matches!(s, Source::Weight { info, axis, .. } if info.name == m.weight && *axis == m.axis)
+            });
+            if seen {
+                continue;
+            }
+            let info = weights.iter().find(|x| x.name == m.weight).ok_or_else(|| {
+                PruneError::UnknownWeight {
+                    weight: m.weight.clone(),
+                    candidates: Vec::new(),
+                }
+            })?;
+            sources.push(Source::Weight {
+                info: info.clone(),
+                id: id_of(weights, &m.weight)?,
+                axis: m.axis,
+                per_group: stride * m.block,
+            });
+        }
+    }
+    Ok(sources)
 }
 
 /// The importance sources of one layer.
@@ -564,6 +716,7 @@ fn sources_of(
 
 /// Per group of `stride` slices along `axis` of a weight's canonical view: abs_gradient sums
 /// |grad|; weighted_gradient sums, over the group's slices, |sum of grad * w| of each slice.
+/// `None` when the weight has no gradient.
 fn weight_importance<M: Model>(
     model: &M,
     info: &WeightInfo,
@@ -571,17 +724,10 @@ fn weight_importance<M: Model>(
     axis: usize,
     stride: usize,
     metric: ImportanceMetric,
-) -> Result<Vec<f64>> {
+) -> Result<Option<Vec<f64>>> {
     let be = model.backend();
-    let name = info.name.as_str();
     let Some(grad) = model.gradient_at(id)? else {
-        return Err(PruneError::Unsupported {
-            op: format!(
-                "gradient_sensitivity importance from `{name}`: it needs the weight's gradient, \
-                 and none is available"
-            ),
-            backend: be.name().into(),
-        });
+        return Ok(None);
     };
     let g = to_canonical(be.to_vec(&grad)?, info.layout, &info.shape);
     let w = match metric {
@@ -625,10 +771,12 @@ fn weight_importance<M: Model>(
             }
         }
     }
-    Ok(per_slice
-        .chunks(stride)
-        .map(|c| c.iter().sum::<f64>())
-        .collect())
+    Ok(Some(
+        per_slice
+            .chunks(stride)
+            .map(|c| c.iter().sum::<f64>())
+            .collect(),
+    ))
 }
 
 /// For each slice along `axis` of a canonical tensor of `shape`, the sum of `f` over its values.

@@ -55,6 +55,7 @@ const PARAM_KEYS: &[&str] = &[
     "index",
     "importance_inputs",
     "importance_metric",
+    "coupled_importance",
     "alpha",
     "pattern",
 ];
@@ -563,6 +564,7 @@ fn read_parameters(w: &mut Walker, v: &Value, path: &str) -> (PrunerParameters, 
         index: w.usize(m, path, "index"),
         importance_inputs: w.strings(m, path, "importance_inputs"),
         importance_metric,
+        coupled_importance: w.bool(m, path, "coupled_importance").unwrap_or(false),
         alpha,
     };
     (params, read_pattern(w, m, path))

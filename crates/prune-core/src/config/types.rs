@@ -112,6 +112,7 @@ impl ResolvedPruner {
                 "importance_metric",
                 p.importance_metric != ImportanceMetric::AbsGradient,
             ),
+            ("coupled_importance", p.coupled_importance),
         ];
         let alpha = [("alpha", p.alpha.is_some())];
         let ignored: Vec<(&'static str, bool)> = match self.prune_type {
@@ -273,6 +274,10 @@ pub struct PrunerParameters {
     pub importance_inputs: Vec<String>,
     /// Structured: how importance is measured.
     pub importance_metric: ImportanceMetric,
+    /// Structured: importance summed over every slice coupled to the pruned one (the whole
+    /// group a shrink of it removes, e.g. every member of a transformer's hidden dimension),
+    /// not only over the named weights.
+    pub coupled_importance: bool,
     /// group_lasso: regularisation strength.
     pub alpha: Option<f64>,
 }

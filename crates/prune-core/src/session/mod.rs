@@ -52,6 +52,8 @@ pub struct Pruning<B: TensorBackend> {
     steps: u64,
     /// Structured shrinks applied to the model so far.
     shrinks: u64,
+    /// Every slice kept by those shrinks, coupled weights included, in the order applied.
+    shrunk: Vec<crate::model::ShrinkOp>,
     /// The model's backend, kept from bind on (for state and memory figures).
     backend: Option<B>,
 }
@@ -92,6 +94,7 @@ impl<B: TensorBackend> Pruning<B> {
             phase: Phase::BetweenEpochs,
             steps: 0,
             shrinks: 0,
+            shrunk: Vec::new(),
             backend: None,
         })
     }
@@ -125,6 +128,13 @@ impl<B: TensorBackend> Pruning<B> {
     /// optimizer holds per-weight state rebuilds it when this changes.
     pub fn shrinks(&self) -> u64 {
         self.shrinks
+    }
+
+    /// What this session's shrinks kept, every coupled weight included, in the order applied
+    /// (each op's indices refer to the weight's shape at its shrink): e.g. to bring a Hugging
+    /// Face `config.json` to the new sizes (`prune::nlp::hf_config::updated`).
+    pub fn shrunk(&self) -> &[crate::model::ShrinkOp] {
+        &self.shrunk
     }
 
     /// Matches every pruner's names against the model. Fails if a name matches nothing, a

@@ -14,9 +14,14 @@ impl<B: TensorBackend> Pruning<B> {
         model: &M,
     ) -> Result<Vec<StructuredPruner>> {
         let weights = model.weights()?;
+        let coupling = if self.pruners.iter().any(|p| p.parameters.coupled_importance) {
+            coupling_of(model, &weights, &self.config.weight_compression.coupling)?
+        } else {
+            Default::default()
+        };
         let mut out: Vec<StructuredPruner> = Vec::new();
         for p in self.pruners.iter().filter(|p| is_structured(p)) {
-            let bound = StructuredPruner::bind(p.clone(), &weights)?;
+            let bound = StructuredPruner::bind(p.clone(), &weights, &coupling)?;
             for earlier in &out {
                 if let Some(w) = bound
                     .weight_names()
@@ -111,12 +116,34 @@ impl<B: TensorBackend> Pruning<B> {
                 }
             }
         }
+        // Pruners still to decide take the new shapes; checked before the model changes.
+        let mut after = weights;
+        for op in &expanded {
+            if let Some(w) = after.iter_mut().find(|w| w.name == op.weight) {
+                w.shape[op.axis] = op.keep.len();
+            }
+        }
+        let mut refreshed = self.structured.clone();
+        for (pi, layer, kept) in decided {
+            refreshed[pi].mark_kept(layer, kept);
+        }
+        for p in refreshed.iter_mut().filter(|p| !p.done()) {
+            p.refresh(&after)?;
+        }
         model.shrink(&expanded)?;
         self.shrinks += 1;
-        for (pi, layer, kept) in decided {
-            self.structured[pi].mark_kept(layer, kept);
-        }
+        self.shrunk.extend(expanded);
+        self.structured = refreshed;
         Ok(())
+    }
+
+    /// Whether a structured pruner reads the gradient of input `name` (e.g. `head_mask`), so
+    /// that [`record_input_gradient`](Self::record_input_gradient) wants it.
+    pub fn reads_input(&self, name: &str) -> bool {
+        self.pruners
+            .iter()
+            .filter(|p| is_structured(p))
+            .any(|p| p.parameters.importance_inputs.iter().any(|i| i == name))
     }
 
     /// Per structured pruner and layer: importance and, once shrunk, the kept groups.
