@@ -467,3 +467,79 @@ fn hidden_pruning_of_a_model_no_recogniser_knows_is_refused() {
     );
     assert_eq!(snapshot(&m), before);
 }
+
+/// `epochs` epochs of `steps` steps with seeded gradients.
+fn run_epochs(
+    pruning: &mut Pruning<Reference>,
+    m: &mut RefModel,
+    epochs: usize,
+    steps: u64,
+) -> prune_core::Result<()> {
+    pruning.on_train_begin(m)?;
+    for epoch in 0..epochs {
+        pruning.on_epoch_begin(m, epoch)?;
+        for step in 0..steps {
+            pruning.on_step_begin(m)?;
+            set_gradients(m, step);
+            pruning.on_before_optimizer_step(m)?;
+            pruning.on_step_end(m)?;
+        }
+        pruning.on_epoch_end(m)?;
+    }
+    pruning.on_train_end(m)
+}
+
+#[test]
+fn a_later_pruner_takes_the_shapes_an_earlier_hidden_shrink_left() {
+    // Hidden at the end of epoch 0, FFN units at the end of epoch 1: the FFN pruner keeps
+    // reading importance from `intermediate.dense.weight`, now [6, 5].
+    let yaml = format!(
+        "{}
+        - !Pruner
+            prune_type: gradient_sensitivity
+            names: ['encoder.layer.*.intermediate.dense.weight']
+            start_epoch: 0
+            end_epoch: 1
+            parameters: {{target: 4, stride: 1, importance_metric: weighted_gradient}}",
+        hidden_pruner(Naming::Bert, 5)
+    );
+    let mut m = model(Naming::Bert, None);
+    let mut pruning = Pruning::new(config(&yaml)).unwrap();
+    run_epochs(&mut pruning, &mut m, 2, 2).unwrap();
+    let shape = |n: &str| infos(&m).into_iter().find(|w| w.name == n).unwrap().shape;
+    assert_eq!(
+        shape("encoder.layer.1.intermediate.dense.weight"),
+        vec![4, 5]
+    );
+    assert_eq!(shape("encoder.layer.1.output.dense.weight"), vec![5, 4]);
+    assert_eq!(pruning.shrinks(), 2);
+}
+
+#[test]
+fn a_pruner_whose_axis_an_earlier_shrink_would_change_is_refused_before_it() {
+    // A pruner grouping the query weights' input columns (the hidden axis) past epoch 0, while
+    // the hidden pruner removes some of them at the end of epoch 0, after two steps of
+    // importance: refused at that shrink, with the model as it was.
+    let yaml = format!(
+        "{}
+        - !Pruner
+            prune_type: gradient_sensitivity
+            names: ['encoder.layer.*.attention.self.query.weight']
+            start_epoch: 0
+            end_epoch: 1
+            parameters: {{target: 3, stride: 1, transpose: True, importance_metric: weighted_gradient}}",
+        hidden_pruner(Naming::Bert, 5)
+    );
+    let mut m = model(Naming::Bert, None);
+    let before = snapshot(&m);
+    let mut pruning = Pruning::new(config(&yaml)).unwrap();
+    let err = run_epochs(&mut pruning, &mut m, 2, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("another pruner shrank axis 1 of `encoder.layer.0.attention.self.query.weight` (8 -> 5)"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&m), before);
+    assert_eq!(pruning.shrinks(), 0);
+}
