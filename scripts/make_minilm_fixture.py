@@ -4,10 +4,11 @@ all-MiniLM-L6-v2, for a few sentences. Needs numpy and tokenizers.
 
     python scripts/make_minilm_fixture.py .deps/minilm tests/fixtures/minilm_reference.json
 """
-import json, struct, sys
+import json, sys
 import numpy as np
 from math import erf, sqrt
 from tokenizers import Tokenizer
+from check_pruned_bert import load
 
 SENTENCES = [
     "The current code generator emits no code for an assert statement.",
@@ -15,20 +16,6 @@ SENTENCES = [
     "Café owners don't like naïve, UNKNOWN-words: e.g. x_y.z!",
     "Short.",
 ]
-
-
-def load(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__" or e["dtype"] != "F32":
-            continue
-        b, end = e["data_offsets"]
-        out[name] = np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"]).astype(np.float64)
-    return out
 
 
 def layer_norm(x, w, b, eps=1e-12):

@@ -573,24 +573,11 @@ mod on_torch {
         assert_eq!(b.sizes(), (vec![8; LAYERS], vec![1024; LAYERS]));
 
         let out = std::env::temp_dir().join(format!("prune-minilm-hidden-{}", std::process::id()));
-        std::fs::create_dir_all(&out).unwrap();
-        prune::io::write_f32(
-            out.join("model.safetensors"),
-            &b.export(),
-            &Default::default(),
-        )
-        .unwrap();
-        let config_path = dir.join("config.json");
-        let dense: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-        let updated = prune::nlp::hf_config::updated(&config_path, &dense, &b.shrunk())
-            .unwrap()
-            .unwrap();
+        let updated = save_folder(b.as_ref(), &dir, &out);
         assert_eq!(updated["hidden_size"], 256);
         // 8 heads of 32 fill 256: the plain form, as any BERT implementation builds it.
         assert_eq!(updated["num_attention_heads"], 8);
         assert_eq!(updated["intermediate_size"], 1024);
-        std::fs::write(out.join("config.json"), updated.to_string()).unwrap();
         let vs = VarStore::new(Device::Cpu);
         let loaded = Bert::from_dir(&vs, &out);
         std::fs::remove_dir_all(&out).ok();
@@ -607,5 +594,60 @@ mod on_torch {
             2e-5,
             "hidden-pruned burn model loaded in torch from its folder",
         );
+
+        // And the other way: torch's pruned model, from its folder, in burn.
+        let out =
+            std::env::temp_dir().join(format!("prune-minilm-hidden-t-{}", std::process::id()));
+        save_folder(t.as_ref(), &dir, &out);
+        let checkpoint = prune::nlp::bert::read_dir(&out);
+        std::fs::remove_dir_all(&out).ok();
+        let checkpoint = checkpoint.unwrap();
+        assert_eq!(checkpoint.config.head_dim, 32);
+        let device = burn::tensor::Device::flex();
+        let in_burn = prune::burn::bert::Bert::from_tensors(&checkpoint.tensors, &device).unwrap();
+        let enc = prune::burn::bert::BertBatch::new(
+            &probe.ids,
+            &probe.mask,
+            probe.rows,
+            probe.seq,
+            &device,
+        )
+        .unwrap();
+        let from_burn = in_burn
+            .embed(&enc, None, &checkpoint.config)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_close(
+            &from_burn,
+            &t.embed(&probe),
+            2e-5,
+            "hidden-pruned torch model loaded in burn from its folder",
+        );
+    }
+
+    /// Writes `m`'s pruned weights and MiniLM's config.json brought to the new sizes into
+    /// `out`; returns that config.
+    fn save_folder(
+        m: &dyn Minilm,
+        dense_dir: &std::path::Path,
+        out: &std::path::Path,
+    ) -> serde_json::Value {
+        std::fs::create_dir_all(out).unwrap();
+        prune::io::write_f32(
+            out.join("model.safetensors"),
+            &m.export(),
+            &Default::default(),
+        )
+        .unwrap();
+        let config_path = dense_dir.join("config.json");
+        let dense: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+        let updated = prune::nlp::hf_config::updated(&config_path, &dense, &m.shrunk())
+            .unwrap()
+            .unwrap();
+        std::fs::write(out.join("config.json"), updated.to_string()).unwrap();
+        updated
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! `--save DIR` writes the pruned model as DIR/model.safetensors (Hugging Face names, the new
 //! shapes) and DIR/config.json (MiniLM's, brought to the new sizes), with the tokenizer beside
-//! them; the `Bert` of either backend loads the folder as is. DIR/check.json holds a few
+//! them; torch's `Bert::from_dir` and burn's `BertModel::from_dir` load the folder as is. DIR/check.json holds a few
 //! held-out sentences' token ids and this run's embeddings of them, for
 //! scripts/check_pruned_bert.py (an independent NumPy forward pass of the two files).
 

@@ -280,16 +280,7 @@ pruning:
 
 /// One epoch of `steps` steps with seeded gradients; the pruners shrink at its end.
 fn run(pruning: &mut Pruning<Reference>, m: &mut RefModel, steps: u64) -> prune_core::Result<()> {
-    pruning.on_train_begin(m)?;
-    pruning.on_epoch_begin(m, 0)?;
-    for step in 0..steps {
-        pruning.on_step_begin(m)?;
-        set_gradients(m, step);
-        pruning.on_before_optimizer_step(m)?;
-        pruning.on_step_end(m)?;
-    }
-    pruning.on_epoch_end(m)?;
-    pruning.on_train_end(m)
+    run_epochs(pruning, m, 1, steps)
 }
 
 /// Canonical values of `name` keeping only `keep` along `axis`.
