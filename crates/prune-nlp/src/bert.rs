@@ -1136,6 +1136,28 @@ mod tests {
     }
 
     #[test]
+    fn attention_head_size_gives_the_head_width_of_a_hidden_pruned_model() {
+        let m = task("bert.", Head::Bert { labels: 3 });
+        let s = BertSchema::read(&m).unwrap();
+        // 8 query rows read as 4 heads of 2 because the config says so, not as 2 of 4.
+        let json = BERT_JSON.replace(
+            "\"num_attention_heads\": 2",
+            "\"num_attention_heads\": 4, \"attention_head_size\": 2",
+        );
+        let c = BertConfig::from_json(&json, "config.json", &s, &m).unwrap();
+        assert_eq!(c.head_dim, 2);
+        // A width the query rows are not whole heads of is named.
+        let json = BERT_JSON.replace(
+            "\"num_attention_heads\": 2",
+            "\"num_attention_heads\": 2, \"attention_head_size\": 3",
+        );
+        let err = BertConfig::from_json(&json, "config.json", &s, &m)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("attention_head_size 3"), "{err}");
+    }
+
+    #[test]
     fn config_json_gives_head_dim_eps_and_positions() {
         let m = task("bert.", Head::Bert { labels: 3 });
         let s = BertSchema::read(&m).unwrap();

@@ -196,7 +196,7 @@ mod tests {
                                         "num_hidden_layers": 2, "intermediate_size": 16});
         let hidden = columns("embeddings.word_embeddings.weight", vec![0, 2, 3, 5, 7, 1]);
         // Hidden only: 4 heads of 2 no longer fill 6, so the width is written out.
-        let out = updated(Path::new("c"), &config, &[hidden.clone()])
+        let out = updated(Path::new("c"), &config, std::slice::from_ref(&hidden))
             .unwrap()
             .unwrap();
         assert_eq!(out["hidden_size"], 6);
