@@ -436,46 +436,36 @@ impl StructuredPruner {
     /// decide; fails, changing nothing, if a shrink changed the extent this pruner groups.
     pub fn refresh(&mut self, weights: &[WeightInfo]) -> Result<()> {
         let pruner = self.spec.index;
-        let now = |info: &WeightInfo| -> Result<WeightInfo> {
-            weights
+        // `info` at its new shape, refused if the extent along `axis` changed.
+        let renew = |info: &mut WeightInfo, axis: usize, number: usize, role: &str| -> Result<()> {
+            let new = weights
                 .iter()
                 .find(|w| w.name == info.name)
-                .cloned()
                 .ok_or_else(|| PruneError::UnknownWeight {
                     weight: info.name.clone(),
                     candidates: Vec::new(),
-                })
+                })?;
+            if new.shape[axis] != info.shape[axis] {
+                return Err(PruneError::Structured {
+                    pruner,
+                    reason: format!(
+                        "layer {number}: another pruner shrank axis {axis} of `{}` ({} -> {}), \
+                         the axis this pruner {role}",
+                        info.name, info.shape[axis], new.shape[axis]
+                    ),
+                });
+            }
+            *info = new.clone();
+            Ok(())
         };
         let mut updated = self.layers.clone();
         for l in updated.iter_mut().filter(|l| l.kept.is_none()) {
             for (w, axis) in &mut l.weights {
-                let new = now(w)?;
-                if new.shape[*axis] != w.shape[*axis] {
-                    return Err(PruneError::Structured {
-                        pruner,
-                        reason: format!(
-                            "layer {}: another pruner shrank axis {axis} of `{}` ({} -> {}), \
-                             the axis this pruner keeps groups of",
-                            l.number, w.name, w.shape[*axis], new.shape[*axis]
-                        ),
-                    });
-                }
-                *w = new;
+                renew(w, *axis, l.number, "keeps groups of")?;
             }
             for s in &mut l.sources {
                 if let Source::Weight { info, axis, .. } = s {
-                    let new = now(info)?;
-                    if new.shape[*axis] != info.shape[*axis] {
-                        return Err(PruneError::Structured {
-                            pruner,
-                            reason: format!(
-                                "layer {}: another pruner shrank axis {axis} of `{}`, which \
-                                 this pruner reads importance along",
-                                l.number, info.name
-                            ),
-                        });
-                    }
-                    *info = new;
+                    renew(info, *axis, l.number, "reads importance along")?;
                 }
             }
         }
