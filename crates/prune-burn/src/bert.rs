@@ -277,6 +277,13 @@ impl Bert {
                 },
             });
         }
+        if b == 0 || s == 0 {
+            return Err(PruneError::Shape {
+                weight: "batch".into(),
+                shape: vec![b, s],
+                reason: "an empty batch: a forward pass needs at least one row of one token".into(),
+            });
+        }
         let vocab = e.word_embeddings.weight.dims()[0];
         let top = batch.ids.clone().max().into_scalar::<i64>();
         if top >= vocab as i64 || batch.ids.clone().min().into_scalar::<i64>() < 0 {
@@ -900,6 +907,7 @@ pub fn contrastive_importance_step(
     b: &BertBatch,
     config: &BertConfig,
 ) -> Result<f32> {
+    prune_nlp::bert::check_pair(a.ids.dims()[0], b.ids.dims()[0])?;
     pruning.on_step_begin(model)?;
     let device = a.ids.device();
     let (head_mask, layers, h) = importance_head_mask(&model.module().heads(config), &device)?;

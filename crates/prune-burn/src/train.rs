@@ -8,7 +8,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use prune_core::Result;
+use prune_core::{PruneError, Result};
 use prune_train::config::PROBABILITY_FLOOR;
 use prune_train::{
     Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig, Trainer,
@@ -84,16 +84,58 @@ pub fn optimizer(config: &OptimizerConfig) -> (ModuleOptimizer, f64) {
     }
 }
 
-/// A batch of rows as tensors on `device`.
+/// A batch of rows as tensors on `device`: features `[rows, n_features]` and labels `[rows]`.
+/// Refused when a row is past the end of `data` or its features are missing
+/// ([`Dataset::try_subset`]).
+pub fn try_batch(
+    data: &Dataset,
+    rows: &[usize],
+    device: &Device,
+) -> Result<(Tensor<2>, Tensor<1, Int>)> {
+    Ok(tensors(data.try_subset(rows)?, device))
+}
+
+/// [`try_batch`] for callers that pass rows of `data`: rows past the end (or whose features
+/// are missing) are left out. Never panics.
 pub fn batch(data: &Dataset, rows: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
-    let sub = data.subset(rows);
+    tensors(data.subset(rows), device)
+}
+
+/// Every row of `sub` (whole rows, as a subset gives them) as tensors.
+fn tensors(sub: Dataset, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    let rows = sub.len();
     let x = Tensor::<2>::from_data(
-        TensorData::new(sub.features, [rows.len(), data.n_features]),
+        TensorData::new(sub.features, [rows, sub.n_features]),
         device,
     );
     let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [rows.len()]), device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [rows]), device);
     (x, y)
+}
+
+/// Checks the logits of a training batch: `[rows, classes]` with every label of `rows` below
+/// `classes` (burn's cross-entropy indexes by label and would fail deep inside).
+fn check_logits(dims: [usize; 2], data: &Dataset, rows: &[usize]) -> Result<()> {
+    let [n, classes] = dims;
+    if n != rows.len() {
+        return Err(PruneError::Shape {
+            weight: "logits".into(),
+            shape: dims.to_vec(),
+            reason: format!("{n} rows of logits for a batch of {} rows", rows.len()),
+        });
+    }
+    if let Some((row, label)) = rows
+        .iter()
+        .map(|&r| (r, data.labels[r]))
+        .find(|&(_, l)| l >= classes)
+    {
+        return Err(PruneError::Shape {
+            weight: "labels".into(),
+            shape: vec![rows.len()],
+            reason: format!("row {row} has label {label}, and the model gives {classes} classes"),
+        });
+    }
+    Ok(())
 }
 
 /// The burn side of the built-in loop: its batches, its step and its predictions.
@@ -127,8 +169,9 @@ impl<M: Classifier> Trainer<BurnModel<M>> for BurnTrainer {
         data: &Dataset,
         rows: &[usize],
     ) -> Result<Option<f32>> {
-        let (x, y) = batch(data, rows, &self.device);
+        let (x, y) = try_batch(data, rows, &self.device)?;
         let mut outputs = model.module().logits(x);
+        check_logits(outputs.dims(), data, rows)?;
         if !self.from_logits {
             outputs = outputs.clamp_min(PROBABILITY_FLOOR).log();
         }
@@ -166,8 +209,21 @@ fn predict<M: Classifier>(
     rows: &[usize],
     device: &Device,
 ) -> Result<Vec<usize>> {
-    let (x, _) = batch(data, rows, &device.clone().inner());
-    let pred = model.valid().logits(x).argmax(1).reshape([rows.len()]);
+    let (x, _) = try_batch(data, rows, &device.clone().inner())?;
+    let logits = model.valid().logits(x);
+    let [n, classes] = logits.dims();
+    if n != rows.len() || classes == 0 {
+        return Err(PruneError::Shape {
+            weight: "logits".into(),
+            shape: vec![n, classes],
+            reason: format!(
+                "{n} x {classes} logits for a batch of {} rows; predictions need a row of \
+                 classes per row",
+                rows.len()
+            ),
+        });
+    }
+    let pred = logits.argmax(1).reshape([n]);
     let pred: Vec<i64> = pred
         .to_data()
         .convert::<i64>()

@@ -914,13 +914,29 @@ pub fn tensor<'t>(tensors: &'t TensorMap, name: &str) -> Result<&'t HostTensor> 
 /// Checks that `ids` and `mask` each hold `rows` x `seq` values, a padded batch in row-major order.
 pub fn check_batch(ids: usize, mask: usize, rows: usize, seq: usize) -> Result<()> {
     for (what, len) in [("token ids", ids), ("attention mask", mask)] {
-        if len != rows * seq {
+        if rows.checked_mul(seq) != Some(len) {
             return Err(PruneError::Shape {
                 weight: "batch".into(),
                 shape: vec![rows, seq],
                 reason: format!("{len} {what} for a batch of {rows} x {seq}"),
             });
         }
+    }
+    Ok(())
+}
+
+/// Checks the two batches of a contrastive step by their row counts: as many rows in `b` as in
+/// `a` (row `i` of `a` matches row `i` of `b`), and at least one.
+pub fn check_pair(a_rows: usize, b_rows: usize) -> Result<()> {
+    if a_rows != b_rows || a_rows == 0 {
+        return Err(PruneError::Shape {
+            weight: "batch b".into(),
+            shape: vec![b_rows],
+            reason: format!(
+                "a contrastive step pairs row i of batch a with row i of batch b: batch a has \
+                 {a_rows} rows, batch b {b_rows}; both need the same number, at least one"
+            ),
+        });
     }
     Ok(())
 }
@@ -1339,5 +1355,20 @@ mod tests {
             "{err}"
         );
         assert!(check_labels(&[-1, 0], 2, 2).is_err());
+    }
+
+    #[test]
+    fn contrastive_batches_pair_row_for_row() {
+        assert!(check_pair(3, 3).is_ok());
+        let err = check_pair(3, 2).unwrap_err().to_string();
+        assert!(
+            err.contains("batch a has 3 rows, batch b 2") && err.contains("`batch b`"),
+            "{err}"
+        );
+        assert!(check_pair(0, 0).is_err());
+        assert!(
+            check_batch(0, 0, usize::MAX, 2).is_err(),
+            "an overflow is a mismatch"
+        );
     }
 }

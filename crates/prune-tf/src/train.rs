@@ -241,13 +241,18 @@ fn dims_of(v: &Variable) -> Vec<u64> {
 /// section's loss (its reduction) and optimizer; initialises the variables. Returns the model
 /// and its endpoints.
 pub fn mlp(sizes: &[usize], train: &TrainConfig, seed: u64) -> Result<(TfModel, TfClassifier)> {
+    let (Some(&inputs), Some(&classes)) = (sizes.first(), sizes.last()) else {
+        return Err(mlp_sizes_error(sizes));
+    };
+    if sizes.len() < 2 {
+        return Err(mlp_sizes_error(sizes));
+    }
     let mut b = Builder::default();
     let x = ops::Placeholder::new()
         .dtype(DataType::Float)
-        .shape(Shape::from(Some(vec![None, Some(sizes[0] as i64)])))
+        .shape(Shape::from(Some(vec![None, Some(inputs as i64)])))
         .build(&mut b.scope.with_op_name("x"))
         .map_err(err)?;
-    let classes = *sizes.last().expect("at least input and output sizes");
     let y = ops::Placeholder::new()
         .dtype(DataType::Float)
         .shape(Shape::from(Some(vec![None, Some(classes as i64)])))
@@ -314,16 +319,28 @@ pub fn mlp(sizes: &[usize], train: &TrainConfig, seed: u64) -> Result<(TfModel, 
     ))
 }
 
+/// The error of an MLP without both an input and an output size.
+fn mlp_sizes_error(sizes: &[usize]) -> PruneError {
+    PruneError::Shape {
+        weight: "mlp".into(),
+        shape: sizes.to_vec(),
+        reason: "the layer sizes need at least the input and the output size".into(),
+    }
+}
+
 impl Builder {
     /// Starts a session on the graph, initialises every variable, and exposes `vars` as the
     /// model's weights.
     pub fn finish(self, vars: &[Variable]) -> Result<TfModel> {
         let session = Session::new(&deterministic_options()?, &self.scope.graph()).map_err(err)?;
-        let mut init = SessionRunArgs::new();
-        for op in &self.inits {
-            init.add_target(op);
+        // TensorFlow refuses a run with nothing to run: a graph without variables skips it.
+        if !self.inits.is_empty() {
+            let mut init = SessionRunArgs::new();
+            for op in &self.inits {
+                init.add_target(op);
+            }
+            session.run(&mut init).map_err(err)?;
         }
-        session.run(&mut init).map_err(err)?;
         let handles: Vec<(String, VarHandle, Vec<u64>)> = vars
             .iter()
             .map(|v| {
@@ -338,14 +355,25 @@ impl Builder {
     }
 }
 
-/// A batch of rows as feeds: features and one-hot labels.
+/// A batch of rows as feeds: features and one-hot labels; refused when a row is past the end
+/// of `data` ([`Dataset::try_subset`]) or its label is not below `data.n_classes`.
 fn batch(data: &Dataset, rows: &[usize]) -> Result<(Tensor<f32>, Tensor<f32>)> {
-    let sub = data.subset(rows);
+    let sub = data.try_subset(rows)?;
     let x = Tensor::new(&[rows.len() as u64, data.n_features as u64])
         .with_values(&sub.features)
         .map_err(err)?;
     let mut one_hot = vec![0f32; rows.len() * data.n_classes];
-    for (r, &l) in sub.labels.iter().enumerate() {
+    for ((r, &l), &row) in sub.labels.iter().enumerate().zip(rows) {
+        if l >= data.n_classes {
+            return Err(PruneError::Shape {
+                weight: "labels".into(),
+                shape: vec![data.len()],
+                reason: format!(
+                    "row {row} has label {l}, and the dataset has {} classes (n_classes)",
+                    data.n_classes
+                ),
+            });
+        }
         one_hot[r * data.n_classes + l] = 1.0;
     }
     let y = Tensor::new(&[rows.len() as u64, data.n_classes as u64])
@@ -449,7 +477,25 @@ fn predict(
     let t = args.request_fetch(&net.logits.operation, net.logits.index);
     model.session().run(&mut args).map_err(err)?;
     let logits: Tensor<f32> = args.fetch(t).map_err(err)?;
-    let classes = (logits.dims()[1] as usize).max(1);
+    let &[n, classes] = logits.dims() else {
+        return Err(PruneError::Shape {
+            weight: "logits".into(),
+            shape: logits.dims().iter().map(|&d| d as usize).collect(),
+            reason: format!(
+                "the graph gave rank-{} logits for {} rows; predictions need [rows, classes]",
+                logits.dims().len(),
+                rows.len()
+            ),
+        });
+    };
+    if n as usize != rows.len() {
+        return Err(PruneError::Shape {
+            weight: "logits".into(),
+            shape: vec![n as usize, classes as usize],
+            reason: format!("{n} rows of logits for a batch of {} rows", rows.len()),
+        });
+    }
+    let classes = (classes as usize).max(1);
     Ok(logits
         .chunks(classes)
         .map(|row| {

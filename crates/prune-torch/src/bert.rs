@@ -36,28 +36,46 @@ impl BertBatch {
     pub fn new(ids: &[i64], mask: &[f32], rows: usize, seq: usize, device: Device) -> Result<Self> {
         prune_nlp::bert::check_batch(ids.len(), mask.len(), rows, seq)?;
         let shape = [rows as i64, seq as i64];
-        let put = |t: Tensor| {
+        let put = |t: std::result::Result<Tensor, tch::TchError>| {
             step(
                 "batch",
-                t.f_reshape(shape).and_then(|t| t.f_to_device(device)),
+                t.and_then(|t| t.f_reshape(shape))
+                    .and_then(|t| t.f_to_device(device)),
             )
         };
         Ok(BertBatch {
-            ids: put(Tensor::from_slice(ids))?,
-            mask: put(Tensor::from_slice(mask))?,
+            ids: put(Tensor::f_from_slice(ids))?,
+            mask: put(Tensor::f_from_slice(mask))?,
         })
     }
 }
 
 /// The variable under a dotted name: `a.b.c` is `c` under `root / "a" / "b"`.
-fn create(root: &VarPath, name: &str, value: &Tensor) -> Tensor {
+fn create(root: &VarPath, name: &str, value: &Tensor) -> Result<Tensor> {
     let mut segments: Vec<&str> = name.split('.').collect();
-    let last = segments.pop().expect("a name has a segment");
+    let last = segments.pop().unwrap_or_default();
     let mut p = root.clone();
     for s in segments {
         p = &p / s;
     }
-    p.var_copy(last, value)
+    p.f_var_copy(last, value)
+        .map_err(|e| crate::backend::torch_error(format!("creating the variable `{name}`: {e}")))
+}
+
+/// Zeroes the gradient of every variable of `vs` that has one.
+fn zero_grads(vs: &VarStore) -> Result<()> {
+    for (name, v) in vs.variables() {
+        let zeroed = v.f_grad().and_then(|mut grad| {
+            if grad.defined() {
+                let _ = grad.f_detach_()?.f_zero_()?;
+            }
+            Ok(())
+        });
+        zeroed.map_err(|e| {
+            crate::backend::torch_error(format!("zeroing the gradient of `{name}`: {e}"))
+        })?;
+    }
+    Ok(())
 }
 
 impl Bert {
@@ -79,7 +97,7 @@ impl Bert {
                     .f_reshape(&shape)
                     .and_then(|v| v.f_to_device(vs.device())),
             )?;
-            let var = create(&root, &name, &value);
+            let var = create(&root, &name, &value)?;
             vars.insert(name, var);
         }
         Ok(Bert { vars, schema })
@@ -420,10 +438,10 @@ pub fn contrastive_importance_step<V: Borrow<VarStore>>(
     b: &BertBatch,
     config: &BertConfig,
 ) -> Result<f32> {
+    let rows = |t: &Tensor| t.size().first().map_or(0, |&r| r.max(0) as usize);
+    prune_nlp::bert::check_pair(rows(&a.ids), rows(&b.ids))?;
     pruning.on_step_begin(model)?;
-    for (_, mut v) in model.var_store().variables() {
-        v.zero_grad();
-    }
+    zero_grads(model.var_store())?;
     let device = a.ids.device();
     let (head_mask, layers, h) = importance_head_mask(&bert.heads(config), device)?;
     let ea = bert.embed(a, Some(&head_mask), config)?;
@@ -459,9 +477,7 @@ pub fn classification_importance_step<V: Borrow<VarStore>>(
     let rows = batch.ids.size().first().copied().unwrap_or(0) as usize;
     prune_nlp::bert::check_labels(labels, rows, classes)?;
     pruning.on_step_begin(model)?;
-    for (_, mut v) in model.var_store().variables() {
-        v.zero_grad();
-    }
+    zero_grads(model.var_store())?;
     let (head_mask, layers, h) = importance_head_mask(&bert.heads(config), batch.ids.device())?;
     let logits = bert.logits(batch, Some(&head_mask), config)?;
     let loss = step(
@@ -493,9 +509,9 @@ fn importance_head_mask(heads: &[usize], device: Device) -> Result<(Tensor, usiz
     }
     let mask = step(
         "head_mask",
-        Tensor::f_ones([layers as i64, h as i64], (Kind::Float, device)),
-    )?
-    .set_requires_grad(true);
+        Tensor::f_ones([layers as i64, h as i64], (Kind::Float, device))
+            .and_then(|m| m.f_set_requires_grad(true)),
+    )?;
     Ok((mask, layers, h))
 }
 
@@ -512,7 +528,7 @@ fn finish_importance_step<V: Borrow<VarStore>>(
 ) -> Result<f32> {
     step("loss, backward", loss.f_backward())?;
     if pruning.reads_input("head_mask") {
-        let g = crate::backend::host_f32(&head_mask.grad())?;
+        let g = crate::backend::host_f32(&step("head_mask, gradient", head_mask.f_grad())?)?;
         pruning.record_input_gradient("head_mask", &[layers, heads], &g)?;
     }
     pruning.on_before_optimizer_step(model)?;

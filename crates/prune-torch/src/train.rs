@@ -68,14 +68,40 @@ fn reduction(r: Reduction) -> tch::Reduction {
     }
 }
 
-/// A batch of rows as tensors on `device`.
+/// A batch of rows as tensors on `device`: features `[rows, n_features]` and labels `[rows]`.
+/// Refused when a row is past the end of `data` or its features are missing
+/// ([`Dataset::try_subset`]), or when libtorch cannot build the tensors on `device`.
+pub fn try_batch(data: &Dataset, rows: &[usize], device: Device) -> Result<(Tensor, Tensor)> {
+    let sub = data.try_subset(rows)?;
+    let (x, y) = host_batch(&sub)
+        .map_err(|e| torch_error(format!("a batch of {} rows: {e}", rows.len())))?;
+    let on = |t: Tensor, what: &str| {
+        t.f_to_device(device)
+            .map_err(|e| torch_error(format!("the batch's {what} to {device:?}: {e}")))
+    };
+    Ok((on(x, "features")?, on(y, "labels")?))
+}
+
+/// The rows of `sub`, all of them, as CPU tensors.
+fn host_batch(sub: &Dataset) -> std::result::Result<(Tensor, Tensor), tch::TchError> {
+    let x = Tensor::f_from_slice(&sub.features)?
+        .f_reshape([sub.len() as i64, sub.n_features as i64])?;
+    let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
+    Ok((x, Tensor::f_from_slice(&labels)?))
+}
+
+/// [`try_batch`] for callers that pass rows of `data`: rows past the end (or whose features
+/// are missing) are left out, and tensors `device` cannot take stay on the CPU, so the forward
+/// pass reports the problem. Never panics.
 pub fn batch(data: &Dataset, rows: &[usize], device: Device) -> (Tensor, Tensor) {
     let sub = data.subset(rows);
-    let x = Tensor::from_slice(&sub.features)
-        .reshape([rows.len() as i64, data.n_features as i64])
-        .to_device(device);
-    let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
-    (x, Tensor::from_slice(&labels).to_device(device))
+    match host_batch(&sub) {
+        Ok((x, y)) => (
+            x.f_to_device(device).unwrap_or(x),
+            y.f_to_device(device).unwrap_or(y),
+        ),
+        Err(_) => (Tensor::new(), Tensor::new()),
+    }
 }
 
 /// The tch side of the built-in loop: one network's step, and its optimizer rebuilt after a
@@ -109,7 +135,7 @@ impl<V: Borrow<VarStore>, N: ModuleT> Trainer<TorchModel<V>> for TorchTrainer<'_
         data: &Dataset,
         rows: &[usize],
     ) -> Result<Option<f32>> {
-        let (x, y) = batch(data, rows, self.device);
+        let (x, y) = try_batch(data, rows, self.device)?;
         self.optim.zero_grad();
         let outputs = self.net.forward_t(&x, true);
         let log_p = if self.from_logits {
@@ -124,7 +150,8 @@ impl<V: Borrow<VarStore>, N: ModuleT> Trainer<TorchModel<V>> for TorchTrainer<'_
             .map_err(|e| torch_error(format!("the training loss: {e}")))?;
         let value = host_f32(&loss)?[0];
         if value.is_finite() {
-            loss.backward();
+            loss.f_backward()
+                .map_err(|e| torch_error(format!("the training loss, backward: {e}")))?;
         }
         Ok(Some(value))
     }
@@ -199,8 +226,22 @@ fn predict(
     rows: &[usize],
     device: Device,
 ) -> Result<Vec<usize>> {
-    let (x, _) = batch(data, rows, device);
-    let pred = tch::no_grad(|| net.forward_t(&x, false).argmax(1, false));
+    let (x, _) = try_batch(data, rows, device)?;
+    let logits = tch::no_grad(|| net.forward_t(&x, false));
+    if logits.dim() != 2 {
+        return Err(prune_core::PruneError::Shape {
+            weight: "logits".into(),
+            shape: logits.size().iter().map(|&d| d.max(0) as usize).collect(),
+            reason: format!(
+                "the network gave rank-{} outputs for {} rows; predictions need [rows, classes]",
+                logits.dim(),
+                rows.len()
+            ),
+        });
+    }
+    let pred = logits
+        .f_argmax(1, false)
+        .map_err(|e| torch_error(format!("the arg-max of the logits: {e}")))?;
     let pred: Vec<i64> = Vec::<i64>::try_from(&pred)
         .map_err(|e| torch_error(format!("reading predictions: {e}")))?;
     Ok(pred.into_iter().map(|p| p as usize).collect())

@@ -99,8 +99,57 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// The rows at `indices`, as a new dataset.
-    pub fn subset(&self, indices: &[usize]) -> Dataset {
+    /// The rows whose features are all there: `len()` when the features hold `n_features`
+    /// values per label, fewer when they are short.
+    fn whole_rows(&self) -> usize {
+        match self.features.len().checked_div(self.n_features) {
+            Some(rows) => rows.min(self.len()),
+            None => self.len(),
+        }
+    }
+
+    /// The error of a dataset that cannot be cut as asked.
+    fn shape_error(&self, reason: String) -> PruneError {
+        PruneError::Shape {
+            weight: "dataset".into(),
+            shape: vec![self.len(), self.n_features],
+            reason,
+        }
+    }
+
+    /// Checks that the rows are whole: `features` holds `n_features` values per label.
+    pub fn check(&self) -> Result<()> {
+        if self.len().checked_mul(self.n_features) != Some(self.features.len()) {
+            return Err(self.shape_error(format!(
+                "{} feature values for {} labels of {} features each",
+                self.features.len(),
+                self.len(),
+                self.n_features
+            )));
+        }
+        Ok(())
+    }
+
+    /// The rows at `indices`, as a new dataset; refused, naming the row, when an index is past
+    /// the end or its features are missing.
+    pub fn try_subset(&self, indices: &[usize]) -> Result<Dataset> {
+        let rows = self.whole_rows();
+        if let Some(&bad) = indices.iter().find(|&&i| i >= rows) {
+            return Err(self.shape_error(if bad < self.len() {
+                format!(
+                    "row {bad} has no features: {} feature values hold {rows} rows of {}",
+                    self.features.len(),
+                    self.n_features
+                )
+            } else {
+                format!("row {bad} is past the end of the {} rows", self.len())
+            }));
+        }
+        Ok(self.rows_at(indices))
+    }
+
+    /// The rows at `indices` (each below `whole_rows()`).
+    fn rows_at(&self, indices: &[usize]) -> Dataset {
         let mut features = Vec::with_capacity(indices.len() * self.n_features);
         for &i in indices {
             features
@@ -114,11 +163,45 @@ impl Dataset {
         }
     }
 
-    /// A seeded shuffle split into (train, test) with `test_fraction` of the rows in test.
+    /// The rows at `indices`, as a new dataset. Indices past the end, or of rows whose features
+    /// are missing, are left out; [`try_subset`](Self::try_subset) refuses them instead.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let rows = self.whole_rows();
+        let kept: Vec<usize> = indices.iter().copied().filter(|&i| i < rows).collect();
+        self.rows_at(&kept)
+    }
+
+    /// A seeded shuffle split into (train, test) with `test_fraction` of the rows in test;
+    /// refused when the fraction is not in [0, 1] or the rows are not whole
+    /// ([`check`](Self::check)).
+    pub fn try_split(&self, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        if !(0.0..=1.0).contains(&test_fraction) {
+            return Err(self.shape_error(format!("test_fraction {test_fraction} is not in [0, 1]")));
+        }
+        self.check()?;
+        Ok(self.split_at(test_fraction, seed))
+    }
+
+    fn split_at(&self, test_fraction: f64, seed: u64) -> (Dataset, Dataset) {
+        let rows = self.whole_rows();
+        let order = shuffled(rows, seed);
+        let n_test = ((rows as f64 * test_fraction).round() as usize).min(rows);
+        (
+            self.rows_at(&order[n_test..]),
+            self.rows_at(&order[..n_test]),
+        )
+    }
+
+    /// A seeded shuffle split into (train, test) with `test_fraction` of the rows in test. A
+    /// fraction above 1 puts every row in test, one below 0 (or NaN) none, and rows whose
+    /// features are missing are left out; [`try_split`](Self::try_split) refuses them instead.
     pub fn split(&self, test_fraction: f64, seed: u64) -> (Dataset, Dataset) {
-        let order = shuffled(self.len(), seed);
-        let n_test = (self.len() as f64 * test_fraction).round() as usize;
-        (self.subset(&order[n_test..]), self.subset(&order[..n_test]))
+        let f = if test_fraction.is_nan() {
+            0.0
+        } else {
+            test_fraction.clamp(0.0, 1.0)
+        };
+        self.split_at(f, seed)
     }
 }
 
@@ -164,6 +247,41 @@ mod tests {
         let mut all: Vec<f32> = a.features.iter().chain(&b.features).copied().collect();
         all.sort_by(f32::total_cmp);
         assert_eq!(all, (0..10).map(|i| i as f32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn bad_cuts_are_refused_naming_what_is_wrong() {
+        let d = Dataset::from_csv("1,2,0\n3,4,1\n5,6,1\n", 1.0).unwrap();
+        let e = d.try_subset(&[0, 3]).unwrap_err().to_string();
+        assert!(e.contains("row 3 is past the end of the 3 rows"), "{e}");
+        assert_eq!(
+            d.subset(&[0, 3]).labels,
+            vec![0],
+            "the lenient form leaves it out"
+        );
+        let e = d.try_split(1.5, 7).unwrap_err().to_string();
+        assert!(e.contains("test_fraction 1.5 is not in [0, 1]"), "{e}");
+        assert!(d.try_split(f64::NAN, 7).is_err());
+        let (train, test) = d.split(1.5, 7);
+        assert_eq!((train.len(), test.len()), (0, 3));
+        assert_eq!(d.split(-1.0, 7).0.len(), 3);
+        // Features for two and a half rows, labels for three.
+        let mut short = d.clone();
+        short.features.truncate(5);
+        let e = short.try_subset(&[2]).unwrap_err().to_string();
+        assert!(
+            e.contains("row 2 has no features: 5 feature values hold 2 rows of 2"),
+            "{e}"
+        );
+        let e = short.try_split(0.5, 7).unwrap_err().to_string();
+        assert!(
+            e.contains("5 feature values for 3 labels of 2 features each"),
+            "{e}"
+        );
+        let (train, test) = short.split(0.5, 7);
+        assert_eq!(train.len() + test.len(), 2);
+        assert_eq!(short.subset(&[0, 1, 2]).len(), 2);
+        assert!(d.check().is_ok() && short.check().is_err());
     }
 
     #[test]

@@ -62,8 +62,12 @@ pub fn distributed_error(message: String) -> PruneError {
 }
 
 /// The rows of a global batch that `rank` of `size` trains on: an equal share, the first
-/// `len % size` ranks taking one row more.
+/// `len % size` ranks taking one row more. A rank outside the group (or a group of none) gets
+/// no rows.
 pub fn shard(len: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
+    if rank >= size {
+        return 0..0;
+    }
     let (base, extra) = (len / size, len % size);
     let start = rank * base + rank.min(extra);
     start..start + base + usize::from(rank < extra)

@@ -88,6 +88,38 @@ fn probe_after_shrink<M: Model, T: Trainer<M>>(
     Ok(())
 }
 
+/// The rows of one global batch (`cfg.batch_size` per rank of `world`), once the batch size
+/// and the group are checked: a batch size of 0, a group of no ranks, or a rank outside its
+/// group is refused, naming the number.
+fn global_batch(cfg: &TrainConfig, world: &dyn Collective) -> Result<usize> {
+    if cfg.batch_size == 0 {
+        return Err(PruneError::Config {
+            source_name: "<train config>".into(),
+            problems: prune_core::error::ConfigProblems(vec![prune_core::error::ConfigProblem {
+                path: "pruning.train.dataloader.batch_size".into(),
+                reason: "0 must be >= 1".into(),
+            }]),
+        });
+    }
+    let (rank, ranks) = (world.rank(), world.size());
+    if ranks == 0 {
+        return Err(distributed_error(
+            "the group has 0 ranks; a Collective has at least one".into(),
+        ));
+    }
+    if rank >= ranks {
+        return Err(distributed_error(format!(
+            "rank {rank} is outside its group of {ranks} ranks (0..{ranks})"
+        )));
+    }
+    cfg.batch_size.checked_mul(ranks).ok_or_else(|| {
+        distributed_error(format!(
+            "a global batch of batch_size {} x {ranks} ranks does not fit in memory",
+            cfg.batch_size
+        ))
+    })
+}
+
 fn empty_dataset() -> PruneError {
     PruneError::Shape {
         weight: "dataset".into(),
@@ -149,6 +181,7 @@ where
     if data.is_empty() {
         return Err(empty_dataset());
     }
+    let global_batch = global_batch(cfg, world)?;
     let bad_loss = |model: &M, steps: usize, loss: f32| PruneError::Backend {
         backend: model.backend().name().into(),
         message: format!("epoch {epoch} step {steps}: loss is {loss}"),
@@ -161,7 +194,6 @@ where
     } else {
         (0..data.len()).collect()
     };
-    let global_batch = cfg.batch_size * ranks;
     let (mut total, mut steps) = (0.0, 0usize);
     let mut all_reduce = std::time::Duration::ZERO;
     for global in order
@@ -258,6 +290,7 @@ where
     if data.is_empty() {
         return Err(empty_dataset());
     }
+    global_batch(cfg, world)?;
     if world.size() > 1 && !cfg.distributed {
         return Err(distributed_error(format!(
             "the loop runs on {} ranks but train.dataloader.distributed is not True; every rank would train on all the data alone",

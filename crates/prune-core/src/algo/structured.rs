@@ -10,7 +10,7 @@
 
 use crate::config::{ImportanceMetric, ResolvedPruner};
 use crate::error::{PruneError, Result};
-use crate::model::layout::to_canonical;
+use crate::model::layout::try_to_canonical;
 use crate::model::names::{canonical_name, glob_match, select_weights};
 use crate::model::{Coupling, ShrinkOp};
 use crate::model::{Model, TensorBackend, WeightId, WeightInfo};
@@ -160,7 +160,15 @@ impl StructuredPruner {
         for (number, members) in by_layer {
             let mut groups = None;
             for (w, axis) in &members {
-                let extent = w.shape[*axis];
+                let Some(&extent) = w.shape.get(*axis) else {
+                    return Err(err(format!(
+                        "`{}` has shape {:?}: a structured pruner keeps rows or columns, and a \
+                         weight of rank {} has no axis {axis}",
+                        w.name,
+                        w.shape,
+                        w.shape.len()
+                    )));
+                };
                 if extent % stride != 0 {
                     return Err(err(format!(
                         "`{}` has {extent} along axis {axis}, not a multiple of stride {stride}",
@@ -366,7 +374,7 @@ impl StructuredPruner {
                 else {
                     continue;
                 };
-                let w = to_canonical(be.to_vec(&model.weight_at(*id)?)?, info.layout, &info.shape);
+                let w = canonical_values(info, be.to_vec(&model.weight_at(*id)?)?, "weight")?;
                 let per_slice = slice_sums(&w, &info.shape, *axis, |v| match metric {
                     ImportanceMetric::L1Norm => f64::from(v.abs()),
                     _ => f64::from(v) * f64::from(v),
@@ -614,6 +622,13 @@ fn coupled_sources(
                     candidates: Vec::new(),
                 }
             })?;
+            if m.axis >= info.shape.len() || m.block == 0 {
+                return Err(err(format!(
+                    "coupled_importance: the coupling group of `{}` names axis {} in blocks of \
+                     {} of `{}`, whose shape is {:?}",
+                    w.name, m.axis, m.block, m.weight, info.shape
+                )));
+            }
             sources.push(Source::Weight {
                 info: info.clone(),
                 id: id_of(weights, &m.weight)?,
@@ -719,13 +734,13 @@ fn weight_importance<M: Model>(
     let Some(grad) = model.gradient_at(id)? else {
         return Ok(None);
     };
-    let g = to_canonical(be.to_vec(&grad)?, info.layout, &info.shape);
+    let g = canonical_values(info, be.to_vec(&grad)?, "gradient")?;
     let w = match metric {
-        ImportanceMetric::WeightedGradient => Some(to_canonical(
+        ImportanceMetric::WeightedGradient => Some(canonical_values(
+            info,
             be.to_vec(&model.weight_at(id)?)?,
-            info.layout,
-            &info.shape,
-        )),
+            "weight",
+        )?),
         ImportanceMetric::AbsGradient | ImportanceMetric::L1Norm | ImportanceMetric::L2Norm => None,
     };
     let extent = info.shape[axis];
@@ -767,6 +782,17 @@ fn weight_importance<M: Model>(
             .map(|c| c.iter().sum::<f64>())
             .collect(),
     ))
+}
+
+/// A weight's (or its gradient's) values read back from the backend, in the canonical view;
+/// refused, naming the weight, when the backend gave another number of values than its shape
+/// holds.
+fn canonical_values(info: &WeightInfo, stored: Vec<f32>, what: &str) -> Result<Vec<f32>> {
+    try_to_canonical(stored, info.layout, &info.shape).map_err(|reason| PruneError::Shape {
+        weight: info.name.clone(),
+        shape: info.shape.clone(),
+        reason: format!("its {what}: {reason}"),
+    })
 }
 
 /// For each slice along `axis` of a canonical tensor of `shape`, the sum of `f` over its values.

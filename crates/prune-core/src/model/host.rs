@@ -25,7 +25,7 @@ pub fn reduce_blocks(
     if rows == 0 || cols == 0 || !r.is_multiple_of(rows) || !c.is_multiple_of(cols) {
         return Err(format!("a {rows}x{cols} block does not divide [{r}, {c}]"));
     }
-    if data.len() != r * c {
+    if r.checked_mul(c) != Some(data.len()) {
         return Err(format!("{} values for a [{r}, {c}] tensor", data.len()));
     }
     let (gr, gc) = (r / rows, c / cols);
@@ -64,6 +64,20 @@ pub fn add_group_lasso_gradient(
     pruned: Option<&[bool]>,
 ) -> Result<(), String> {
     let norms = reduce_blocks(w, rows, cols, br, bc, Reduce::L2)?;
+    // reduce_blocks checked that rows * cols is w.len().
+    let n = w.len();
+    if grad.len() != n {
+        return Err(format!(
+            "{} gradient values for a [{rows}, {cols}] weight",
+            grad.len()
+        ));
+    }
+    if let Some(p) = pruned.filter(|p| p.len() != n) {
+        return Err(format!(
+            "{} pruned flags for a [{rows}, {cols}] weight",
+            p.len()
+        ));
+    }
     let gc = cols / bc;
     for i in 0..rows {
         for j in 0..cols {
@@ -108,7 +122,7 @@ pub fn select_axis(
             shape[axis]
         ));
     }
-    if data.len() != shape.iter().product::<usize>() {
+    if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(data.len()) {
         return Err(format!("{} values for shape {shape:?}", data.len()));
     }
     let outer: usize = shape[..axis].iter().product();
@@ -186,6 +200,21 @@ mod tests {
         .unwrap();
         assert_eq!(g, [1.3, 0.0, 1.0, 0.0]);
         assert!(add_group_lasso_gradient(&w, &mut g, 1, 4, 1, 3, 0.5, None).is_err());
+    }
+
+    #[test]
+    fn lengths_that_disagree_with_the_weight_are_refused() {
+        let w = [3.0, 4.0, 0.0, 0.0];
+        let mut short = [1.0; 3];
+        let e = add_group_lasso_gradient(&w, &mut short, 1, 4, 1, 2, 0.5, None).unwrap_err();
+        assert!(e.contains("3 gradient values for a [1, 4] weight"), "{e}");
+        let mut g = [1.0; 4];
+        let e =
+            add_group_lasso_gradient(&w, &mut g, 1, 4, 1, 2, 0.5, Some(&[true; 5])).unwrap_err();
+        assert!(e.contains("5 pruned flags for a [1, 4] weight"), "{e}");
+        assert_eq!(g, [1.0; 4], "nothing is written before the checks");
+        let e = add_group_lasso_gradient(&w[..3], &mut g, 1, 4, 1, 2, 0.5, None).unwrap_err();
+        assert!(e.contains("3 values for a [1, 4] tensor"), "{e}");
     }
 
     #[test]

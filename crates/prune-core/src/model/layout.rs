@@ -63,20 +63,50 @@ pub fn stored_blocks(info: &super::WeightInfo, (br, bc): (usize, usize)) -> Opti
     }
 }
 
-/// Transposes a row-major `[r, c]` buffer into `[c, r]`.
-pub fn transpose<T: Copy>(data: &[T], r: usize, c: usize) -> Vec<T> {
+/// The number of values of a row-major buffer of `shape`, `None` when it overflows.
+fn numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Transposes a row-major `[r, c]` buffer into `[c, r]`; refused when `data` does not hold
+/// `r * c` values.
+pub fn try_transpose<T: Copy>(data: &[T], r: usize, c: usize) -> Result<Vec<T>, String> {
+    if numel(&[r, c]) != Some(data.len()) {
+        return Err(format!("{} values for a [{r}, {c}] buffer", data.len()));
+    }
     let mut out = Vec::with_capacity(data.len());
     for j in 0..c {
         for i in 0..r {
             out.push(data[i * c + j]);
         }
     }
-    out
+    Ok(out)
 }
 
-/// Permutes the axes of a row-major buffer of shape `shape`: output axis `k` is input axis `perm[k]`.
-pub fn permute<T: Copy>(data: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
+/// [`try_transpose`] for callers that have checked the length: a buffer that does not hold
+/// `r * c` values gives an empty `Vec` (never a panic, never the values in the wrong order).
+pub fn transpose<T: Copy>(data: &[T], r: usize, c: usize) -> Vec<T> {
+    try_transpose(data, r, c).unwrap_or_default()
+}
+
+/// Permutes the axes of a row-major buffer of shape `shape`: output axis `k` is input axis
+/// `perm[k]`. Refused when `perm` is not a permutation of the axes of `shape` or `data` does not
+/// hold the shape's number of values.
+pub fn try_permute<T: Copy>(data: &[T], shape: &[usize], perm: &[usize]) -> Result<Vec<T>, String> {
     let rank = shape.len();
+    let mut seen = vec![false; rank];
+    if perm.len() != rank
+        || perm
+            .iter()
+            .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(format!(
+            "{perm:?} is not a permutation of the {rank} axes of shape {shape:?}"
+        ));
+    }
+    if numel(shape) != Some(data.len()) {
+        return Err(format!("{} values for shape {shape:?}", data.len()));
+    }
     let mut in_strides = vec![1usize; rank];
     for k in (0..rank.saturating_sub(1)).rev() {
         in_strides[k] = in_strides[k + 1] * shape[k + 1];
@@ -95,20 +125,37 @@ pub fn permute<T: Copy>(data: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
             idx[k] = 0;
         }
     }
-    out
+    Ok(out)
 }
 
-/// Values of a weight in the canonical view, given its stored values.
-/// A layout that does not fit the rank (a "transposed" 1-D weight) is treated as canonical.
-pub fn to_canonical<T: Copy>(stored: Vec<T>, layout: Layout, canonical_shape: &[usize]) -> Vec<T> {
+/// [`try_permute`] for callers that have checked the length: a buffer or permutation that does
+/// not fit `shape` gives an empty `Vec` (never a panic, never the values in the wrong order).
+pub fn permute<T: Copy>(data: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
+    try_permute(data, shape, perm).unwrap_or_default()
+}
+
+/// Values of a weight in the canonical view, given its stored values; refused when `stored`
+/// does not hold the shape's number of values. A layout that does not fit the rank (a
+/// "transposed" 1-D weight) is treated as canonical.
+pub fn try_to_canonical<T: Copy>(
+    stored: Vec<T>,
+    layout: Layout,
+    canonical_shape: &[usize],
+) -> Result<Vec<T>, String> {
+    if numel(canonical_shape) != Some(stored.len()) {
+        return Err(format!(
+            "{} stored values for canonical shape {canonical_shape:?}",
+            stored.len()
+        ));
+    }
     match (layout, canonical_shape.len()) {
         (Layout::Canonical, _)
         | (Layout::Transposed, 0 | 1 | 3..)
-        | (Layout::Hwio, 0..=3 | 5..) => stored,
+        | (Layout::Hwio, 0..=3 | 5..) => Ok(stored),
         // stored [in, out] -> canonical [out, in]
-        (Layout::Transposed, _) => transpose(&stored, canonical_shape[1], canonical_shape[0]),
+        (Layout::Transposed, _) => try_transpose(&stored, canonical_shape[1], canonical_shape[0]),
         // stored [kh, kw, in, out] -> canonical [out, in, kh, kw]
-        (Layout::Hwio, _) => permute(
+        (Layout::Hwio, _) => try_permute(
             &stored,
             &layout.stored_shape(canonical_shape),
             &[3, 2, 0, 1],
@@ -116,16 +163,41 @@ pub fn to_canonical<T: Copy>(stored: Vec<T>, layout: Layout, canonical_shape: &[
     }
 }
 
-/// Values in the stored layout, given canonical ones.
-pub fn to_stored<T: Copy>(canonical: Vec<T>, layout: Layout, canonical_shape: &[usize]) -> Vec<T> {
+/// [`try_to_canonical`] for callers that have checked the length: values that do not fill
+/// `canonical_shape` give an empty `Vec`, which no consumer takes for the weight's values.
+pub fn to_canonical<T: Copy>(stored: Vec<T>, layout: Layout, canonical_shape: &[usize]) -> Vec<T> {
+    try_to_canonical(stored, layout, canonical_shape).unwrap_or_default()
+}
+
+/// Values in the stored layout, given canonical ones; refused when `canonical` does not hold
+/// the shape's number of values.
+pub fn try_to_stored<T: Copy>(
+    canonical: Vec<T>,
+    layout: Layout,
+    canonical_shape: &[usize],
+) -> Result<Vec<T>, String> {
+    if numel(canonical_shape) != Some(canonical.len()) {
+        return Err(format!(
+            "{} canonical values for canonical shape {canonical_shape:?}",
+            canonical.len()
+        ));
+    }
     match (layout, canonical_shape.len()) {
         (Layout::Canonical, _)
         | (Layout::Transposed, 0 | 1 | 3..)
-        | (Layout::Hwio, 0..=3 | 5..) => canonical,
-        (Layout::Transposed, _) => transpose(&canonical, canonical_shape[0], canonical_shape[1]),
+        | (Layout::Hwio, 0..=3 | 5..) => Ok(canonical),
+        (Layout::Transposed, _) => {
+            try_transpose(&canonical, canonical_shape[0], canonical_shape[1])
+        }
         // canonical [out, in, kh, kw] -> stored [kh, kw, in, out]
-        (Layout::Hwio, _) => permute(&canonical, canonical_shape, &[2, 3, 1, 0]),
+        (Layout::Hwio, _) => try_permute(&canonical, canonical_shape, &[2, 3, 1, 0]),
     }
+}
+
+/// [`try_to_stored`] for callers that have checked the length: values that do not fill
+/// `canonical_shape` give an empty `Vec`, which no consumer takes for the weight's values.
+pub fn to_stored<T: Copy>(canonical: Vec<T>, layout: Layout, canonical_shape: &[usize]) -> Vec<T> {
+    try_to_stored(canonical, layout, canonical_shape).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -165,5 +237,43 @@ mod tests {
         assert_eq!(Layout::Hwio.stored_axis(4, 3), Ok(1));
         assert!(Layout::Transposed.stored_axis(2, 2).is_err());
         assert!(Layout::Canonical.stored_axis(1, 1).is_err());
+    }
+
+    #[test]
+    fn a_length_that_disagrees_with_the_shape_is_refused_not_a_panic() {
+        let five: Vec<f32> = (0..5).map(|x| x as f32).collect();
+        let e = try_transpose(&five, 2, 3).unwrap_err();
+        assert!(e.contains("5 values for a [2, 3] buffer"), "{e}");
+        assert!(transpose(&five, 2, 3).is_empty());
+        let e = try_permute(&five, &[1, 2, 3], &[2, 1, 0]).unwrap_err();
+        assert!(e.contains("5 values for shape [1, 2, 3]"), "{e}");
+        assert!(permute(&five, &[1, 2, 3], &[2, 1, 0]).is_empty());
+        let e = try_permute(&five, &[5], &[1]).unwrap_err();
+        assert!(e.contains("[1] is not a permutation of the 1 axes"), "{e}");
+        let e = try_permute(&[0u8; 4], &[2, 2], &[0, 0]).unwrap_err();
+        assert!(e.contains("[0, 0] is not a permutation"), "{e}");
+        assert!(permute(&[0u8; 4], &[2, 2], &[1]).is_empty());
+        for layout in [Layout::Canonical, Layout::Transposed, Layout::Hwio] {
+            let shape: &[usize] = if layout == Layout::Hwio {
+                &[4, 2, 3, 3]
+            } else {
+                &[2, 3]
+            };
+            let e = try_to_canonical(five.clone(), layout, shape).unwrap_err();
+            assert!(
+                e.contains(&format!("5 stored values for canonical shape {shape:?}")),
+                "{e}"
+            );
+            let e = try_to_stored(five.clone(), layout, shape).unwrap_err();
+            assert!(
+                e.contains(&format!("5 canonical values for canonical shape {shape:?}")),
+                "{e}"
+            );
+            assert!(to_canonical(five.clone(), layout, shape).is_empty());
+            assert!(to_stored(five.clone(), layout, shape).is_empty());
+        }
+        // An overflowing shape is a mismatch too.
+        assert!(try_transpose(&five, usize::MAX, 2).is_err());
+        assert!(try_to_stored(five.clone(), Layout::Canonical, &[usize::MAX, 2]).is_err());
     }
 }
