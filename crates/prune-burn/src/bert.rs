@@ -248,78 +248,38 @@ impl Bert {
         head_mask: Option<Tensor<2>>,
         config: &BertConfig,
     ) -> Result<Tensor<3>> {
-        let [b, s] = batch.ids.dims();
-        if batch.mask.dims() != [b, s] {
-            return Err(PruneError::Shape {
-                weight: "batch".into(),
-                shape: vec![b, s],
-                reason: format!(
-                    "token ids must be [batch, seq] with a mask of the same shape, the mask is {:?}",
-                    batch.mask.dims()
-                ),
-            });
-        }
         let e = &self.embeddings;
+        let queries: Vec<[usize; 2]> = self
+            .encoder
+            .layer
+            .iter()
+            .map(|layer| {
+                let [hidden, rows] = layer.attention.self_.query.weight.dims();
+                [rows, hidden]
+            })
+            .collect();
+        let (ids, mask) = (batch.ids.dims(), batch.mask.dims());
+        let head_mask_dims = head_mask.as_ref().map(|m| m.dims());
+        let [b, s] = prune_nlp::bert::check_forward(
+            &prune_nlp::bert::ForwardShapes {
+                ids: &ids,
+                mask: &mask,
+                words: e.word_embeddings.weight.dims(),
+                positions: e.position_embeddings.weight.dims(),
+                queries: &queries,
+                head_mask: head_mask_dims.as_ref().map(|d| &d[..]),
+            },
+            config,
+            str::to_string,
+            || {
+                Ok((
+                    batch.ids.clone().min().into_scalar::<i64>(),
+                    batch.ids.clone().max().into_scalar::<i64>(),
+                ))
+            },
+        )?;
         let hidden = e.word_embeddings.weight.dims()[1];
-        let positions = e.position_embeddings.weight.dims()[0];
         let offset = config.position_offset;
-        if s + offset > positions {
-            return Err(PruneError::Shape {
-                weight: "embeddings.position_embeddings.weight".into(),
-                shape: vec![positions, hidden],
-                reason: if offset == 0 {
-                    format!("a batch of {s} tokens is longer than its {positions} positions")
-                } else {
-                    format!(
-                        "a batch of {s} tokens from position {offset} does not fit its \
-                         {positions} positions"
-                    )
-                },
-            });
-        }
-        if b == 0 || s == 0 {
-            return Err(PruneError::Shape {
-                weight: "batch".into(),
-                shape: vec![b, s],
-                reason: "an empty batch: a forward pass needs at least one row of one token".into(),
-            });
-        }
-        let vocab = e.word_embeddings.weight.dims()[0];
-        let top = batch.ids.clone().max().into_scalar::<i64>();
-        if top >= vocab as i64 || batch.ids.clone().min().into_scalar::<i64>() < 0 {
-            return Err(PruneError::Shape {
-                weight: "embeddings.word_embeddings.weight".into(),
-                shape: vec![vocab, hidden],
-                reason: "a token id is outside the vocabulary".into(),
-            });
-        }
-        for (l, layer) in self.encoder.layer.iter().enumerate() {
-            let rows = layer.attention.self_.query.weight.dims()[1];
-            if config.head_dim == 0 || !rows.is_multiple_of(config.head_dim) {
-                return Err(PruneError::Shape {
-                    weight: format!("encoder.layer.{l}.attention.self.query.weight"),
-                    shape: vec![rows, hidden],
-                    reason: format!("{rows} rows are not whole heads of {}", config.head_dim),
-                });
-            }
-            if let Some(m) = &head_mask {
-                let want = [self.encoder.layer.len(), layer.heads(config.head_dim)];
-                if m.dims()[0] != want[0] {
-                    return Err(PruneError::Shape {
-                        weight: "head_mask".into(),
-                        shape: m.dims().to_vec(),
-                        reason: format!("the encoder has {} layers", want[0]),
-                    });
-                }
-                if m.dims()[1] != want[1] {
-                    return Err(PruneError::Shape {
-                        weight: "head_mask".into(),
-                        shape: m.dims().to_vec(),
-                        reason: format!("layer {l} has {} heads", want[1]),
-                    });
-                }
-            }
-        }
         let words = e
             .word_embeddings
             .weight
@@ -853,16 +813,9 @@ impl ModuleDisplayDefault for BertModel {
 impl ModuleDisplay for BertModel {}
 
 /// A `[layers, heads]` head mask of ones that records its gradient, for a model whose layers
-/// all have the same number of heads.
+/// all have the same number of heads ([`prune_nlp::bert::uniform_heads`]).
 fn importance_head_mask(heads: &[usize], device: &Device) -> Result<(Tensor<2>, usize, usize)> {
-    let (layers, h) = (heads.len(), heads.first().copied().unwrap_or(0));
-    if heads.iter().any(|&n| n != h) {
-        return Err(PruneError::Shape {
-            weight: "head_mask".into(),
-            shape: heads.to_vec(),
-            reason: "a head mask needs the same number of heads in every layer".into(),
-        });
-    }
+    let (layers, h) = prune_nlp::bert::uniform_heads(heads)?;
     Ok((
         Tensor::<2>::ones([layers, h], device).require_grad(),
         layers,

@@ -229,6 +229,15 @@ impl<M: Module> BurnModel<M> {
             .collect()
     }
 
+    /// [`check`](Self::check) for tensors given by weight: their flattened sizes.
+    fn check_tensors(&self, updates: &[(WeightId, BurnTensor)], what: &str) -> Result<Vec<Found>> {
+        let sizes: Vec<(WeightId, usize)> = updates
+            .iter()
+            .map(|(id, t)| (*id, t.flat.dims()[0]))
+            .collect();
+        self.check(&sizes, what)
+    }
+
     fn map_params(&mut self, updates: Vec<(ParamId, NewValue<'_>)>) {
         if updates.is_empty() {
             return;
@@ -329,11 +338,7 @@ impl<M: Module> Model for BurnModel<M> {
     }
 
     fn set_weights(&mut self, updates: Vec<(WeightId, BurnTensor)>) -> Result<()> {
-        let sizes: Vec<(WeightId, usize)> = updates
-            .iter()
-            .map(|(id, t)| (*id, t.flat.dims()[0]))
-            .collect();
-        let found = self.check(&sizes, "a write")?;
+        let found = self.check_tensors(&updates, "a write")?;
         for ((_, t), f) in updates.iter().zip(&found) {
             if t.shape != f.stored_shape {
                 return Err(PruneError::Shape {
@@ -421,11 +426,7 @@ impl<M: Module> Model for BurnModel<M> {
     }
 
     fn set_gradients(&mut self, updates: Vec<(WeightId, BurnTensor)>) -> Result<()> {
-        let sizes: Vec<(WeightId, usize)> = updates
-            .iter()
-            .map(|(id, t)| (*id, t.flat.dims()[0]))
-            .collect();
-        let found = self.check(&sizes, "a gradient")?;
+        let found = self.check_tensors(&updates, "a gradient")?;
         let grads = self.grads_mut()?;
         for ((_, t), f) in updates.into_iter().zip(found) {
             replace_grad(grads, f.id, t.flat, &f.stored_shape)?;

@@ -11,7 +11,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use prune_core::{PruneError, Result};
 use prune_train::config::PROBABILITY_FLOOR;
 use prune_train::{
-    Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig, Trainer,
+    AdamParams, Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess,
+    TrainConfig, Trainer,
 };
 
 /// A model the built-in loop can train: class logits `[batch, classes]` from features `[batch, n]`.
@@ -44,44 +45,34 @@ pub fn optimizer(config: &OptimizerConfig) -> (ModuleOptimizer, f64) {
             }
             (c.init(), learning_rate)
         }
-        OptimizerConfig::AdamW {
-            learning_rate,
-            beta_1,
-            beta_2,
-            epsilon,
-            weight_decay,
-            amsgrad,
-        } => (
-            AdamWConfig::new()
-                .with_beta_1(beta_1 as f32)
-                .with_beta_2(beta_2 as f32)
-                .with_epsilon(epsilon as f32)
-                .with_weight_decay(weight_decay as f32)
-                .with_amsgrad(amsgrad)
-                .init(),
-            learning_rate,
-        ),
-        OptimizerConfig::Adam {
-            learning_rate,
-            beta_1,
-            beta_2,
-            epsilon,
-            weight_decay,
-            amsgrad,
-        } => {
-            let mut c = AdamConfig::new()
-                .with_beta_1(beta_1 as f32)
-                .with_beta_2(beta_2 as f32)
-                .with_epsilon(epsilon as f32)
-                .with_amsgrad(amsgrad);
-            if weight_decay > 0.0 {
-                c = c.with_weight_decay(Some(WeightDecayConfig {
-                    penalty: weight_decay as f32,
-                }));
-            }
-            (c.init(), learning_rate)
-        }
+        OptimizerConfig::Adam(p) => (adam(&p, false), p.learning_rate),
+        OptimizerConfig::AdamW(p) => (adam(&p, true), p.learning_rate),
     }
+}
+
+/// burn's Adam (weight decay added to the gradient) or, `decoupled`, AdamW.
+fn adam(p: &AdamParams, decoupled: bool) -> ModuleOptimizer {
+    let (beta_1, beta_2, epsilon) = (p.beta_1 as f32, p.beta_2 as f32, p.epsilon as f32);
+    if decoupled {
+        return AdamWConfig::new()
+            .with_beta_1(beta_1)
+            .with_beta_2(beta_2)
+            .with_epsilon(epsilon)
+            .with_weight_decay(p.weight_decay as f32)
+            .with_amsgrad(p.amsgrad)
+            .init();
+    }
+    let mut c = AdamConfig::new()
+        .with_beta_1(beta_1)
+        .with_beta_2(beta_2)
+        .with_epsilon(epsilon)
+        .with_amsgrad(p.amsgrad);
+    if p.weight_decay > 0.0 {
+        c = c.with_weight_decay(Some(WeightDecayConfig {
+            penalty: p.weight_decay as f32,
+        }));
+    }
+    c.init()
 }
 
 /// A batch of rows as tensors on `device`: features `[rows, n_features]` and labels `[rows]`.

@@ -26,6 +26,28 @@ pub fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
+/// The message for a word that is none of `known`: `unknown <what> `<word>``, the nearest known
+/// word when it is a likely typo, then `<listed>` and every known word, e.g.
+/// ``unknown optimizer `Adm` (did you mean `Adam`?); INC defines SGD, Adam, AdamW``.
+pub fn unknown(what: &str, word: &str, known: &[&str], listed: &str) -> String {
+    let hint = nearest(word, known)
+        .map(|n| format!(" (did you mean `{n}`?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown {what} `{word}`{hint}; {listed} {}",
+        known.join(", ")
+    )
+}
+
+/// The message for a key of a mapping that is none of `known`, whose path already names it:
+/// ``unknown key; did you mean `<nearest>`?``, or every known key when none is near.
+pub fn unknown_key(key: &str, known: &[&str]) -> String {
+    match nearest(key, known) {
+        Some(n) => format!("unknown key; did you mean `{n}`?"),
+        None => format!("unknown key; expected one of: {}", known.join(", ")),
+    }
+}
+
 /// Up to `limit` candidates closest to `word`, best first; names sharing a suffix or prefix rank well.
 pub fn closest(word: &str, candidates: &[String], limit: usize) -> Vec<String> {
     let mut scored: Vec<(usize, &String)> = candidates
@@ -64,6 +86,27 @@ mod tests {
         let known = ["target_sparsity", "start_epoch", "end_epoch"];
         assert_eq!(nearest("target_sparsty", &known), Some("target_sparsity"));
         assert_eq!(nearest("completely_else", &known), None);
+    }
+
+    #[test]
+    fn unknown_words_are_named_with_the_nearest_and_the_known() {
+        let known = ["SGD", "Adam", "AdamW"];
+        assert_eq!(
+            unknown("optimizer", "Adm", &known, "INC defines"),
+            "unknown optimizer `Adm` (did you mean `Adam`?); INC defines SGD, Adam, AdamW"
+        );
+        assert_eq!(
+            unknown("optimizer", "RMSprop", &known, "INC defines"),
+            "unknown optimizer `RMSprop`; INC defines SGD, Adam, AdamW"
+        );
+        assert_eq!(
+            unknown_key("axes", &["weight", "axis", "block"]),
+            "unknown key; did you mean `axis`?"
+        );
+        assert_eq!(
+            unknown_key("zzzzzzzz", &["weight", "axis"]),
+            "unknown key; expected one of: weight, axis"
+        );
     }
 
     #[test]

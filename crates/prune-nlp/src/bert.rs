@@ -911,6 +911,135 @@ pub fn tensor<'t>(tensors: &'t TensorMap, name: &str) -> Result<&'t HostTensor> 
     })
 }
 
+/// The `[layers, heads]` shape of a head mask for a model with `heads[l]` attention heads in
+/// layer `l`; refused when the layers do not all have the same number.
+pub fn uniform_heads(heads: &[usize]) -> Result<(usize, usize)> {
+    let (layers, h) = (heads.len(), heads.first().copied().unwrap_or(0));
+    if heads.iter().any(|&n| n != h) {
+        return Err(PruneError::Shape {
+            weight: "head_mask".into(),
+            shape: heads.to_vec(),
+            reason: "a head mask needs the same number of heads in every layer".into(),
+        });
+    }
+    Ok((layers, h))
+}
+
+/// What a BERT forward pass checks before it runs, read from one backend's tensors. Weights
+/// are named as in a bare checkpoint; [`check_forward`]'s `name` puts them under the model's
+/// prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardShapes<'a> {
+    /// The token ids' shape, `[batch, seq]`.
+    pub ids: &'a [usize],
+    /// The attention mask's shape, the same as the ids'.
+    pub mask: &'a [usize],
+    /// `embeddings.word_embeddings.weight`, `[vocab, hidden]`.
+    pub words: [usize; 2],
+    /// `embeddings.position_embeddings.weight`, `[positions, hidden]`.
+    pub positions: [usize; 2],
+    /// Each layer's `attention.self.query.weight`, canonical `[heads * head_dim, hidden]`.
+    pub queries: &'a [[usize; 2]],
+    /// The head mask's shape when one is given, `[layers, heads]`.
+    pub head_mask: Option<&'a [usize]>,
+}
+
+/// Checks the inputs of a BERT forward pass against the encoder: token ids `[batch, seq]` with
+/// a mask of the same shape, at least one token, a batch that fits the position table from
+/// `config.position_offset`, token ids inside the vocabulary (`id_range` gives the smallest and
+/// the largest; it is called only for a batch that passed the checks before), query rows that
+/// are whole heads of `config.head_dim`, and a head mask of one row per layer and one column per
+/// head of every layer. Each error names the weight (through `name`) and its shape. Returns
+/// `[batch, seq]`.
+pub fn check_forward(
+    shapes: &ForwardShapes<'_>,
+    config: &BertConfig,
+    name: impl Fn(&str) -> String,
+    id_range: impl FnOnce() -> Result<(i64, i64)>,
+) -> Result<[usize; 2]> {
+    let shape_error = |weight: String, shape: &[usize], reason: String| PruneError::Shape {
+        weight,
+        shape: shape.to_vec(),
+        reason,
+    };
+    let &[b, s] = shapes.ids else {
+        return Err(batch_shape_error(shapes));
+    };
+    if shapes.mask != shapes.ids {
+        return Err(batch_shape_error(shapes));
+    }
+    if b == 0 || s == 0 {
+        return Err(shape_error(
+            "batch".into(),
+            shapes.ids,
+            "an empty batch: a forward pass needs at least one row of one token".into(),
+        ));
+    }
+    let positions = shapes.positions[0];
+    let offset = config.position_offset;
+    if s.checked_add(offset).is_none_or(|end| end > positions) {
+        return Err(shape_error(
+            name("embeddings.position_embeddings.weight"),
+            &shapes.positions,
+            if offset == 0 {
+                format!("a batch of {s} tokens is longer than its {positions} positions")
+            } else {
+                format!(
+                    "a batch of {s} tokens from position {offset} does not fit its {positions} \
+                     positions"
+                )
+            },
+        ));
+    }
+    let (lowest, highest) = id_range()?;
+    if lowest < 0 || highest >= shapes.words[0] as i64 {
+        return Err(shape_error(
+            name("embeddings.word_embeddings.weight"),
+            &shapes.words,
+            "a token id is outside the vocabulary".into(),
+        ));
+    }
+    let layers = shapes.queries.len();
+    if let Some(m) = shapes.head_mask {
+        if m.len() != 2 || m[0] != layers {
+            return Err(shape_error(
+                "head_mask".into(),
+                m,
+                format!("the encoder has {layers} layers"),
+            ));
+        }
+    }
+    for (l, query) in shapes.queries.iter().enumerate() {
+        let rows = query[0];
+        if config.head_dim == 0 || !rows.is_multiple_of(config.head_dim) {
+            return Err(shape_error(
+                name(&format!("encoder.layer.{l}.attention.self.query.weight")),
+                query,
+                format!("{rows} rows are not whole heads of {}", config.head_dim),
+            ));
+        }
+        if let Some(m) = shapes.head_mask.filter(|m| m[1] != rows / config.head_dim) {
+            return Err(shape_error(
+                "head_mask".into(),
+                m,
+                format!("layer {l} has {} heads", rows / config.head_dim),
+            ));
+        }
+    }
+    Ok([b, s])
+}
+
+fn batch_shape_error(shapes: &ForwardShapes<'_>) -> PruneError {
+    PruneError::Shape {
+        weight: "batch".into(),
+        shape: shapes.ids.to_vec(),
+        reason: format!(
+            "token ids must be [batch, seq] with a mask of the same shape, the mask is {:?}",
+            shapes.mask
+        ),
+    }
+}
+
 /// Checks that `ids` and `mask` each hold `rows` x `seq` values, a padded batch in row-major order.
 pub fn check_batch(ids: usize, mask: usize, rows: usize, seq: usize) -> Result<()> {
     for (what, len) in [("token ids", ids), ("attention mask", mask)] {
@@ -1370,5 +1499,124 @@ mod tests {
             check_batch(0, 0, usize::MAX, 2).is_err(),
             "an overflow is a mismatch"
         );
+    }
+
+    #[test]
+    fn a_head_mask_needs_the_same_heads_in_every_layer() {
+        assert_eq!(uniform_heads(&[2, 2, 2]).unwrap(), (3, 2));
+        assert_eq!(uniform_heads(&[]).unwrap(), (0, 0));
+        let err = uniform_heads(&[2, 1]).unwrap_err().to_string();
+        assert!(
+            err.contains("weight `head_mask`: a head mask needs the same number of heads in every layer (shape [2, 1])"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn forward_inputs_are_checked_against_the_encoder() {
+        let config = BertConfig {
+            head_dim: 4,
+            layer_norm_eps: 1e-12,
+            position_offset: 0,
+        };
+        let queries = [[8, 8], [8, 8]];
+        let good = ForwardShapes {
+            ids: &[2, 3],
+            mask: &[2, 3],
+            words: [10, 8],
+            positions: [12, 8],
+            queries: &queries,
+            head_mask: Some(&[2, 2]),
+        };
+        let prefixed = |s: &str| format!("bert.{s}");
+        let check = |shapes: ForwardShapes<'_>, config: &BertConfig, range: (i64, i64)| {
+            check_forward(&shapes, config, prefixed, || Ok(range)).map_err(|e| e.to_string())
+        };
+        assert_eq!(check(good, &config, (0, 9)), Ok([2, 3]));
+        let cases: Vec<(ForwardShapes<'_>, BertConfig, (i64, i64), &str)> = vec![
+            (
+                ForwardShapes { ids: &[6], ..good },
+                config,
+                (0, 1),
+                "weight `batch`: token ids must be [batch, seq] with a mask of the same shape, the mask is [2, 3] (shape [6])",
+            ),
+            (
+                ForwardShapes { mask: &[3, 2], ..good },
+                config,
+                (0, 1),
+                "the mask is [3, 2] (shape [2, 3])",
+            ),
+            (
+                ForwardShapes { ids: &[0, 3], mask: &[0, 3], ..good },
+                config,
+                (0, 1),
+                "weight `batch`: an empty batch: a forward pass needs at least one row of one token",
+            ),
+            (
+                ForwardShapes { ids: &[1, 13], mask: &[1, 13], ..good },
+                config,
+                (0, 1),
+                "weight `bert.embeddings.position_embeddings.weight`: a batch of 13 tokens is longer than its 12 positions (shape [12, 8])",
+            ),
+            (
+                good,
+                BertConfig { position_offset: 10, ..config },
+                (0, 1),
+                "a batch of 3 tokens from position 10 does not fit its 12 positions",
+            ),
+            (
+                good,
+                config,
+                (0, 10),
+                "weight `bert.embeddings.word_embeddings.weight`: a token id is outside the vocabulary (shape [10, 8])",
+            ),
+            (good, config, (-1, 0), "a token id is outside the vocabulary"),
+            (
+                ForwardShapes { head_mask: Some(&[3, 2]), ..good },
+                config,
+                (0, 1),
+                "weight `head_mask`: the encoder has 2 layers (shape [3, 2])",
+            ),
+            (
+                ForwardShapes { head_mask: Some(&[2]), ..good },
+                config,
+                (0, 1),
+                "the encoder has 2 layers (shape [2])",
+            ),
+            (
+                ForwardShapes { head_mask: Some(&[2, 3]), ..good },
+                config,
+                (0, 1),
+                "weight `head_mask`: layer 0 has 2 heads (shape [2, 3])",
+            ),
+            (
+                ForwardShapes { queries: &[[8, 8], [6, 8]], head_mask: None, ..good },
+                config,
+                (0, 1),
+                "weight `bert.encoder.layer.1.attention.self.query.weight`: 6 rows are not whole heads of 4 (shape [6, 8])",
+            ),
+            (
+                good,
+                BertConfig { head_dim: 0, ..config },
+                (0, 1),
+                "8 rows are not whole heads of 0",
+            ),
+        ];
+        for (shapes, config, range, want) in cases {
+            let err = check(shapes, &config, range).unwrap_err();
+            assert!(err.contains(want), "{want}\nin: {err}");
+        }
+        // The ids are read only for a batch of the right shape.
+        let unread = check_forward(
+            &ForwardShapes {
+                ids: &[0, 3],
+                mask: &[0, 3],
+                ..good
+            },
+            &config,
+            prefixed,
+            || panic!("the ids of an empty batch are not read"),
+        );
+        assert!(unread.is_err());
     }
 }

@@ -7,7 +7,9 @@ use crate::model::GraphHolder;
 use crate::{TfModel, TfPruning};
 use prune_core::{PruneError, Result};
 use prune_train::config::PROBABILITY_FLOOR;
-use prune_train::{Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer};
+use prune_train::{
+    AdamParams, Dataset, EpochLog, OptimizerConfig, Reduction, TrainConfig, Trainer,
+};
 use tensorflow::{
     ops, DataType, Operation, Output, Scope, Session, SessionOptions, SessionRunArgs, Shape,
     Tensor, Variable,
@@ -91,13 +93,9 @@ pub fn optimizer_step(
     config: &OptimizerConfig,
 ) -> Result<Operation> {
     let wd = match *config {
-        OptimizerConfig::Sgd { weight_decay, .. }
-        | OptimizerConfig::Adam {
-            weight_decay,
-            amsgrad: false,
-            ..
-        } => weight_decay,
-        OptimizerConfig::Adam { amsgrad: true, .. } | OptimizerConfig::AdamW { .. } => {
+        OptimizerConfig::Sgd { weight_decay, .. } => weight_decay,
+        OptimizerConfig::Adam(p) if !p.amsgrad => p.weight_decay,
+        OptimizerConfig::Adam(_) | OptimizerConfig::AdamW(_) => {
             return Err(PruneError::Backend {
                 backend: "tf".into(),
                 message: "pruning.train.optimizer: the TensorFlow built-in loop runs SGD and Adam \
@@ -160,20 +158,20 @@ pub fn optimizer_step(
                 updates.push(op);
             }
         }
-        OptimizerConfig::Adam {
+        OptimizerConfig::Adam(AdamParams {
             learning_rate,
             beta_1,
             beta_2,
             epsilon,
             ..
-        }
-        | OptimizerConfig::AdamW {
+        })
+        | OptimizerConfig::AdamW(AdamParams {
             learning_rate,
             beta_1,
             beta_2,
             epsilon,
             ..
-        } => {
+        }) => {
             let b1p = b.variable("adam/beta1_power", &[], &[beta_1 as f32])?;
             let b2p = b.variable("adam/beta2_power", &[], &[beta_2 as f32])?;
             let (lr, b1, b2, eps) = (

@@ -6,7 +6,7 @@ use prune_core::testing::conformance::{values, Harness};
 use prune_core::{Layout, Pruning, Result};
 use prune_tf::train::{optimizer_step, Builder};
 use prune_tf::{Tf, TfModel};
-use prune_train::OptimizerConfig;
+use prune_train::{AdamParams, OptimizerConfig};
 use std::cell::RefCell;
 use tensorflow::{ops, DataType, Operation, SessionRunArgs, Shape, Tensor};
 
@@ -83,14 +83,14 @@ impl Harness for TfHarness {
             weight_decay: 0.0,
             nesterov: false,
         };
-        let adam_cfg = OptimizerConfig::Adam {
+        let adam_cfg = OptimizerConfig::Adam(AdamParams {
             learning_rate: 0.05,
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-7,
             weight_decay: 0.0,
             amsgrad: false,
-        };
+        });
         let sgd = optimizer_step(&mut b, loss.clone().into(), &trained, &sgd_cfg).unwrap();
         let adam = optimizer_step(&mut b, loss.into(), &trained, &adam_cfg).unwrap();
         *self.steps.borrow_mut() = Some(Steps { x, sgd, adam });

@@ -190,61 +190,42 @@ impl Bert {
         config: &BertConfig,
     ) -> Result<Tensor> {
         let eps = config.layer_norm_eps;
-        let size = batch.ids.size();
-        if size.len() != 2 || batch.mask.size() != size {
-            return Err(PruneError::Shape {
-                weight: "batch".into(),
-                shape: size.iter().map(|&d| d as usize).collect(),
-                reason: format!(
-                    "token ids must be [batch, seq] with a mask of the same shape, the mask is {:?}",
-                    batch.mask.size()
-                ),
-            });
-        }
-        let (b, s) = (size[0], size[1]);
+        let dims =
+            |t: &Tensor| -> Vec<usize> { t.size().iter().map(|&d| d.max(0) as usize).collect() };
+        let table = |name: &str| -> [usize; 2] {
+            match dims(self.v(&self.n(name)))[..] {
+                [rows, cols] => [rows, cols],
+                // Every table is checked 2-D when the encoder is built.
+                _ => [0, 0],
+            }
+        };
         let layers = self.schema.layers;
+        let queries: Vec<[usize; 2]> = (0..layers)
+            .map(|l| table(&format!("encoder.layer.{l}.attention.self.query.weight")))
+            .collect();
+        let (ids, mask) = (dims(&batch.ids), dims(&batch.mask));
+        let head_mask_dims = head_mask.map(dims);
+        let [b, s] = prune_nlp::bert::check_forward(
+            &prune_nlp::bert::ForwardShapes {
+                ids: &ids,
+                mask: &mask,
+                words: table("embeddings.word_embeddings.weight"),
+                positions: table("embeddings.position_embeddings.weight"),
+                queries: &queries,
+                head_mask: head_mask_dims.as_deref(),
+            },
+            config,
+            |suffix| self.n(suffix),
+            || {
+                let extreme = |t: std::result::Result<Tensor, tch::TchError>| {
+                    step("token ids", t.and_then(|t| t.f_int64_value(&[])))
+                };
+                Ok((extreme(batch.ids.f_min())?, extreme(batch.ids.f_max())?))
+            },
+        )?;
+        let (b, s) = (b as i64, s as i64);
         let position_table = self.n("embeddings.position_embeddings.weight");
-        let table = self.v(&position_table).size();
         let offset = config.position_offset as i64;
-        if s + offset > table[0] {
-            return Err(PruneError::Shape {
-                weight: position_table,
-                shape: table.iter().map(|&d| d as usize).collect(),
-                reason: if offset == 0 {
-                    format!(
-                        "a batch of {s} tokens is longer than its {} positions",
-                        table[0]
-                    )
-                } else {
-                    format!(
-                        "a batch of {s} tokens from position {offset} does not fit its {} \
-                         positions",
-                        table[0]
-                    )
-                },
-            });
-        }
-        if let Some(m) = head_mask {
-            if m.size().first() != Some(&(layers as i64)) {
-                return Err(PruneError::Shape {
-                    weight: "head_mask".into(),
-                    shape: m.size().iter().map(|&d| d as usize).collect(),
-                    reason: format!("the encoder has {layers} layers"),
-                });
-            }
-        }
-        for l in 0..layers {
-            let name = self.schema.layer_name(l, "attention.self.query.weight");
-            let shape = self.v(&name).size();
-            let rows = shape[0] as usize;
-            if config.head_dim == 0 || !rows.is_multiple_of(config.head_dim) {
-                return Err(PruneError::Shape {
-                    weight: name,
-                    shape: shape.iter().map(|&d| d as usize).collect(),
-                    reason: format!("{rows} rows are not whole heads of {}", config.head_dim),
-                });
-            }
-        }
         let word_table = self.n("embeddings.word_embeddings.weight");
         let vocab = self.v(&word_table);
         let words = vocab
@@ -497,16 +478,9 @@ pub fn classification_importance_step<V: Borrow<VarStore>>(
 }
 
 /// A `[layers, heads]` head mask of ones that records its gradient, for a model whose layers
-/// all have the same number of heads.
+/// all have the same number of heads ([`prune_nlp::bert::uniform_heads`]).
 fn importance_head_mask(heads: &[usize], device: Device) -> Result<(Tensor, usize, usize)> {
-    let (layers, h) = (heads.len(), heads.first().copied().unwrap_or(0));
-    if heads.iter().any(|&n| n != h) {
-        return Err(PruneError::Shape {
-            weight: "head_mask".into(),
-            shape: heads.to_vec(),
-            reason: "a head mask needs the same number of heads in every layer".into(),
-        });
-    }
+    let (layers, h) = prune_nlp::bert::uniform_heads(heads)?;
     let mask = step(
         "head_mask",
         Tensor::f_ones([layers as i64, h as i64], (Kind::Float, device))

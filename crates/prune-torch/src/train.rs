@@ -5,7 +5,8 @@ use crate::{TorchModel, TorchPruning};
 use prune_core::Result;
 use prune_train::config::PROBABILITY_FLOOR;
 use prune_train::{
-    Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess, TrainConfig, Trainer,
+    AdamParams, Collective, Dataset, EpochLog, OptimizerConfig, Reduction, SingleProcess,
+    TrainConfig, Trainer,
 };
 use std::borrow::Borrow;
 use tch::nn::{self, ModuleT, OptimizerConfig as _, VarStore};
@@ -26,38 +27,39 @@ pub fn optimizer(vs: &VarStore, config: &OptimizerConfig) -> Result<nn::Optimize
             nesterov,
         }
         .build(vs, learning_rate),
-        OptimizerConfig::Adam {
-            learning_rate,
-            beta_1,
-            beta_2,
-            epsilon,
-            weight_decay,
-            amsgrad,
-        } => nn::Adam {
-            beta1: beta_1,
-            beta2: beta_2,
-            wd: weight_decay,
-            eps: epsilon,
-            amsgrad,
-        }
-        .build(vs, learning_rate),
-        OptimizerConfig::AdamW {
-            learning_rate,
-            beta_1,
-            beta_2,
-            epsilon,
-            weight_decay,
-            amsgrad,
-        } => nn::AdamW {
-            beta1: beta_1,
-            beta2: beta_2,
-            wd: weight_decay,
-            eps: epsilon,
-            amsgrad,
-        }
-        .build(vs, learning_rate),
+        OptimizerConfig::Adam(p) => adam(vs, &p, false),
+        OptimizerConfig::AdamW(p) => adam(vs, &p, true),
     };
     built.map_err(|e| torch_error(format!("building the optimizer: {e}")))
+}
+
+/// libtorch's Adam (weight decay added to the gradient) or, `decoupled`, AdamW.
+fn adam(
+    vs: &VarStore,
+    p: &AdamParams,
+    decoupled: bool,
+) -> std::result::Result<nn::Optimizer, tch::TchError> {
+    let (beta1, beta2, wd, eps, amsgrad) =
+        (p.beta_1, p.beta_2, p.weight_decay, p.epsilon, p.amsgrad);
+    if decoupled {
+        nn::AdamW {
+            beta1,
+            beta2,
+            wd,
+            eps,
+            amsgrad,
+        }
+        .build(vs, p.learning_rate)
+    } else {
+        nn::Adam {
+            beta1,
+            beta2,
+            wd,
+            eps,
+            amsgrad,
+        }
+        .build(vs, p.learning_rate)
+    }
 }
 
 /// libtorch's form of a criterion's reduction.

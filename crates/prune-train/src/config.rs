@@ -4,7 +4,7 @@
 
 use prune_core::config::walk::{get, join, Walker};
 use prune_core::error::{ConfigProblem, ConfigProblems};
-use prune_core::suggest::nearest;
+use prune_core::suggest::unknown;
 use prune_core::{PruneError, PruningConfig, Result};
 use serde::Serialize;
 use serde_yaml::Value;
@@ -136,35 +136,28 @@ pub enum OptimizerConfig {
         nesterov: bool,
     },
     /// Adam, with L2 weight decay added to the gradient.
-    Adam {
-        /// Step size.
-        learning_rate: f64,
-        /// First-moment decay.
-        beta_1: f64,
-        /// Second-moment decay.
-        beta_2: f64,
-        /// Denominator epsilon.
-        epsilon: f64,
-        /// L2 weight decay.
-        weight_decay: f64,
-        /// The AMSGrad variant (the running maximum of the second moment).
-        amsgrad: bool,
-    },
+    Adam(AdamParams),
     /// AdamW: Adam with weight decay applied to the weights, decoupled from the gradient.
-    AdamW {
-        /// Step size.
-        learning_rate: f64,
-        /// First-moment decay.
-        beta_1: f64,
-        /// Second-moment decay.
-        beta_2: f64,
-        /// Denominator epsilon.
-        epsilon: f64,
-        /// Decoupled weight decay.
-        weight_decay: f64,
-        /// The AMSGrad variant.
-        amsgrad: bool,
-    },
+    AdamW(AdamParams),
+}
+
+/// The settings of Adam and AdamW (INC's keys; the defaults are Keras'). Serialized inside
+/// [`OptimizerConfig`] next to its `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AdamParams {
+    /// Step size. Default 0.001.
+    pub learning_rate: f64,
+    /// First-moment decay. Default 0.9.
+    pub beta_1: f64,
+    /// Second-moment decay. Default 0.999.
+    pub beta_2: f64,
+    /// Denominator epsilon. Default 1e-7.
+    pub epsilon: f64,
+    /// Weight decay: L2 added to the gradient (Adam) or decoupled from it (AdamW). Default 0;
+    /// INC requires it for AdamW.
+    pub weight_decay: f64,
+    /// The AMSGrad variant (the running maximum of the second moment). Default false.
+    pub amsgrad: bool,
 }
 
 impl Default for OptimizerConfig {
@@ -464,18 +457,8 @@ fn read_criterion(
         });
         return None;
     }
-    let mut known = CROSS_ENTROPY.to_vec();
-    known.extend_from_slice(DISTILLATION);
-    let hint = nearest(&name, &known)
-        .map(|n| format!(" (did you mean `{n}`?)"))
-        .unwrap_or_default();
-    w.problem(
-        p,
-        format!(
-            "unknown criterion `{name}`{hint}; INC defines {}",
-            known.join(", ")
-        ),
-    );
+    let known = [CROSS_ENTROPY, DISTILLATION].concat();
+    w.problem(p, unknown("criterion", &name, &known, "INC defines"));
     None
 }
 
@@ -605,40 +588,22 @@ fn read_optimizer(w: &mut Walker, v: &Value, path: &str) -> Option<OptimizerConf
                     w.problem(join(&p, key), format!("{b} must be < 1"));
                 }
             }
-            let learning_rate = non_negative(w, "learning_rate", lr, 0.001);
-            let epsilon = non_negative(w, "epsilon", eps, 1e-7);
-            let weight_decay = non_negative(w, "weight_decay", wd, 0.0);
+            let params = AdamParams {
+                learning_rate: non_negative(w, "learning_rate", lr, 0.001),
+                beta_1,
+                beta_2,
+                epsilon: non_negative(w, "epsilon", eps, 1e-7),
+                weight_decay: non_negative(w, "weight_decay", wd, 0.0),
+                amsgrad,
+            };
             Some(if name == "Adam" {
-                OptimizerConfig::Adam {
-                    learning_rate,
-                    beta_1,
-                    beta_2,
-                    epsilon,
-                    weight_decay,
-                    amsgrad,
-                }
+                OptimizerConfig::Adam(params)
             } else {
-                OptimizerConfig::AdamW {
-                    learning_rate,
-                    beta_1,
-                    beta_2,
-                    epsilon,
-                    weight_decay,
-                    amsgrad,
-                }
+                OptimizerConfig::AdamW(params)
             })
         }
         other => {
-            let hint = nearest(other, OPTIMIZERS)
-                .map(|n| format!(" (did you mean `{n}`?)"))
-                .unwrap_or_default();
-            w.problem(
-                p,
-                format!(
-                    "unknown optimizer `{other}`{hint}; INC defines {}",
-                    OPTIMIZERS.join(", ")
-                ),
-            );
+            w.problem(p, unknown("optimizer", other, OPTIMIZERS, "INC defines"));
             None
         }
     }

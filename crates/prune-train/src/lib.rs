@@ -10,7 +10,7 @@ pub mod data;
 pub mod distributed;
 mod epoch;
 
-pub use config::{Criterion, OptimizerConfig, Reduction, TrainConfig, Unused};
+pub use config::{AdamParams, Criterion, OptimizerConfig, Reduction, TrainConfig, Unused};
 pub use data::{shuffled, Dataset};
 pub use distributed::{Collective, GradientReducer, SingleProcess, VerifyConsistent};
 pub use epoch::{accuracy, fit, fit_on, run_epoch, run_epoch_on, train_dense, EpochLog, Trainer};

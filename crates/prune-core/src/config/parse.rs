@@ -3,7 +3,7 @@
 use super::types::*;
 use super::walk::{get, join, untag, Walker};
 use crate::error::{PruneError, Result};
-use crate::suggest::nearest;
+use crate::suggest::unknown;
 use serde_yaml::{Mapping, Value};
 
 /// Top-level sections of an INC 1.x file. Only `pruning` is read; the others belong to other INC
@@ -23,29 +23,22 @@ const TOP_KEYS: &[&str] = &[
 ];
 const PRUNING_KEYS: &[&str] = &["train", "approach"];
 const APPROACH_KEYS: &[&str] = &["weight_compression"];
-const WC_KEYS: &[&str] = &[
+/// The schedule keys that `weight_compression` and each pruner both take ([`read_schedule`]).
+const SCHEDULE_KEYS: &[&str] = &[
     "initial_sparsity",
     "target_sparsity",
     "start_epoch",
     "end_epoch",
     "frequency",
     "update_frequency",
-    "pruners",
-    "coupling",
 ];
+/// `weight_compression`'s keys besides the schedule.
+const WC_KEYS: &[&str] = &["pruners", "coupling"];
 const SLICE_KEYS: &[&str] = &["weight", "axis", "block"];
-const PRUNER_KEYS: &[&str] = &[
-    "prune_type",
-    "names",
-    "initial_sparsity",
-    "target_sparsity",
-    "start_epoch",
-    "end_epoch",
-    "frequency",
-    "update_frequency",
-    "method",
-    "pattern",
-    "parameters",
+/// A pruner's keys before and after the schedule (in the order the hint lists them).
+const PRUNER_KEYS: [&[&str]; 2] = [
+    &["prune_type", "names"],
+    &["method", "pattern", "parameters"],
 ];
 const PARAM_KEYS: &[&str] = &[
     "target",
@@ -259,7 +252,7 @@ fn check_order(w: &mut Walker, path: &str, s: &WeightCompression) {
 
 fn read_weight_compression(w: &mut Walker, v: &Value, path: &str) -> Option<WeightCompression> {
     let m = w.mapping(v, path)?;
-    w.check_keys(m, path, WC_KEYS);
+    w.check_keys(m, path, &[SCHEDULE_KEYS, WC_KEYS].concat());
     let given = read_schedule(w, m, path);
     let g = given.over(&WeightCompression {
         initial_sparsity: 0.0,
@@ -364,16 +357,7 @@ fn read_prune_type(w: &mut Walker, m: &Mapping, path: &str) -> Option<PruneType>
         return Some(*t);
     }
     let names: Vec<&str> = PruneType::ALL.iter().map(|(n, _)| *n).collect();
-    let hint = nearest(&s, &names)
-        .map(|n| format!(" (did you mean `{n}`?)"))
-        .unwrap_or_default();
-    w.problem(
-        p,
-        format!(
-            "unknown prune_type `{s}`{hint}; supported: {}",
-            names.join(", ")
-        ),
-    );
+    w.problem(p, unknown("prune_type", &s, &names, "supported:"));
     None
 }
 
@@ -435,7 +419,11 @@ fn read_pruner(
         }
     }
     let m = w.mapping(v, path)?;
-    w.check_keys(m, path, PRUNER_KEYS);
+    w.check_keys(
+        m,
+        path,
+        &[PRUNER_KEYS[0], SCHEDULE_KEYS, PRUNER_KEYS[1]].concat(),
+    );
     let prune_type = read_prune_type(w, m, path);
     let names = w.strings(m, path, "names");
     for (i, n) in names.iter().enumerate() {

@@ -3,7 +3,7 @@
 //! loop's `train`) does the same.
 
 use crate::error::{ConfigProblem, ConfigProblems, PruneError, Result};
-use crate::suggest::nearest;
+use crate::suggest::unknown_key;
 use serde_yaml::{Mapping, Value};
 
 /// Collects problems while reading a YAML tree.
@@ -62,6 +62,12 @@ impl Walker {
         });
     }
 
+    /// Records that the value at `path` is not what was expected: `expected <expected>, found
+    /// <its kind>`.
+    fn wrong(&mut self, path: impl Into<String>, expected: &str, found: &Value) {
+        self.problem(path, format!("expected {expected}, found {}", kind(found)));
+    }
+
     /// The value as a mapping, or a problem. A null counts as an empty mapping.
     pub fn mapping<'v>(&mut self, v: &'v Value, path: &str) -> Option<&'v Mapping> {
         static EMPTY: std::sync::OnceLock<Mapping> = std::sync::OnceLock::new();
@@ -69,7 +75,7 @@ impl Walker {
             Value::Mapping(m) => Some(m),
             Value::Null => Some(EMPTY.get_or_init(Mapping::new)),
             other => {
-                self.problem(path, format!("expected a mapping, found {}", kind(other)));
+                self.wrong(path, "a mapping", other);
                 None
             }
         }
@@ -80,13 +86,7 @@ impl Walker {
         for k in m.keys() {
             match k.as_str() {
                 Some(key) if known.contains(&key) => {}
-                Some(key) => {
-                    let hint = match nearest(key, known) {
-                        Some(n) => format!("unknown key; did you mean `{n}`?"),
-                        None => format!("unknown key; expected one of: {}", known.join(", ")),
-                    };
-                    self.problem(join(path, key), hint);
-                }
+                Some(key) => self.problem(join(path, key), unknown_key(key, known)),
                 None => self.problem(path, format!("a key must be a string, found {}", kind(k))),
             }
         }
@@ -98,10 +98,7 @@ impl Walker {
         match untag(v) {
             Value::Number(n) => n.as_f64(),
             other => {
-                self.problem(
-                    join(path, key),
-                    format!("expected a number, found {}", kind(other)),
-                );
+                self.wrong(join(path, key), "a number", other);
                 None
             }
         }
@@ -120,10 +117,7 @@ impl Walker {
                 None
             }
             other => {
-                self.problem(
-                    join(path, key),
-                    format!("expected a whole number, found {}", kind(other)),
-                );
+                self.wrong(join(path, key), "a whole number", other);
                 None
             }
         }
@@ -137,10 +131,7 @@ impl Walker {
             Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
             Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
             other => {
-                self.problem(
-                    join(path, key),
-                    format!("expected True or False, found {}", kind(other)),
-                );
+                self.wrong(join(path, key), "True or False", other);
                 None
             }
         }
@@ -152,10 +143,7 @@ impl Walker {
         match untag(v) {
             Value::String(s) => Some(s.clone()),
             other => {
-                self.problem(
-                    join(path, key),
-                    format!("expected a string, found {}", kind(other)),
-                );
+                self.wrong(join(path, key), "a string", other);
                 None
             }
         }
@@ -174,19 +162,13 @@ impl Walker {
                 for (i, item) in items.iter().enumerate() {
                     match untag(item) {
                         Value::String(s) => out.push(s.clone()),
-                        other => self.problem(
-                            format!("{}[{i}]", join(path, key)),
-                            format!("expected a string, found {}", kind(other)),
-                        ),
+                        other => self.wrong(format!("{}[{i}]", join(path, key)), "a string", other),
                     }
                 }
                 out
             }
             other => {
-                self.problem(
-                    join(path, key),
-                    format!("expected a list of strings, found {}", kind(other)),
-                );
+                self.wrong(join(path, key), "a list of strings", other);
                 Vec::new()
             }
         }
