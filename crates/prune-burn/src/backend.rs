@@ -99,12 +99,11 @@ impl TensorBackend for Burn {
             shape: shape.to_vec(),
         })
     }
-    fn mask_from_keep(&self, like: &BurnTensor, keep: &[bool]) -> Result<BurnMask> {
+    fn mask_from_keep(&self, like: &BurnTensor, keep: Vec<u8>) -> Result<BurnMask> {
         check_len("mask", keep.len(), &like.shape)?;
-        let flags: Vec<u8> = keep.iter().map(|&k| u8::from(k)).collect();
-        let keep =
-            Tensor::<1, Int>::from_data(TensorData::new(flags, [keep.len()]), &like.flat.device())
-                .cast(DType::U8);
+        let n = keep.len();
+        let keep = Tensor::<1, Int>::from_data(TensorData::new(keep, [n]), &like.flat.device())
+            .cast(DType::U8);
         Ok(BurnMask { keep })
     }
     fn mask_to_keep(&self, mask: &BurnMask) -> Result<Vec<bool>> {

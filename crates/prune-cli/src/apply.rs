@@ -5,7 +5,7 @@ use crate::progress::Progress;
 use prune_core::{PruneError, PruningConfig, Result};
 use prune_io::oneshot::{self, TensorPlan};
 use prune_io::shrink_plan::{shrink_plan, ShrinkPlan};
-use prune_io::{write_pruned, Checkpoint};
+use prune_io::{finish_masked, start_copy, write_pruned, Checkpoint, TensorEntry};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -159,6 +159,11 @@ fn prune(args: &Args) -> Result<Applied> {
     prune_io::shrink_plan::check_disjoint(&shrinks, &masked)?;
     let config_json = config_json_for(args, &shrinks)?;
     let bytes_of = |name: &str| checkpoint.tensor(name).map_or(0, |e| e.byte_len());
+    // A masked-only output starts as a copy of the input, made while the masks are selected.
+    let copy = match shrinks.ops.is_empty() {
+        true => start_copy(&args.output, &checkpoint)?,
+        false => None,
+    };
     let selecting = Progress::new(
         "selecting",
         plans.iter().map(|p| bytes_of(&p.name) as u64).sum(),
@@ -181,14 +186,11 @@ fn prune(args: &Args) -> Result<Applied> {
         None => None,
     };
     let writing = Progress::new("writing", checkpoint.file_len() as u64);
-    // A tensor's bytes are written after the callback: its pages are released at the next one.
-    let previous = std::cell::Cell::new(None);
-    let written = write_pruned(&args.output, &checkpoint, &masks, &shrinks, &|e| {
-        writing.add(e.byte_len());
-        if let Some(done) = previous.replace(Some(e)) {
-            checkpoint.release(done);
-        }
-    });
+    let each = |e: &TensorEntry| writing.add(e.byte_len());
+    let written = match copy {
+        Some(copy) => finish_masked(copy, &checkpoint, &masks, &each),
+        None => write_pruned(&args.output, &checkpoint, &masks, &shrinks, &each),
+    };
     writing.finish();
     if let Err(e) = written {
         if let Some((tmp, _)) = &pending {

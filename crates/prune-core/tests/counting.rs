@@ -73,7 +73,7 @@ impl TensorBackend for Counting {
         self.uploaded();
         self.inner.from_vec(like, data, shape)
     }
-    fn mask_from_keep(&self, like: &RefTensor, keep: &[bool]) -> Result<Vec<bool>> {
+    fn mask_from_keep(&self, like: &RefTensor, keep: Vec<u8>) -> Result<Vec<bool>> {
         self.uploaded();
         self.inner.mask_from_keep(like, keep)
     }

@@ -88,7 +88,7 @@ pub struct TensorEntry {
     /// Row-major shape (PyTorch's `[out, in, ...]` for Hugging Face checkpoints).
     pub shape: Vec<usize>,
     /// Byte range within the data section.
-    offsets: (usize, usize),
+    pub(crate) offsets: (usize, usize),
 }
 
 impl TensorEntry {
@@ -202,6 +202,21 @@ impl Checkpoint {
     /// Size of the file in bytes.
     pub fn file_len(&self) -> usize {
         self.buffer.bytes().len()
+    }
+
+    /// Whether the checkpoint is a mapped file (not bytes in memory).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.buffer, Buffer::Mapped(_))
+    }
+
+    /// Where a tensor's bytes start in the file.
+    pub fn file_offset(&self, entry: &TensorEntry) -> usize {
+        self.data_start + entry.offsets.0
+    }
+
+    /// The file's first bytes up to the data: the header size and the header itself.
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.buffer.bytes()[..self.data_start]
     }
 
     /// A tensor's stored bytes, read from the map.

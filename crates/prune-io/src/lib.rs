@@ -13,5 +13,5 @@ mod safetensors_file;
 pub mod shrink_plan;
 
 pub use checkpoint::{not_float, Checkpoint, FloatDtype, TensorEntry};
-pub use masked_write::{write_masked, write_pruned};
+pub use masked_write::{finish_masked, start_copy, write_masked, write_pruned, StartedCopy};
 pub use safetensors_file::{from_model, into_model, read_f32, write_f32, HostTensor, TensorMap};

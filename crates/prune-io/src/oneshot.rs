@@ -1,13 +1,13 @@
 //! One-shot pruning of a checkpoint from a config: the masks the training hooks compute for
 //! the same weights at a given epoch, found from the stored values, one tensor at a time.
 
-use crate::checkpoint::{not_float, Checkpoint, TensorEntry};
+use crate::checkpoint::{not_float, Checkpoint, FloatDtype, TensorEntry};
 use prune_core::algo::structured::is_structured;
 use prune_core::config::{PruneType, ResolvedPruner};
 use prune_core::model::names::select_weights;
 use prune_core::schedule::planned_sparsity;
 use prune_core::select::bits::PackedMask;
-use prune_core::select::stored::{select, Refusal, Request, Score};
+use prune_core::select::stored::{select, select_half, Half, Refusal, Request, Score};
 use prune_core::{Layout, PruneError, PruningConfig, Result, WeightInfo};
 use std::collections::{BTreeMap, HashMap};
 
@@ -119,7 +119,6 @@ fn mask_for(
                 weight: plan.name.clone(),
                 candidates: vec![],
             })?;
-    let values = checkpoint.values(entry)?;
     let info = WeightInfo {
         name: entry.name.clone(),
         shape: entry.shape.clone(),
@@ -136,7 +135,23 @@ fn mask_for(
         sparsity,
         previous: None,
     };
-    let selected = select(&values, &request).map_err(|refusal| match refusal {
+    // 16-bit values are ranked on their own bits where those order as the score; the rest
+    // through their f32 values.
+    let half = match entry.float() {
+        Some(FloatDtype::F16) => Some(Half::F16),
+        Some(FloatDtype::BF16) => Some(Half::Bf16),
+        _ => None,
+    };
+    let on_bits = match half {
+        Some(half) => select_half(checkpoint.bytes(entry), half, &request),
+        None => Ok(None),
+    };
+    let selected = match on_bits {
+        Ok(Some(selected)) => Ok(selected),
+        Ok(None) => select(&checkpoint.values(entry)?, &request),
+        Err(refusal) => Err(refusal),
+    }
+    .map_err(|refusal| match refusal {
         Refusal::NonFinite(count) => PruneError::NonFinite {
             weight: entry.name.clone(),
             what: "weight",

@@ -73,8 +73,8 @@ impl TensorBackend for Tf {
     ) -> Result<Tensor<f32>> {
         tensor(shape, &data)
     }
-    fn mask_from_keep(&self, like: &Tensor<f32>, keep: &[bool]) -> Result<Tensor<f32>> {
-        let v: Vec<f32> = keep.iter().map(|k| if *k { 1.0 } else { 0.0 }).collect();
+    fn mask_from_keep(&self, like: &Tensor<f32>, keep: Vec<u8>) -> Result<Tensor<f32>> {
+        let v: Vec<f32> = keep.into_iter().map(f32::from).collect();
         tensor(&dims(like), &v)
     }
     fn mask_to_keep(&self, mask: &Tensor<f32>) -> Result<Vec<bool>> {

@@ -125,7 +125,7 @@ impl TensorBackend for Torch {
     fn from_vec(&self, like: &TorchTensor, data: Vec<f32>, shape: &[usize]) -> Result<TorchTensor> {
         Ok(TorchTensor(shaped(&data, shape, &like.0)?))
     }
-    fn mask_from_keep(&self, like: &TorchTensor, keep: &[bool]) -> Result<TorchMask> {
+    fn mask_from_keep(&self, like: &TorchTensor, keep: Vec<u8>) -> Result<TorchMask> {
         let shape = dims(&like.0);
         if keep.len() != shape.iter().product::<usize>() {
             return Err(PruneError::Shape {
@@ -134,9 +134,8 @@ impl TensorBackend for Torch {
                 reason: format!("{} keep flags given", keep.len()),
             });
         }
-        let flags: Vec<u8> = keep.iter().map(|&k| u8::from(k)).collect();
         let size: Vec<i64> = like.0.size();
-        Tensor::from_slice(&flags)
+        Tensor::from_slice(&keep)
             .f_reshape(size.as_slice())
             .and_then(|t| t.f_to_device(like.0.device()))
             .map(TorchMask)

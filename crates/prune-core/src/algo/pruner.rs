@@ -6,7 +6,7 @@ use crate::model::layout::{to_canonical, to_stored};
 use crate::model::{Model, TensorBackend, WeightId, WeightInfo};
 use crate::schedule::Schedule;
 use crate::select::bits::PackedMask;
-use crate::select::stored::{select, Refusal, Request, Score};
+use crate::select::stored::{select, stored_flags, Refusal, Request, Score};
 
 /// A weight under a pruner, with its current mask.
 pub(crate) struct MaskedWeight<B: TensorBackend> {
@@ -54,7 +54,7 @@ impl<B: TensorBackend> PendingMask<B> {
         let kept = PackedMask::pack(&canonical_keep);
         let pruned = canonical_keep.iter().filter(|k| !**k).count();
         let stored = to_stored(canonical_keep, info.layout, &info.shape);
-        let mask = be.mask_from_keep(like, &stored)?;
+        let mask = be.mask_from_keep(like, stored.into_iter().map(u8::from).collect())?;
         Ok(PendingMask {
             pruner,
             weight,
@@ -147,7 +147,13 @@ impl<B: TensorBackend> BoundPruner<B> {
                         reason: format!("pruner {}: {reason}", self.spec.index),
                     },
                 })?;
-            let mask = be.mask_from_keep(&value, &selected.keep_stored)?;
+            let flags =
+                stored_flags(&selected.kept, &w.info).map_err(|reason| PruneError::Shape {
+                    weight: w.info.name.clone(),
+                    shape: w.info.shape.clone(),
+                    reason,
+                })?;
+            let mask = be.mask_from_keep(&value, flags)?;
             out.push(PendingMask {
                 pruner: index,
                 weight: wi,

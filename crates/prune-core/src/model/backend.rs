@@ -46,9 +46,10 @@ pub trait TensorBackend: Clone {
         shape: &[usize],
     ) -> Result<Self::Tensor>;
 
-    /// A mask for tensors shaped like `like`, keeping the positions where `keep` is true
-    /// (row-major, in `like`'s own layout).
-    fn mask_from_keep(&self, like: &Self::Tensor, keep: &[bool]) -> Result<Self::Mask>;
+    /// A mask for tensors shaped like `like`, keeping the positions where `keep` is 1 and
+    /// pruning those where it is 0 (row-major, in `like`'s own layout). The flags are given by
+    /// value, so a backend may take the buffer as its mask without a copy.
+    fn mask_from_keep(&self, like: &Self::Tensor, keep: Vec<u8>) -> Result<Self::Mask>;
 
     /// The mask's keep flags, row-major (a device-to-host copy).
     fn mask_to_keep(&self, mask: &Self::Mask) -> Result<Vec<bool>>;

@@ -1,26 +1,26 @@
 //! Magnitude-style selection over a weight's values as the framework stores them.
 //!
-//! The element-wise per-tensor case (the common one) runs in two passes over the stored buffer,
-//! with no copy and no transposition: a radix histogram of the score keys finds the bucket that
-//! holds the k-th smallest score, and the second pass decides every element outside that
-//! bucket and collects the few inside it, which are then ordered by (score, canonical index) on
-//! their own. Other patterns go through the canonical view (see [`super::masks`]).
+//! Every pattern runs over the stored buffer, with no copy and no transposition, and returns
+//! canonical keep bits:
+//! - element-wise per tensor: two passes, a radix histogram of the score keys that finds the
+//!   bucket holding the k-th smallest score, then one pass that decides every element outside
+//!   that bucket and collects the few inside it, ordered by (score, canonical index) on their
+//!   own;
+//! - per channel, N:M and tiles: one pass per group of rows (see [`super::groups`]).
+//!
+//! Passes over large weights are split over the cores. A layout other than canonical or a
+//! transposed 2-D weight goes through a canonical copy (see [`super::masks`]).
 
 use super::bits::PackedMask;
+use super::groups;
+use super::keys::{F32Keys, HalfKeys, Keys};
+pub use super::keys::{Half, Score};
 use super::masks::{prune_count, pruned_flags};
+use super::parallel;
 use crate::config::{Method, Pattern};
 use crate::model::host::view_2d;
 use crate::model::layout::{to_canonical, to_stored};
 use crate::model::{Layout, WeightInfo};
-
-/// How an element's value becomes its score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Score {
-    /// `|x|` (magnitude, and accumulated importance).
-    Abs,
-    /// `x * x` (group lasso: tiles rank by their L2 norm).
-    Square,
-}
 
 /// What a selection asks for.
 #[derive(Debug, Clone, Copy)]
@@ -42,9 +42,7 @@ pub struct Request<'a> {
 /// A selected mask.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selected {
-    /// Keep flags in the stored order of the values.
-    pub keep_stored: Vec<bool>,
-    /// The same mask as canonical keep bits.
+    /// Canonical keep bits.
     pub kept: PackedMask,
     /// Elements pruned.
     pub pruned: usize,
@@ -61,168 +59,337 @@ pub enum Refusal {
 
 /// Selects a mask over `values`, the weight's values in its stored layout.
 pub fn select(values: &[f32], r: &Request<'_>) -> Result<Selected, Refusal> {
-    let n = r.info.numel();
-    if values.len() != n {
-        return Err(Refusal::Shape(format!(
-            "{} values for {n} elements",
-            values.len()
-        )));
-    }
-    if let Some(p) = r.previous.filter(|p| p.len != n) {
-        return Err(Refusal::Shape(format!(
-            "a previous mask of {} flags for {n} elements",
-            p.len
-        )));
-    }
-    let element_wise =
-        r.pattern == Pattern::Tile { rows: 1, cols: 1 } && r.method == Method::PerTensor;
-    if let Some(p) = r.previous.filter(|p| p.words.len() != n.div_ceil(64)) {
-        return Err(Refusal::Shape(format!(
-            "{} words cannot hold {n} mask bits",
-            p.words.len()
-        )));
-    }
-    // The histogram counts in u32.
-    let fits = u32::try_from(n).is_ok();
-    match (element_wise && fits, stored_order(r.info)) {
-        (true, Some(order)) => Ok(smallest_k_stored(
-            values,
-            r,
-            order,
-            prune_count(r.sparsity, n),
-        )?),
-        _ => through_canonical(values, r),
+    check(values.len(), r)?;
+    let keys = F32Keys {
+        values,
+        score: r.score,
+    };
+    match (stored_order(r.info), tile(r.pattern)) {
+        (Some(order), None) => over_keys(&keys, r, order),
+        (Some(order), Some(block)) => groups::tiles(values, r, order, block),
+        (None, _) => through_canonical(values, r),
     }
 }
 
-/// How stored positions map to canonical ones, where the fast path handles it.
+/// Selects a mask over 16-bit floats (little-endian bytes, stored layout) without converting
+/// them, where their bits order as the score does; `None` where the request needs f32 values
+/// (tiles sum scores; squares of bf16 leave f32's range), for [`select`] to take.
+pub fn select_half(bytes: &[u8], half: Half, r: &Request<'_>) -> Result<Option<Selected>, Refusal> {
+    if bytes.len() % 2 != 0 {
+        return Err(Refusal::Shape(format!(
+            "{} bytes are not whole 16-bit values",
+            bytes.len()
+        )));
+    }
+    check(bytes.len() / 2, r)?;
+    let order = stored_order(r.info);
+    match order {
+        Some(order) if tile(r.pattern).is_none() && HalfKeys::orders_as(half, r.score) => {
+            over_keys(&HalfKeys { bytes, half }, r, order).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The stored-order flags (1 = keep, 0 = prune) of canonical keep bits: what a backend uploads.
+pub fn stored_flags(kept: &PackedMask, info: &WeightInfo) -> Result<Vec<u8>, String> {
+    let n = info.numel();
+    if kept.len != n || kept.words.len() != n.div_ceil(64) {
+        return Err(format!(
+            "a mask of {} bits in {} words for {n} elements",
+            kept.len,
+            kept.words.len()
+        ));
+    }
+    let bit = |c: usize| (kept.words[c / 64] >> (c % 64) & 1) as u8;
+    Ok(match stored_order(info) {
+        Some(Order::Same) => {
+            let mut out = vec![0u8; n];
+            for (chunk, &word) in out.chunks_mut(64).zip(&kept.words) {
+                for (j, flag) in chunk.iter_mut().enumerate() {
+                    *flag = (word >> j & 1) as u8;
+                }
+            }
+            out
+        }
+        Some(Order::Transposed { rows, cols }) => {
+            let mut out = vec![0u8; n];
+            for (c, stored_row) in out.chunks_mut(rows.max(1)).enumerate().take(cols) {
+                for (r, flag) in stored_row.iter_mut().enumerate() {
+                    *flag = bit(r * cols + c);
+                }
+            }
+            out
+        }
+        None => to_stored((0..n).map(bit).collect(), info.layout, &info.shape),
+    })
+}
+
+/// Length checks shared by both entry points.
+fn check(len: usize, r: &Request<'_>) -> Result<(), Refusal> {
+    let n = r.info.numel();
+    if len != n {
+        return Err(Refusal::Shape(format!("{len} values for {n} elements")));
+    }
+    if let Some(p) = r.previous {
+        if p.len != n {
+            return Err(Refusal::Shape(format!(
+                "a previous mask of {} flags for {n} elements",
+                p.len
+            )));
+        }
+        if p.words.len() != n.div_ceil(64) {
+            return Err(Refusal::Shape(format!(
+                "{} words cannot hold {n} mask bits",
+                p.words.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The block of a tile pattern larger than one element.
+fn tile(pattern: Pattern) -> Option<(usize, usize)> {
+    match pattern {
+        Pattern::Tile { rows, cols } if (rows, cols) != (1, 1) => Some((rows, cols)),
+        _ => None,
+    }
+}
+
+/// Element-wise (per tensor or per channel) and N:M selections, which only compare keys.
+fn over_keys<K: Keys>(keys: &K, r: &Request<'_>, order: Order) -> Result<Selected, Refusal> {
+    let n = keys.len();
+    let (rows, cols) = view_2d(&r.info.shape);
+    let kept = match (r.pattern, r.method) {
+        (Pattern::NOfM { n: keep, m }, _) => {
+            groups::n_of_m(keys, order, (rows, cols), (keep, m), r.previous)?
+        }
+        (_, Method::PerChannel) => {
+            let k = prune_count(r.sparsity, cols);
+            groups::per_row(keys, order, (rows, cols), k, r.previous)?
+        }
+        // The histogram counts in u32.
+        (_, Method::PerTensor) if u32::try_from(n).is_ok() => {
+            smallest_k(keys, order, prune_count(r.sparsity, n), r.previous)?
+        }
+        (_, Method::PerTensor) => {
+            return Err(Refusal::Shape(format!(
+                "{n} elements: element-wise selection counts up to {} per weight",
+                u32::MAX
+            )))
+        }
+    };
+    Ok(finish(kept))
+}
+
+/// A selection from its keep bits.
+pub(super) fn finish(kept: PackedMask) -> Selected {
+    let ones: usize = kept.words.iter().map(|w| w.count_ones() as usize).sum();
+    Selected {
+        pruned: kept.len - ones,
+        kept,
+    }
+}
+
+/// How stored positions map to canonical ones.
 #[derive(Debug, Clone, Copy)]
-enum Order {
+pub(super) enum Order {
     /// Stored = canonical.
     Same,
     /// A 2-D weight stored `[cols, rows]` (canonical `[rows, cols]`).
     Transposed { rows: usize, cols: usize },
 }
 
+/// The order of a weight's stored values, where the stored passes handle it.
 fn stored_order(info: &WeightInfo) -> Option<Order> {
     match (info.layout, info.shape.as_slice()) {
-        (Layout::Canonical, _) | (Layout::Transposed, [] | [_]) => Some(Order::Same),
         (Layout::Transposed, &[rows, cols]) => Some(Order::Transposed { rows, cols }),
-        _ => None,
+        (Layout::Hwio, [_, _, _, _]) => None,
+        _ => Some(Order::Same),
     }
 }
 
 impl Order {
-    /// Canonical index of stored index `i`.
+    /// Stored index of canonical row `r`, column `c` of a `[_, cols]` view.
     #[inline]
-    fn canonical(self, i: usize) -> usize {
+    pub fn stored(self, r: usize, c: usize, cols: usize) -> usize {
         match self {
-            Order::Same => i,
-            // stored [cols, rows]: i = c * rows + r -> canonical r * cols + c
-            Order::Transposed { rows, cols } => (i % rows) * cols + i / rows,
+            Order::Same => r * cols + c,
+            Order::Transposed { rows, .. } => c * rows + r,
         }
     }
 }
 
-/// The score key of a value: order-preserving on scores (all >= 0), 0 for an element the
-/// previous mask prunes (below every score), `None` for NaN or infinity.
+/// Whether the previous mask prunes canonical element `c`.
 #[inline]
-fn key(x: f32, score: Score, forced: bool) -> Option<u32> {
-    if !x.is_finite() {
-        return None;
-    }
-    if forced {
-        return Some(0);
-    }
-    let s = match score {
-        Score::Abs => x.abs(),
-        Score::Square => x * x,
-    };
-    // Non-negative finite f32 bits order as the values; +1 keeps 0 for forced elements. A
-    // square can overflow to infinity, which still orders last.
-    Some(s.to_bits() + 1)
+pub(super) fn forced_at(previous: Option<&PackedMask>, c: usize) -> bool {
+    previous.is_some_and(|p| p.words[c / 64] >> (c % 64) & 1 == 0)
 }
 
-#[inline]
-fn forced_at(previous: &PackedMask, canonical: usize) -> bool {
-    previous.words[canonical / 64] >> (canonical % 64) & 1 == 0
+/// The stored buffer split over the cores: element ranges that start on a mask word (stored =
+/// canonical) or on a stored row (transposed), each visited by [`visit`].
+fn stored_parts(order: Order, n: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parallel::parts(n);
+    match order {
+        Order::Same => parallel::split(n, parts, 64),
+        Order::Transposed { rows, cols } => parallel::split(cols, parts, 1)
+            .into_iter()
+            .map(|r| r.start * rows..r.end * rows)
+            .collect(),
+    }
 }
 
-/// Exactly `k` of the elements pruned: the smallest scores, lower canonical index first among
-/// equal scores, previously pruned elements first of all.
-fn smallest_k_stored(
-    values: &[f32],
-    r: &Request<'_>,
+/// Calls `f(canonical index, key)` for every element of `part` (from [`stored_parts`]), in
+/// stored order; an element the previous mask prunes has key 0.
+#[inline]
+fn visit<K: Keys>(
+    keys: &K,
+    order: Order,
+    part: std::ops::Range<usize>,
+    previous: Option<&PackedMask>,
+    mut f: impl FnMut(usize, Option<u32>),
+) {
+    match order {
+        Order::Same => {
+            let Some(p) = previous else {
+                let start = part.start;
+                return keys.each_key(part, |j, k| f(start + j, k));
+            };
+            for w in part.start / 64..part.end.div_ceil(64) {
+                let (start, prev) = (w * 64, p.words[w]);
+                keys.each_key(start..(start + 64).min(part.end), |j, k| {
+                    let forced = prev >> j & 1 == 0;
+                    f(start + j, k.map(|kx| if forced { 0 } else { kx }));
+                });
+            }
+        }
+        Order::Transposed { rows, cols } => {
+            for stored_row in part.start / rows.max(1)..part.end / rows.max(1) {
+                let start = stored_row * rows;
+                keys.each_key(start..start + rows, |r, k| {
+                    let c = r * cols + stored_row;
+                    let forced = forced_at(previous, c);
+                    f(c, k.map(|kx| if forced { 0 } else { kx }));
+                });
+            }
+        }
+    }
+}
+
+/// Keep bits pruning exactly `k` elements: the smallest keys, lower canonical index first
+/// among equal keys, previously pruned elements first of all.
+fn smallest_k<K: Keys>(
+    keys: &K,
     order: Order,
     k: usize,
-) -> Result<Selected, Refusal> {
-    let n = values.len();
-    let previous = r.previous;
-    let key_at = |i: usize| {
-        let forced = previous.is_some_and(|p| forced_at(p, order.canonical(i)));
-        key(values[i], r.score, forced)
-    };
-    // Pass 1: histogram of the high 16 bits of every key, and a count of non-finite values.
-    let mut hist = vec![0u32; 1 << 16];
-    let mut bad = 0usize;
-    for i in 0..n {
-        match key_at(i) {
-            Some(kx) => hist[(kx >> 16) as usize] += 1,
+    previous: Option<&PackedMask>,
+) -> Result<PackedMask, Refusal> {
+    let n = keys.len();
+    // Pass 1: histogram of the high bits of every key, and a count of non-finite values.
+    let counted = parallel::each(stored_parts(order, n), |part| {
+        let mut hist = vec![0u32; 1 << 16];
+        let mut bad = 0usize;
+        visit(keys, order, part, previous, |_, key| match key {
+            Some(kx) => hist[(kx >> K::LOW_BITS) as usize] += 1,
             None => bad += 1,
-        }
-    }
+        });
+        (hist, bad)
+    });
+    let bad: usize = counted.iter().map(|c| c.1).sum();
     if bad > 0 {
         return Err(Refusal::NonFinite(bad));
     }
-    // The bucket holding the k-th smallest key (k = 0: none; k = n: past the last).
+    let mut words = vec![0u64; n.div_ceil(64)];
+    if k == 0 {
+        fill_kept(&mut words, n);
+        return Ok(PackedMask { len: n, words });
+    }
+    // The bucket holding the k-th smallest key.
     let (mut below, mut bucket) = (0usize, u32::MAX);
-    if k > 0 {
-        for (b, &c) in hist.iter().enumerate() {
-            if below + c as usize >= k {
-                bucket = b as u32;
-                break;
+    for b in 0..1usize << 16 {
+        let c: usize = counted.iter().map(|(h, _)| h[b] as usize).sum();
+        if below + c >= k {
+            bucket = b as u32;
+            break;
+        }
+        below += c;
+    }
+    drop(counted);
+    // Pass 2: every element outside the bucket is decided; those inside are collected, as
+    // (key, canonical index). `out` holds the bits from canonical index `base` on.
+    let decide = |part: std::ops::Range<usize>, out: &mut [u64], base: usize| {
+        let mut candidates: Vec<(u32, usize)> = Vec::new();
+        visit(keys, order, part, previous, |c, key| {
+            let kx = key.unwrap_or(u32::MAX);
+            let high = kx >> K::LOW_BITS;
+            let at = c - base;
+            out[at / 64] |= u64::from(high > bucket) << (at % 64);
+            if high == bucket {
+                candidates.push((kx, c));
             }
-            below += c as usize;
-        }
-    }
-    // Pass 2: every element outside the bucket is decided; those inside are collected.
-    let mut keep_stored = vec![true; n];
-    let mut candidates: Vec<(u32, usize, usize)> = Vec::new();
-    for (i, keep) in keep_stored.iter_mut().enumerate() {
-        let kx = key_at(i).expect("checked in pass 1");
-        let high = kx >> 16;
-        if k == 0 || high > bucket {
-            continue;
-        }
-        if high < bucket {
-            *keep = false;
-        } else {
-            candidates.push((kx, order.canonical(i), i));
-        }
-    }
-    // The `k - below` smallest of the bucket, by (key, canonical index), are pruned too.
-    let take = k.saturating_sub(below).min(candidates.len());
-    if take > 0 && take < candidates.len() {
-        candidates.select_nth_unstable_by(take - 1, |a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    }
-    for &(_, _, i) in &candidates[..take] {
-        keep_stored[i] = false;
-    }
-    let mut kept = PackedMask {
-        len: n,
-        words: vec![0u64; n.div_ceil(64)],
+        });
+        candidates
     };
-    for (i, &keep) in keep_stored.iter().enumerate() {
-        if keep {
-            let c = order.canonical(i);
-            kept.words[c / 64] |= 1 << (c % 64);
+    let parts = stored_parts(order, n);
+    let mut candidates = match order {
+        // Each part writes its own words.
+        Order::Same => {
+            let mut items = Vec::with_capacity(parts.len());
+            let mut rest = words.as_mut_slice();
+            for part in parts {
+                let (mine, tail) = rest.split_at_mut(part.len().div_ceil(64));
+                items.push((part, mine));
+                rest = tail;
+            }
+            parallel::each(items, |(part, out)| {
+                let base = part.start;
+                decide(part, out, base)
+            })
+            .concat()
+        }
+        // Canonical positions of one part spread over the whole mask: with several parts,
+        // each fills a mask of its own, merged after.
+        Order::Transposed { .. } if parts.len() == 1 => {
+            let all = 0..n;
+            decide(all, &mut words, 0)
+        }
+        Order::Transposed { .. } => {
+            let found = parallel::each(parts, |part| {
+                let mut own = vec![0u64; n.div_ceil(64)];
+                let c = decide(part, &mut own, 0);
+                (own, c)
+            });
+            let mut all = Vec::new();
+            for (own, c) in found {
+                for (w, o) in words.iter_mut().zip(own) {
+                    *w |= o;
+                }
+                all.extend(c);
+            }
+            all
+        }
+    };
+    // The `k - below` smallest of the bucket, by (key, canonical index), are pruned too.
+    let take = k - below;
+    if take < candidates.len() {
+        if take > 0 {
+            candidates.select_nth_unstable(take - 1);
+        }
+        for &(_, c) in &candidates[take..] {
+            words[c / 64] |= 1 << (c % 64);
         }
     }
-    Ok(Selected {
-        keep_stored,
-        kept,
-        pruned: k,
-    })
+    Ok(PackedMask { len: n, words })
+}
+
+/// Sets the first `n` bits.
+pub(super) fn fill_kept(words: &mut [u64], n: usize) {
+    words.iter_mut().for_each(|w| *w = u64::MAX);
+    if n % 64 != 0 {
+        if let Some(last) = words.last_mut() {
+            *last = (1u64 << (n % 64)) - 1;
+        }
+    }
 }
 
 /// Any pattern, through a canonical copy of the scores.
@@ -234,10 +401,7 @@ fn through_canonical(values: &[f32], r: &Request<'_>) -> Result<Selected, Refusa
         .iter()
         .map(|&x| {
             bad += usize::from(!x.is_finite());
-            match r.score {
-                Score::Abs => x.abs(),
-                Score::Square => x * x,
-            }
+            r.score.of(x)
         })
         .collect();
     if bad > 0 {
@@ -264,14 +428,8 @@ fn through_canonical(values: &[f32], r: &Request<'_>) -> Result<Selected, Refusa
         previous.as_deref(),
     )
     .map_err(Refusal::Shape)?;
-    let pruned = flags.iter().filter(|p| **p).count();
     let keep: Vec<bool> = flags.into_iter().map(|p| !p).collect();
-    let kept = PackedMask::pack(&keep);
-    Ok(Selected {
-        keep_stored: to_stored(keep, info.layout, &info.shape),
-        kept,
-        pruned,
-    })
+    Ok(finish(PackedMask::pack(&keep)))
 }
 
 #[cfg(test)]
@@ -287,11 +445,30 @@ mod tests {
         }
     }
 
-    /// The fast path against the canonical route, on values with many exact ties, with and
-    /// without a previous mask, stored both ways.
+    fn patterns() -> Vec<(Pattern, Method)> {
+        let mut out = vec![];
+        for method in [Method::PerTensor, Method::PerChannel] {
+            for (rows, cols) in [(1, 1), (2, 2), (4, 1), (1, 4)] {
+                out.push((Pattern::Tile { rows, cols }, method));
+            }
+        }
+        for (n, m) in [(2, 4), (1, 4), (0, 4), (4, 4)] {
+            out.push((Pattern::NOfM { n, m }, Method::PerTensor));
+        }
+        out
+    }
+
+    /// The stored passes against the canonical route, on values with many exact ties, for
+    /// every pattern, with and without a previous mask, stored both ways, on weights small
+    /// enough for one thread and large enough to be split over the cores.
     #[test]
-    fn the_two_pass_path_agrees_with_the_canonical_route() {
-        for (seed, (rows, cols)) in [(1u64, (7, 13)), (2, (64, 300)), (3, (1, 5000))] {
+    fn the_stored_passes_agree_with_the_canonical_route() {
+        for (seed, (rows, cols)) in [
+            (1u64, (8, 12)),
+            (2, (64, 300)),
+            (3, (1, 5000)),
+            (4, (512, 1028)),
+        ] {
             let n = rows * cols;
             // Values on a coarse grid: many equal scores, of both signs.
             let canonical: Vec<f32> = uniform_values(seed, n)
@@ -301,25 +478,104 @@ mod tests {
             for layout in [Layout::Canonical, Layout::Transposed] {
                 let w = info(&[rows, cols], layout);
                 let stored = to_stored(canonical.clone(), layout, &w.shape);
-                for score in [Score::Abs, Score::Square] {
-                    let mut previous = None;
-                    for sparsity in [0.0, 0.3, 0.5, 0.9, 1.0] {
+                for (pattern, method) in patterns() {
+                    for score in [Score::Abs, Score::Square] {
+                        let mut previous = None;
+                        for sparsity in [0.0, 0.3, 0.5, 0.9, 1.0] {
+                            let r = Request {
+                                info: &w,
+                                score,
+                                pattern,
+                                method,
+                                sparsity,
+                                previous: previous.as_ref(),
+                            };
+                            let what = format!(
+                                "{rows}x{cols} {layout:?} {pattern:?} {method:?} {score:?} s={sparsity}"
+                            );
+                            let fast = select(&stored, &r);
+                            let slow = through_canonical(&stored, &r);
+                            assert_eq!(fast, slow, "{what}");
+                            let Ok(fast) = fast else { break };
+                            if pattern == Pattern::default() && method == Method::PerTensor {
+                                assert_eq!(fast.pruned, prune_count(sparsity, n), "{what}");
+                            }
+                            assert_eq!(
+                                stored_flags(&fast.kept, &w).unwrap(),
+                                to_stored(fast.kept.unpack().unwrap(), layout, &w.shape)
+                                    .into_iter()
+                                    .map(u8::from)
+                                    .collect::<Vec<u8>>(),
+                                "{what}"
+                            );
+                            previous = Some(fast.kept);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// f16 and bf16 bits select exactly what their f32 values select.
+    #[test]
+    fn half_values_select_as_their_f32_values() {
+        let (rows, cols) = (96, 80);
+        let canonical: Vec<f32> = uniform_values(5, rows * cols)
+            .into_iter()
+            .map(|x| (x * 64.0).round() / 16.0)
+            .collect();
+        for half in [Half::F16, Half::Bf16] {
+            let (values, bytes): (Vec<f32>, Vec<u8>) = match half {
+                Half::F16 => {
+                    let h: Vec<half::f16> =
+                        canonical.iter().map(|&x| half::f16::from_f32(x)).collect();
+                    (
+                        h.iter().map(|x| x.to_f32()).collect(),
+                        h.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    )
+                }
+                Half::Bf16 => {
+                    let h: Vec<half::bf16> =
+                        canonical.iter().map(|&x| half::bf16::from_f32(x)).collect();
+                    (
+                        h.iter().map(|x| x.to_f32()).collect(),
+                        h.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    )
+                }
+            };
+            for layout in [Layout::Canonical, Layout::Transposed] {
+                let w = info(&[rows, cols], layout);
+                let stored_values = to_stored(values.clone(), layout, &w.shape);
+                let stored_bytes: Vec<u8> = stored_values
+                    .iter()
+                    .flat_map(|&x| match half {
+                        Half::F16 => half::f16::from_f32(x).to_le_bytes(),
+                        Half::Bf16 => half::bf16::from_f32(x).to_le_bytes(),
+                    })
+                    .collect();
+                assert_eq!(stored_bytes.len(), bytes.len());
+                for (pattern, method) in patterns() {
+                    for score in [Score::Abs, Score::Square] {
                         let r = Request {
                             info: &w,
                             score,
-                            pattern: Pattern::default(),
-                            method: Method::PerTensor,
-                            sparsity,
-                            previous: previous.as_ref(),
+                            pattern,
+                            method,
+                            sparsity: 0.6,
+                            previous: None,
                         };
-                        let fast = select(&stored, &r).unwrap();
-                        let slow = through_canonical(&stored, &r).unwrap();
-                        assert_eq!(
-                            fast, slow,
-                            "{rows}x{cols} {layout:?} {score:?} s={sparsity}"
-                        );
-                        assert_eq!(fast.pruned, prune_count(sparsity, n));
-                        previous = Some(fast.kept);
+                        let from_f32 = select(&stored_values, &r).unwrap();
+                        match select_half(&stored_bytes, half, &r).unwrap() {
+                            Some(from_bits) => assert_eq!(
+                                from_bits, from_f32,
+                                "{half:?} {layout:?} {pattern:?} {method:?} {score:?}"
+                            ),
+                            None => assert!(
+                                tile(pattern).is_some()
+                                    || (half, score) == (Half::Bf16, Score::Square),
+                                "{half:?} {pattern:?} {score:?} fell back"
+                            ),
+                        }
                     }
                 }
             }
@@ -332,21 +588,39 @@ mod tests {
         let mut v = vec![1.0f32; 8];
         v[3] = f32::NAN;
         v[5] = f32::NEG_INFINITY;
-        let r = Request {
-            info: &w,
-            score: Score::Abs,
-            pattern: Pattern::default(),
-            method: Method::PerTensor,
-            sparsity: 0.5,
-            previous: None,
-        };
-        assert_eq!(select(&v, &r), Err(Refusal::NonFinite(2)));
-        assert!(matches!(select(&v[..7], &r), Err(Refusal::Shape(_))));
-        let short = PackedMask::pack(&[true; 5]);
-        let r = Request {
-            previous: Some(&short),
-            ..r
-        };
-        assert!(matches!(select(&[1.0; 8], &r), Err(Refusal::Shape(_))));
+        for (pattern, method) in patterns() {
+            let r = Request {
+                info: &w,
+                score: Score::Abs,
+                pattern,
+                method,
+                sparsity: 0.5,
+                previous: None,
+            };
+            if matches!(pattern, Pattern::Tile { rows: 4, .. }) {
+                assert!(
+                    matches!(select(&v, &r), Err(Refusal::Shape(_))),
+                    "{pattern:?}"
+                );
+                continue;
+            }
+            assert_eq!(
+                select(&v, &r),
+                Err(Refusal::NonFinite(2)),
+                "{pattern:?} {method:?}"
+            );
+            assert!(matches!(select(&v[..7], &r), Err(Refusal::Shape(_))));
+            let short = PackedMask::pack(&[true; 5]);
+            let r = Request {
+                previous: Some(&short),
+                ..r
+            };
+            assert!(matches!(select(&[1.0; 8], &r), Err(Refusal::Shape(_))));
+            assert!(matches!(
+                select_half(&[0; 15], Half::F16, &r),
+                Err(Refusal::Shape(_))
+            ));
+        }
+        assert!(stored_flags(&PackedMask::pack(&[true; 7]), &w).is_err());
     }
 }

@@ -74,11 +74,11 @@ impl TensorBackend for Reference {
             shape: shape.to_vec(),
         })
     }
-    fn mask_from_keep(&self, like: &RefTensor, keep: &[bool]) -> Result<Vec<bool>> {
+    fn mask_from_keep(&self, like: &RefTensor, keep: Vec<u8>) -> Result<Vec<bool>> {
         if keep.len() != like.data.len() {
             return Err(shape_error("mask", &[keep.len()], &like.shape));
         }
-        Ok(keep.to_vec())
+        Ok(keep.into_iter().map(|k| k != 0).collect())
     }
     fn mask_to_keep(&self, mask: &Vec<bool>) -> Result<Vec<bool>> {
         Ok(mask.clone())
