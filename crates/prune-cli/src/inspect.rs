@@ -35,13 +35,12 @@ fn measure(checkpoint: &Checkpoint, entry: &TensorEntry, patterns: &[Pattern]) -
     let Some(dtype) = entry.float() else {
         return row;
     };
-    let bytes = checkpoint.bytes(entry);
-    let size = dtype.size();
-    let zero: Vec<bool> = bytes.chunks_exact(size).map(|b| dtype.is_zero(b)).collect();
-    row.zeros = Some(zero.iter().filter(|z| **z).count());
+    let nonzero = dtype.nonzero_bits(checkpoint.bytes(entry));
+    let set: usize = nonzero.words.iter().map(|w| w.count_ones() as usize).sum();
+    row.zeros = Some(nonzero.len - set);
     if entry.shape.len() >= 2 {
         for (slot, &p) in row.patterns.iter_mut().zip(patterns) {
-            *slot = conformance(&entry.shape, p, |i| zero[i]).ok();
+            *slot = conformance(&entry.shape, p, &nonzero).ok();
         }
     }
     checkpoint.release(entry);

@@ -1,6 +1,8 @@
 //! A safetensors checkpoint opened for streaming: the header is validated once, and each
 //! tensor is read from the memory map on its own, in its stored dtype, then released.
 
+use prune_core::select::bits::PackedMask;
+use prune_core::select::parallel;
 use prune_core::{PruneError, Result};
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensors};
@@ -55,17 +57,30 @@ impl FloatDtype {
         }
     }
 
-    /// Whether the element starting at `bytes[0]` is zero (either sign).
-    #[inline]
-    pub fn is_zero(self, bytes: &[u8]) -> bool {
-        match self {
-            FloatDtype::F32 => {
-                u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]).trailing_zeros() >= 31
-            }
-            FloatDtype::F16 | FloatDtype::BF16 => {
-                u16::from_le_bytes([bytes[0], bytes[1]]).trailing_zeros() >= 15
-            }
+    /// Bit `i` set where element `i` of `bytes` (elements of this dtype, little-endian) is
+    /// not zero (either sign), a word of 64 elements at a time, split over the cores.
+    pub fn nonzero_bits(self, bytes: &[u8]) -> PackedMask {
+        let size = self.size();
+        let n = bytes.len() / size;
+        let mut words = vec![0u64; n.div_ceil(64)];
+        let ranges = parallel::split(words.len(), parallel::parts(n), 1);
+        let mut items = Vec::with_capacity(ranges.len());
+        let mut rest = words.as_mut_slice();
+        for r in ranges {
+            let (mine, tail) = rest.split_at_mut(r.len());
+            items.push((r.start, mine));
+            rest = tail;
         }
+        parallel::each(items, |(first, out)| {
+            let part = &bytes[(first * 64 * size).min(bytes.len())..];
+            for (word, group) in out.iter_mut().zip(part.chunks(64 * size)) {
+                *word = match self {
+                    FloatDtype::F32 => nonzero_word_32(group),
+                    FloatDtype::F16 | FloatDtype::BF16 => nonzero_word_16(group),
+                };
+            }
+        });
+        PackedMask { len: n, words }
     }
 
     /// The name safetensors headers use (`F32`, `F16`, `BF16`).
@@ -76,6 +91,41 @@ impl FloatDtype {
             FloatDtype::BF16 => "BF16",
         }
     }
+}
+
+/// The non-zero bits of up to 64 16-bit floats (little-endian): any bit set but the sign.
+/// Four values a step, as the lanes of one u64.
+#[inline]
+fn nonzero_word_16(group: &[u8]) -> u64 {
+    const MAGNITUDE: u64 = 0x7fff_7fff_7fff_7fff;
+    // Moves the lane flags at bits 0, 16, 32 and 48 to bits 48..52 (the other products land
+    // on distinct bits below 48).
+    const GATHER: u64 = (1 << 48) | (1 << 33) | (1 << 18) | (1 << 3);
+    let mut word = 0u64;
+    let mut quads = group.chunks_exact(8);
+    for (q, b) in quads.by_ref().enumerate() {
+        let m = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) & MAGNITUDE;
+        // A lane's top bit is set exactly when its magnitude is not zero (no carry across).
+        let top = ((m + MAGNITUDE) | m) & !MAGNITUDE;
+        let flags = ((top >> 15).wrapping_mul(GATHER) >> 48) & 0xf;
+        word |= flags << (4 * q);
+    }
+    let done = group.len() / 8 * 4;
+    for (j, e) in quads.remainder().chunks_exact(2).enumerate() {
+        word |= u64::from(u16::from_le_bytes([e[0], e[1]]) & 0x7fff != 0) << (done + j);
+    }
+    word
+}
+
+/// The non-zero bits of up to 64 f32 values (little-endian): any bit set but the sign.
+#[inline]
+fn nonzero_word_32(group: &[u8]) -> u64 {
+    let mut word = 0u64;
+    for (j, e) in group.chunks_exact(4).enumerate() {
+        let v = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+        word |= u64::from(v & 0x7fff_ffff != 0) << j;
+    }
+    word
 }
 
 /// One tensor of a checkpoint, as its header describes it.
@@ -274,4 +324,42 @@ fn entries(metadata: &Metadata) -> Vec<TensorEntry> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word-at-a-time flags against a test of each value, for every dtype, with both
+    /// zeros, subnormals and a short last word.
+    #[test]
+    fn nonzero_bits_flag_exactly_the_non_zero_values() {
+        let values: Vec<f32> = (0..203)
+            .map(|i| match i % 7 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => 1e-7,
+                3 => -3.5,
+                4 => 6e-8,
+                _ => (i as f32) * 0.25 - 20.0,
+            })
+            .collect();
+        for dtype in [FloatDtype::F32, FloatDtype::F16, FloatDtype::BF16] {
+            let bytes: Vec<u8> = match dtype {
+                FloatDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                FloatDtype::F16 => values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+                FloatDtype::BF16 => values
+                    .iter()
+                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            };
+            let decoded = dtype.to_f32(&bytes);
+            let want: Vec<bool> = decoded.iter().map(|v| *v != 0.0).collect();
+            let got = dtype.nonzero_bits(&bytes);
+            assert_eq!(got, PackedMask::pack(&want), "{dtype:?}");
+        }
+    }
 }

@@ -79,31 +79,49 @@ pub(super) fn n_of_m<K: Keys>(
     let bad = over_rows((rows, cols), &mut words, |part, out, first| {
         let mut bad = 0usize;
         let mut buf = vec![0u64; m];
-        let mut group = |r: usize, g: usize| {
-            for (j, slot) in buf.iter_mut().enumerate() {
-                let c = g * m + j;
-                let key = match keys.key(order.stored(r, c, cols)) {
-                    Some(_) if forced_at(previous, r * cols + c) => 0,
-                    Some(kx) => kx,
-                    None => {
-                        bad += 1;
-                        0
-                    }
-                };
-                *slot = (u64::from(key) << 32) | j as u64;
-            }
-            sort_small(&mut buf);
+        // The group's entries are (key, index in the group); its `n` largest are kept.
+        let keep_largest = |buf: &mut [u64], at: usize, out: &mut [u64]| {
+            sort_small(buf);
             for &e in &buf[m - n..] {
-                set(out, r * cols + g * m + (e & 0xffff_ffff) as usize - first);
+                set(out, at + (e & 0xffff_ffff) as usize - first);
             }
         };
+        let mut entry = |key: Option<u32>, c: usize, j: usize| {
+            let key = match key {
+                Some(_) if forced_at(previous, c) => 0,
+                Some(kx) => kx,
+                None => {
+                    bad += 1;
+                    0
+                }
+            };
+            (u64::from(key) << 32) | j as u64
+        };
         match order {
-            Order::Same => part
-                .clone()
-                .for_each(|r| (0..groups).for_each(|g| group(r, g))),
+            // A row's groups are consecutive stored values: one sequential read per row.
+            Order::Same => {
+                for r in part {
+                    let row = r * cols;
+                    keys.each_key(row..row + cols, |c, key| {
+                        let j = c % m;
+                        buf[j] = entry(key, row + c, j);
+                        if j == m - 1 {
+                            keep_largest(&mut buf, row + c + 1 - m, out);
+                        }
+                    });
+                }
+            }
             // Stored rows are canonical columns: walk each group's m stored rows together.
             Order::Transposed { .. } => {
-                (0..groups).for_each(|g| part.clone().for_each(|r| group(r, g)))
+                for g in 0..groups {
+                    for r in part.clone() {
+                        for (j, slot) in buf.iter_mut().enumerate() {
+                            let c = g * m + j;
+                            *slot = entry(keys.key(order.stored(r, c, cols)), r * cols + c, j);
+                        }
+                        keep_largest(&mut buf, r * cols + g * m, out);
+                    }
+                }
             }
         }
         bad

@@ -11,5 +11,5 @@ pub mod conform;
 mod groups;
 pub mod keys;
 pub mod masks;
-mod parallel;
+pub mod parallel;
 pub mod stored;

@@ -6,14 +6,14 @@ use std::ops::Range;
 const PARALLEL_FROM: usize = 1 << 18;
 
 /// How many parts a pass over `n` elements takes: one per core, one for small inputs.
-pub(super) fn parts(n: usize) -> usize {
+pub fn parts(n: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     cores.min(n / PARALLEL_FROM).max(1)
 }
 
 /// `0..units` split into `parts` consecutive ranges whose starts are multiples of `align`
 /// (the last range takes the rest; ranges may be empty).
-pub(super) fn split(units: usize, parts: usize, align: usize) -> Vec<Range<usize>> {
+pub fn split(units: usize, parts: usize, align: usize) -> Vec<Range<usize>> {
     let align = align.max(1);
     let step = units.div_ceil(parts.max(1)).div_ceil(align) * align;
     (0..parts.max(1))
@@ -24,7 +24,7 @@ pub(super) fn split(units: usize, parts: usize, align: usize) -> Vec<Range<usize
 
 /// Runs `f` on every item at once, one scoped thread per item after the first, and returns
 /// the results in item order.
-pub(super) fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+pub fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     if items.len() <= 1 {
         return items.into_iter().map(&f).collect();
     }
