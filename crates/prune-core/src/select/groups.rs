@@ -81,7 +81,41 @@ pub(super) fn n_of_m<K: Keys>(
         let mut buf = vec![0u64; m];
         // The group's entries are (key, index in the group); its `n` largest are kept.
         let keep_largest = |buf: &mut [u64], at: usize, out: &mut [u64]| {
-            sort_small(buf);
+            if let [e0, e1, e2, e3] = *buf {
+                // Groups of four: each entry's rank from six comparisons (entries differ, by
+                // their index); an entry is kept when at least 4 - n entries are smaller.
+                let (c01, c02, c03) = (
+                    usize::from(e0 < e1),
+                    usize::from(e0 < e2),
+                    usize::from(e0 < e3),
+                );
+                let (c12, c13, c23) = (
+                    usize::from(e1 < e2),
+                    usize::from(e1 < e3),
+                    usize::from(e2 < e3),
+                );
+                let ranks = [
+                    3 - c01 - c02 - c03,
+                    c01 + 2 - c12 - c13,
+                    c02 + c12 + 1 - c23,
+                    c03 + c13 + c23,
+                ];
+                let mut bits = 0u64;
+                for (j, &rank) in ranks.iter().enumerate() {
+                    bits |= u64::from(rank >= 4 - n) << j;
+                }
+                let at = at - first;
+                out[at / 64] |= bits << (at % 64);
+                if at % 64 > 60 {
+                    out[at / 64 + 1] |= bits >> (64 - at % 64);
+                }
+                return;
+            }
+            if m <= 16 {
+                insertion_sort(buf);
+            } else {
+                buf.sort_unstable();
+            }
             for &e in &buf[m - n..] {
                 set(out, at + (e & 0xffff_ffff) as usize - first);
             }
@@ -102,11 +136,13 @@ pub(super) fn n_of_m<K: Keys>(
             Order::Same => {
                 for r in part {
                     let row = r * cols;
+                    let mut j = 0;
                     keys.each_key(row..row + cols, |c, key| {
-                        let j = c % m;
                         buf[j] = entry(key, row + c, j);
-                        if j == m - 1 {
+                        j += 1;
+                        if j == m {
                             keep_largest(&mut buf, row + c + 1 - m, out);
+                            j = 0;
                         }
                     });
                 }
@@ -270,13 +306,9 @@ pub(super) fn tiles(
     Ok(finish(PackedMask { len, words }))
 }
 
-/// Sorts a group's few entries (insertion sort below 17, the standard sort above).
+/// Sorts a group's few entries in place.
 #[inline]
-fn sort_small(v: &mut [u64]) {
-    if v.len() > 16 {
-        v.sort_unstable();
-        return;
-    }
+fn insertion_sort(v: &mut [u64]) {
     for i in 1..v.len() {
         let x = v[i];
         let mut j = i;
