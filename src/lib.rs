@@ -31,8 +31,8 @@ pub use prune_core::{
 pub mod train {
     pub use prune_train::distributed;
     pub use prune_train::{
-        shuffled, Collective, Criterion, Dataset, EpochLog, GradientReducer, OptimizerConfig,
-        Reduction, SingleProcess, TrainConfig, Trainer, VerifyConsistent,
+        shuffled, AdamParams, Collective, Criterion, Dataset, EpochLog, GradientReducer,
+        OptimizerConfig, Reduction, SingleProcess, TrainConfig, Trainer, VerifyConsistent,
     };
 }
 

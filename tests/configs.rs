@@ -120,14 +120,14 @@ fn inc_train_settings_are_honoured_or_reported() {
     assert_eq!((vit.start_epoch, vit.end_epoch), (0, Some(15)));
     assert_eq!(
         vit.optimizer,
-        OptimizerConfig::AdamW {
+        OptimizerConfig::AdamW(prune_train::AdamParams {
             learning_rate: 0.001,
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-7,
             weight_decay: 0.0001,
             amsgrad: false
-        }
+        })
     );
     assert_eq!(
         vit.criterion,
@@ -260,7 +260,7 @@ fn pruner_values_fall_back_to_globals_only_when_absent() {
     assert_eq!(p[0].pattern, Pattern::Tile { rows: 4, cols: 1 });
     assert_eq!(p[1].pattern, Pattern::NOfM { n: 2, m: 4 });
     assert!(
-        matches!(TrainConfig::from_config(&c, "mobilenet").unwrap().optimizer, OptimizerConfig::Adam { learning_rate, .. } if learning_rate == 0.0001)
+        matches!(TrainConfig::from_config(&c, "mobilenet").unwrap().optimizer, OptimizerConfig::Adam(p) if p.learning_rate == 0.0001)
     );
 }
 

@@ -102,8 +102,11 @@ impl TensorBackend for Burn {
     fn mask_from_keep(&self, like: &BurnTensor, keep: Vec<u8>) -> Result<BurnMask> {
         check_len("mask", keep.len(), &like.shape)?;
         let n = keep.len();
-        let keep = Tensor::<1, Int>::from_data(TensorData::new(keep, [n]), &like.flat.device())
-            .cast(DType::U8);
+        // Made as u8 from the u8 flags: no wider integer in between.
+        let keep = Tensor::<1, Int>::from_data(
+            TensorData::new(keep, [n]),
+            (&like.flat.device(), DType::U8),
+        );
         Ok(BurnMask { keep })
     }
     fn mask_to_keep(&self, mask: &BurnMask) -> Result<Vec<bool>> {

@@ -83,7 +83,8 @@ pub fn check(file: &str, epochs: Option<usize>, as_json: bool) -> ExitCode {
         let list: Vec<_> = pruners.iter().map(|p| pruner_json(p, epochs)).collect();
         outln!("{}", json!({ "pruners": list }));
     } else {
-        print!("{}", text(file, &pruners, epochs));
+        let table = text(file, &pruners, epochs);
+        outln!("{}", table.strip_suffix('\n').unwrap_or(&table));
     }
     ExitCode::SUCCESS
 }

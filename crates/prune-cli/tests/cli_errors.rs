@@ -65,8 +65,6 @@ fn output_that_cannot_be_written_exits_1_naming_the_write() {
 }
 
 #[test]
-#[ignore = "known bug: `prune check` writes its table with print! (crates/prune-cli/src/plan.rs), \
-            which panics with status 101 on a full or failing stdout instead of exiting 1"]
 fn the_check_table_that_cannot_be_written_exits_1_naming_the_write() {
     let Some((code, err)) = check_into_a_full_disk(&[]) else {
         return;

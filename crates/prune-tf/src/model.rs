@@ -257,6 +257,12 @@ impl Model for TfModel {
 /// A host tensor holding canonical values in the TensorFlow layout of their rank.
 pub fn stored_tensor(canonical_shape: &[usize], canonical: &[f32]) -> Result<Tensor<f32>> {
     let layout = tf_layout(canonical_shape.len());
-    let stored = prune_core::model::layout::to_stored(canonical.to_vec(), layout, canonical_shape);
+    let stored =
+        prune_core::model::layout::try_to_stored(canonical.to_vec(), layout, canonical_shape)
+            .map_err(|reason| PruneError::Shape {
+                weight: "stored_tensor".into(),
+                shape: canonical_shape.to_vec(),
+                reason,
+            })?;
     tensor(&layout.stored_shape(canonical_shape), &stored)
 }

@@ -2,7 +2,7 @@
 
 use crate::config::{PruneType, ResolvedPruner};
 use crate::error::{PruneError, Result};
-use crate::model::layout::{to_canonical, to_stored};
+use crate::model::layout::{try_to_canonical, try_to_stored};
 use crate::model::{Model, TensorBackend, WeightId, WeightInfo};
 use crate::schedule::Schedule;
 use crate::select::bits::PackedMask;
@@ -53,7 +53,13 @@ impl<B: TensorBackend> PendingMask<B> {
     ) -> Result<Self> {
         let kept = PackedMask::pack(&canonical_keep);
         let pruned = canonical_keep.iter().filter(|k| !**k).count();
-        let stored = to_stored(canonical_keep, info.layout, &info.shape);
+        let stored = try_to_stored(canonical_keep, info.layout, &info.shape).map_err(|reason| {
+            PruneError::Shape {
+                weight: info.name.clone(),
+                shape: info.shape.clone(),
+                reason,
+            }
+        })?;
         let mask = be.mask_from_keep(like, stored.into_iter().map(u8::from).collect())?;
         Ok(PendingMask {
             pruner,
@@ -96,7 +102,13 @@ impl<B: TensorBackend> BoundPruner<B> {
         for (wi, w) in self.weights.iter().enumerate() {
             let value = model.weight_at(w.id)?;
             let keep: Vec<bool> = be.to_vec(&value)?.iter().map(|x| *x != 0.0).collect();
-            let keep = to_canonical(keep, w.info.layout, &w.info.shape);
+            let keep = try_to_canonical(keep, w.info.layout, &w.info.shape).map_err(|reason| {
+                PruneError::Shape {
+                    weight: w.info.name.clone(),
+                    shape: w.info.shape.clone(),
+                    reason,
+                }
+            })?;
             out.push(PendingMask::new(be, (index, wi), &w.info, &value, keep)?);
         }
         Ok(out)

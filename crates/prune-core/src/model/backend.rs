@@ -7,7 +7,7 @@
 
 use super::access::WeightInfo;
 use super::host::{add_group_lasso_gradient, view_2d};
-use super::layout::{to_canonical, to_stored};
+use super::layout::{try_to_canonical, try_to_stored};
 use crate::error::{PruneError, Result};
 
 /// Tensor math over one framework's tensors. Shapes are row-major.
@@ -126,8 +126,7 @@ pub fn host_group_lasso_gradient<B: TensorBackend>(
         shape: info.shape.clone(),
         reason,
     };
-    let wv = to_canonical(be.to_vec(w)?, info.layout, &info.shape);
-    let mut g = to_canonical(be.to_vec(grad)?, info.layout, &info.shape);
+    let (wv, g) = (be.to_vec(w)?, be.to_vec(grad)?);
     if wv.len() != info.numel() || g.len() != info.numel() {
         return Err(shape_error(format!(
             "{} weight values and {} gradient values for {} elements",
@@ -136,6 +135,8 @@ pub fn host_group_lasso_gradient<B: TensorBackend>(
             info.numel()
         )));
     }
+    let wv = try_to_canonical(wv, info.layout, &info.shape).map_err(shape_error)?;
+    let mut g = try_to_canonical(g, info.layout, &info.shape).map_err(shape_error)?;
     let pruned = match mask {
         Some(m) => {
             let keep = be.mask_to_keep(m)?;
@@ -143,7 +144,8 @@ pub fn host_group_lasso_gradient<B: TensorBackend>(
                 return Err(shape_error(format!("a mask of {} elements", keep.len())));
             }
             Some(
-                to_canonical(keep, info.layout, &info.shape)
+                try_to_canonical(keep, info.layout, &info.shape)
+                    .map_err(shape_error)?
                     .into_iter()
                     .map(|k| !k)
                     .collect::<Vec<bool>>(),
@@ -163,6 +165,6 @@ pub fn host_group_lasso_gradient<B: TensorBackend>(
         pruned.as_deref(),
     )
     .map_err(shape_error)?;
-    let stored = to_stored(g, info.layout, &info.shape);
+    let stored = try_to_stored(g, info.layout, &info.shape).map_err(shape_error)?;
     be.from_vec(grad, stored, &be.shape(grad))
 }

@@ -19,7 +19,7 @@ use super::masks::{prune_count, pruned_flags};
 use super::parallel;
 use crate::config::{Method, Pattern};
 use crate::model::host::view_2d;
-use crate::model::layout::{to_canonical, to_stored};
+use crate::model::layout::{try_to_canonical, try_to_stored};
 use crate::model::{Layout, WeightInfo};
 
 /// What a selection asks for.
@@ -105,23 +105,58 @@ pub fn stored_flags(kept: &PackedMask, info: &WeightInfo) -> Result<Vec<u8>, Str
     Ok(match stored_order(info) {
         Some(Order::Same) => {
             let mut out = vec![0u8; n];
-            for (chunk, &word) in out.chunks_mut(64).zip(&kept.words) {
-                for (j, flag) in chunk.iter_mut().enumerate() {
-                    *flag = (word >> j & 1) as u8;
-                }
+            let parts = parallel::split(kept.words.len(), parallel::parts(n), 1);
+            let mut items = Vec::with_capacity(parts.len());
+            let mut rest = out.as_mut_slice();
+            for words in parts {
+                let (mine, tail) = rest.split_at_mut((words.len() * 64).min(rest.len()));
+                items.push((words, mine));
+                rest = tail;
             }
+            parallel::each(items, |(words, out)| {
+                for (chunk, &word) in out.chunks_mut(64).zip(&kept.words[words]) {
+                    for (j, flag) in chunk.iter_mut().enumerate() {
+                        *flag = (word >> j & 1) as u8;
+                    }
+                }
+            });
             out
         }
         Some(Order::Transposed { rows, cols }) => {
+            // Stored row `c` holds canonical column `c`. Parts take whole stored rows; within
+            // one, 64 canonical columns at a time read one mask word per canonical row.
             let mut out = vec![0u8; n];
-            for (c, stored_row) in out.chunks_mut(rows.max(1)).enumerate().take(cols) {
-                for (r, flag) in stored_row.iter_mut().enumerate() {
-                    *flag = bit(r * cols + c);
-                }
+            let parts = parallel::split(cols, parallel::parts(n), 64);
+            let mut items = Vec::with_capacity(parts.len());
+            let mut rest = out.as_mut_slice();
+            for columns in parts {
+                let (mine, tail) = rest.split_at_mut(columns.len() * rows);
+                items.push((columns, mine));
+                rest = tail;
             }
+            parallel::each(items, |(columns, out)| {
+                let first = columns.start;
+                if cols % 64 == 0 {
+                    for block in (columns.start..columns.end).step_by(64) {
+                        let width = (columns.end - block).min(64);
+                        for r in 0..rows {
+                            let word = kept.words[(r * cols + block) / 64];
+                            for j in 0..width {
+                                out[(block + j - first) * rows + r] = (word >> j & 1) as u8;
+                            }
+                        }
+                    }
+                } else {
+                    for c in columns {
+                        for r in 0..rows {
+                            out[(c - first) * rows + r] = bit(r * cols + c);
+                        }
+                    }
+                }
+            });
             out
         }
-        None => to_stored((0..n).map(bit).collect(), info.layout, &info.shape),
+        None => try_to_stored((0..n).map(bit).collect(), info.layout, &info.shape)?,
     })
 }
 
@@ -395,7 +430,8 @@ pub(super) fn fill_kept(words: &mut [u64], n: usize) {
 /// Any pattern, through a canonical copy of the scores.
 fn through_canonical(values: &[f32], r: &Request<'_>) -> Result<Selected, Refusal> {
     let info = r.info;
-    let canonical = to_canonical(values.to_vec(), info.layout, &info.shape);
+    let canonical =
+        try_to_canonical(values.to_vec(), info.layout, &info.shape).map_err(Refusal::Shape)?;
     let mut bad = 0usize;
     let scores: Vec<f32> = canonical
         .iter()
@@ -435,6 +471,7 @@ fn through_canonical(values: &[f32], r: &Request<'_>) -> Result<Selected, Refusa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::layout::to_stored;
     use crate::rng::uniform_values;
 
     fn info(shape: &[usize], layout: Layout) -> WeightInfo {

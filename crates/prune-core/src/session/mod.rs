@@ -5,7 +5,7 @@ use crate::algo::pruner::{BoundPruner, PendingMask};
 use crate::algo::structured::{is_structured, StructuredPruner};
 use crate::config::{PruneType, PruningConfig, ResolvedPruner};
 use crate::error::{PruneError, Result};
-use crate::model::layout::{to_canonical, to_stored};
+use crate::model::layout::{try_to_canonical, try_to_stored};
 use crate::model::names::select_weights;
 use crate::model::{Model, TensorBackend, WeightId};
 use crate::session::report::{LayerSparsity, SparsityReport};
@@ -225,11 +225,15 @@ impl<B: TensorBackend> Pruning<B> {
             let mut weights = Vec::with_capacity(b.weights.len());
             for w in &b.weights {
                 let importance = match (&w.importance, &self.backend) {
-                    (Some(t), Some(be)) => Some(F32Values(to_canonical(
-                        be.to_vec(t)?,
-                        w.info.layout,
-                        &w.info.shape,
-                    ))),
+                    (Some(t), Some(be)) => Some(F32Values(
+                        try_to_canonical(be.to_vec(t)?, w.info.layout, &w.info.shape).map_err(
+                            |reason| PruneError::Shape {
+                                weight: w.info.name.clone(),
+                                shape: w.info.shape.clone(),
+                                reason,
+                            },
+                        )?,
+                    )),
                     _ => None,
                 };
                 weights.push(WeightState {
@@ -384,7 +388,12 @@ impl<B: TensorBackend> Pruning<B> {
                         }
                         let like = model.weight_at(w.id)?;
                         let be = model.backend();
-                        let stored = to_stored(imp.clone(), w.info.layout, &w.info.shape);
+                        let stored = try_to_stored(imp.clone(), w.info.layout, &w.info.shape)
+                            .map_err(|reason| PruneError::Shape {
+                                weight: w.info.name.clone(),
+                                shape: w.info.shape.clone(),
+                                reason,
+                            })?;
                         importances.push((i, wi, be.from_vec(&like, stored, &be.shape(&like))?));
                     }
                     let Some(packed) = &sw.mask else { continue };
