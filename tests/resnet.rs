@@ -187,8 +187,13 @@ mod same_weights {
                 }
             }
         });
-        let path =
-            std::env::temp_dir().join(format!("prune-resnet18-{}.safetensors", std::process::id()));
+        // One file per call: the tests of this module run at once.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "prune-resnet18-{}-{call}.safetensors",
+            std::process::id()
+        ));
         write_f32(
             &path,
             &from_model(&TorchModel::new(&vs)).unwrap(),
