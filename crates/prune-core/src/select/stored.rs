@@ -75,7 +75,7 @@ pub fn select(values: &[f32], r: &Request<'_>) -> Result<Selected, Refusal> {
 /// them, where their bits order as the score does; `None` where the request needs f32 values
 /// (tiles sum scores; squares of bf16 leave f32's range), for [`select`] to take.
 pub fn select_half(bytes: &[u8], half: Half, r: &Request<'_>) -> Result<Option<Selected>, Refusal> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(Refusal::Shape(format!(
             "{} bytes are not whole 16-bit values",
             bytes.len()
@@ -420,7 +420,7 @@ fn smallest_k<K: Keys>(
 /// Sets the first `n` bits.
 pub(super) fn fill_kept(words: &mut [u64], n: usize) {
     words.iter_mut().for_each(|w| *w = u64::MAX);
-    if n % 64 != 0 {
+    if !n.is_multiple_of(64) {
         if let Some(last) = words.last_mut() {
             *last = (1u64 << (n % 64)) - 1;
         }
