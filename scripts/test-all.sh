@@ -4,7 +4,7 @@
 # example on burn and torch (failing below the targets of docs/algorithms/gradient-sensitivity.md), the
 # CNN filter-pruning example (failing if a target of docs/algorithms/channels.md is missed), the
 # data-parallel example on two MPI processes (failing unless both ranks hold the same masks), the
-# quick benchmark, 45 s each of fuzzing of the config loader and the checkpoint reader, and
+# quick benchmark, the checkpoint commands on a 2 GiB file, 45 s each of fuzzing of the config loader and the checkpoint reader, and
 # docs/getting-started.md in a crate of its own.
 # Fails loudly if a backend or the model is missing. Ends with one summary line.
 set -euo pipefail
@@ -77,6 +77,17 @@ if len(rows) != 2 or len(digests) != 1:
     sys.exit("data_parallel: expected two ranks with one masks digest, got %r" % rows)' "$out"
 done
 cargo run --release -p prune-bench -- --quick
+# The checkpoint commands at scale: `prune apply` (50% and 2:4) and `prune inspect` on a 2 GiB f16
+# file made here (docs/checkpoints.md); each must succeed, and fails here if its peak RSS passes
+# the goal of twice the largest tensor + 64 MiB.
+cargo build --release -p prune-cli -p prune-bench
+scale="$(target/release/prune-bench --checkpoint 2 --json)"
+echo "$scale"
+python3 -c 'import json, sys
+rows = [json.loads(l) for l in sys.argv[1].splitlines() if l.startswith("{")]
+over = ["%s: peak RSS %.0f MiB, goal %.0f" % (r["name"], r["peak_rss_mib"], r["rss_goal_mib"]) for r in rows if r["peak_rss_mib"] > r["rss_goal_mib"]]
+if len(rows) != 3 or over:
+    sys.exit("checkpoint at scale: %d rows; %s" % (len(rows), "; ".join(over)))' "$scale"
 bash scripts/fuzz.sh 45
 # docs/getting-started.md run as written, in a crate of its own outside the repository, on burn
 # and torch with no environment set.
