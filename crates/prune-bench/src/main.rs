@@ -7,7 +7,9 @@
 //! - training epochs with the hooks against the same epochs without them;
 //! - mask bytes per pruned weight, and peak RSS with and without pruning.
 //!
-//! cargo run --release -p prune-bench -- [--quick] [--json]
+//! cargo run --release -p prune-bench -- [--quick] [--json] [--only TEXT]
+//!
+//! `--only TEXT` runs only the measurements whose name contains TEXT (e.g. `--only "group lasso"`).
 //!
 //! With `--checkpoint GIB`, only the `prune` command on a generated f16 checkpoint of about
 //! GIB GiB: `prune apply` against `cp`, `prune inspect` against `cat`, and peak RSS against the
@@ -40,13 +42,24 @@ fn main() {
         checkpoint_table(gib, as_json);
         return;
     }
-    if let Some(bad) = args
-        .iter()
-        .find(|a| !["--quick", "--json"].contains(&a.as_str()))
-    {
-        eprintln!("unknown argument `{bad}`; usage: prune-bench [--quick] [--json]");
+    let only = match args.iter().position(|a| a == "--only") {
+        Some(i) => match args.get(i + 1) {
+            Some(text) => Some(text.clone()),
+            None => {
+                eprintln!("--only needs part of a measurement name, e.g. --only \"group lasso\"");
+                std::process::exit(2)
+            }
+        },
+        None => None,
+    };
+    let only_value = args.iter().position(|a| a == "--only").map(|i| i + 1);
+    if let Some((_, bad)) = args.iter().enumerate().find(|(i, a)| {
+        !["--quick", "--json", "--only"].contains(&a.as_str()) && Some(*i) != only_value
+    }) {
+        eprintln!("unknown argument `{bad}`; usage: prune-bench [--quick] [--json] [--only TEXT]");
         std::process::exit(2);
     }
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     let emit = |r: Record| {
         if as_json {
             println!("{}", r.json());
@@ -65,11 +78,14 @@ fn main() {
     for &e in exps {
         let n = 1usize << e;
         let reps = if e >= 22 { 3 } else { 7 };
-        emit(masks::reference(n, "1x1", reps));
-        emit(masks::burn(n, "1x1", reps));
-        #[cfg(feature = "torch")]
-        {
+        if want("mask 1x1") {
+            emit(masks::reference(n, "1x1", reps));
+            emit(masks::burn(n, "1x1", reps));
+            #[cfg(feature = "torch")]
             emit(masks::torch::session(n, "1x1", reps));
+        }
+        #[cfg(feature = "torch")]
+        if want("torch kthvalue") || want("torch sort") {
             for r in masks::torch::native(n, reps) {
                 emit(r);
             }
@@ -77,22 +93,31 @@ fn main() {
     }
     let big = 1usize << if quick { 20 } else { 22 };
     for pattern in ["4x1", "2:4"] {
-        emit(masks::reference(big, pattern, 3));
-        emit(masks::burn(big, pattern, 3));
-        #[cfg(feature = "torch")]
-        emit(masks::torch::session(big, pattern, 3));
+        if want(&format!("mask {pattern}")) {
+            emit(masks::reference(big, pattern, 3));
+            emit(masks::burn(big, pattern, 3));
+            #[cfg(feature = "torch")]
+            emit(masks::torch::session(big, pattern, 3));
+        }
     }
-    emit(masks::burn_reapply(big, 7));
-    #[cfg(feature = "torch")]
-    emit(masks::torch::reapply(big, 7));
-    emit(masks::burn_group_lasso(big, 5));
-    #[cfg(feature = "torch")]
-    emit(masks::torch::group_lasso(big, 5));
+    if want("re-apply mask") {
+        emit(masks::burn_reapply(big, 7));
+        #[cfg(feature = "torch")]
+        emit(masks::torch::reapply(big, 7));
+    }
+    if want("group lasso step") {
+        emit(masks::burn_group_lasso(big, 5));
+        #[cfg(feature = "torch")]
+        emit(masks::torch::group_lasso(big, 5));
+    }
 
+    let epochs_wanted = want("epoch, masks");
     let digits = training::load("digits");
     let (epochs, reps) = if quick { (3, 3) } else { (10, 5) };
-    overhead(&emit, "digits 64-512-10", &digits, &[512], epochs, reps);
-    if !quick {
+    if epochs_wanted {
+        overhead(&emit, "digits 64-512-10", &digits, &[512], epochs, reps);
+    }
+    if !quick && epochs_wanted {
         let mnist = training::load("mnist");
         overhead(
             &emit,
@@ -104,18 +129,22 @@ fn main() {
         );
     }
 
-    for (backend, per_weight, host) in memory::mask_bytes_per_weight() {
-        if as_json {
-            println!(
-                "{}",
-                serde_json::json!({"name": "mask bytes per pruned weight", "backend": backend, "model": "digits 64-512-10", "bytes_per_weight": per_weight, "host_bytes_per_weight": host, "ratio": per_weight})
-            );
-        } else {
-            println!("| mask bytes per pruned weight | {backend} | digits MLP | {per_weight:.3} B (+ {host:.3} B host bits) | goal 1 B | {:.2} |", per_weight);
+    if want("mask bytes per pruned weight") {
+        for (backend, per_weight, host) in memory::mask_bytes_per_weight() {
+            if as_json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": "mask bytes per pruned weight", "backend": backend, "model": "digits 64-512-10", "bytes_per_weight": per_weight, "host_bytes_per_weight": host, "ratio": per_weight})
+                );
+            } else {
+                println!("| mask bytes per pruned weight | {backend} | digits MLP | {per_weight:.3} B (+ {host:.3} B host bits) | goal 1 B | {:.2} |", per_weight);
+            }
         }
     }
-    if let Some(r) = memory::peak_rss() {
-        emit(r);
+    if want("peak RSS") {
+        if let Some(r) = memory::peak_rss() {
+            emit(r);
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! [`TensorBackend`] over burn tensors (any burn device; autodiff is dropped for pruning math).
 
+use burn::backend::flex::FlexTensor;
+use burn::backend::Flex;
 use burn::tensor::{DType, Int, Tensor, TensorData};
+use prune_core::model::host::group_lasso_gradient_into;
 use prune_core::model::host_group_lasso_gradient;
 use prune_core::model::layout::stored_blocks;
 use prune_core::{PruneError, Result, TensorBackend, WeightInfo};
@@ -90,6 +93,14 @@ impl TensorBackend for Burn {
     fn to_vec(&self, t: &BurnTensor) -> Result<Vec<f32>> {
         host_f32(&t.flat)
     }
+    fn with_host_values<R>(&self, t: &BurnTensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        if let Some(values) = on_flex(&t.flat) {
+            if let Some(v) = values.as_slice::<f32>() {
+                return Ok(f(v));
+            }
+        }
+        Ok(f(&host_f32(&t.flat)?))
+    }
     fn from_vec(&self, like: &BurnTensor, data: Vec<f32>, shape: &[usize]) -> Result<BurnTensor> {
         check_len("from_vec", data.len(), shape)?;
         let n = data.len();
@@ -177,6 +188,9 @@ impl TensorBackend for Burn {
                 reason: "weight, gradient and mask differ in size".into(),
             });
         }
+        if let Some(g) = lasso_on_flex(info, w, grad, mask, [gr, br, gc, bc], alpha)? {
+            return Ok(g);
+        }
         let w4: Tensor<4> = w.flat.clone().reshape([gr, br, gc, bc]);
         let norms = w4.clone().square().sum_dim(3).sum_dim(1).sqrt();
         // A zero-norm block holds only zeros, so dividing it by 1 adds nothing, as the host does.
@@ -191,4 +205,57 @@ impl TensorBackend for Burn {
             shape: grad.shape.clone(),
         })
     }
+}
+
+/// The tensor's own storage when it lives on burn's CPU device (flex): a shared handle, no copy.
+fn on_flex<K>(t: &Tensor<1, K>) -> Option<FlexTensor>
+where
+    K: burn::tensor::kind::Basic + burn::tensor::BackendPrimitive<Flex, Primitive = FlexTensor>,
+{
+    t.clone().try_into_primitive::<Flex>().ok()
+}
+
+/// Group lasso on flex tensors, in one fused pass over burn's own memory into a new gradient;
+/// `None` when a tensor is not a contiguous flex tensor of the expected type.
+fn lasso_on_flex(
+    info: &WeightInfo,
+    w: &BurnTensor,
+    grad: &BurnTensor,
+    mask: Option<&BurnMask>,
+    view: [usize; 4],
+    alpha: f32,
+) -> Result<Option<BurnTensor>> {
+    let (Some(wt), Some(gt)) = (on_flex(&w.flat), on_flex(&grad.flat)) else {
+        return Ok(None);
+    };
+    let kt = match mask {
+        Some(m) => match on_flex(&m.keep) {
+            Some(k) => Some(k),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let (Some(wv), Some(gv)) = (wt.as_slice::<f32>(), gt.as_slice::<f32>()) else {
+        return Ok(None);
+    };
+    let keep = match &kt {
+        Some(k) => match k.as_slice::<u8>() {
+            Some(k) => Some(k),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let mut out = vec![0f32; gv.len()];
+    group_lasso_gradient_into(wv, gv, &mut out, keep, view, alpha).map_err(|reason| {
+        PruneError::Shape {
+            weight: info.name.clone(),
+            shape: info.shape.clone(),
+            reason,
+        }
+    })?;
+    let n = out.len();
+    Ok(Some(BurnTensor {
+        flat: Tensor::<1>::from_data(TensorData::new(out, [n]), &grad.flat.device()),
+        shape: grad.shape.clone(),
+    }))
 }

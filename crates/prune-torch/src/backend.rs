@@ -7,6 +7,7 @@ use tch::{Kind, Tensor};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Torch;
 
+use prune_core::model::host::add_group_lasso_gradient;
 use prune_core::model::host_group_lasso_gradient;
 use prune_core::model::layout::stored_blocks;
 use prune_core::WeightInfo;
@@ -192,6 +193,9 @@ impl TensorBackend for Torch {
         if let Some(m) = mask {
             check_same("group_lasso_gradient", &w.0, &m.0)?;
         }
+        if let Some(done) = lasso_on_cpu_buffers(info, w, grad, mask, view, alpha)? {
+            return Ok(done);
+        }
         let view: Vec<i64> = view.iter().map(|&d| d as i64).collect();
         let failed = |e: tch::TchError| torch_error(format!("group lasso on `{}`: {e}", info.name));
         tch::no_grad(|| {
@@ -215,4 +219,49 @@ impl TensorBackend for Torch {
         .map(TorchTensor)
         .map_err(failed)
     }
+}
+
+/// Whether `t` is a contiguous CPU tensor of `kind`, whose memory can be read as a slice.
+fn on_cpu_as(t: &Tensor, kind: Kind) -> bool {
+    t.device() == tch::Device::Cpu && t.kind() == kind && t.is_contiguous() && t.numel() > 0
+}
+
+/// Group lasso on CPU tensors, in one fused pass over libtorch's own memory: the term and the
+/// mask are written into `grad` in place, and `grad` is returned (the session sets it as the
+/// gradient, which then costs nothing). `None` when a tensor is not a contiguous CPU tensor of
+/// the expected kind, or `grad` shares memory with `w`.
+fn lasso_on_cpu_buffers(
+    info: &WeightInfo,
+    w: &TorchTensor,
+    grad: &TorchTensor,
+    mask: Option<&TorchMask>,
+    view: [usize; 4],
+    alpha: f32,
+) -> Result<Option<TorchTensor>> {
+    let cpu = on_cpu_as(&w.0, Kind::Float)
+        && on_cpu_as(&grad.0, Kind::Float)
+        && mask.is_none_or(|m| on_cpu_as(&m.0, Kind::Uint8))
+        && w.0.data_ptr() != grad.0.data_ptr();
+    if !cpu {
+        return Ok(None);
+    }
+    let n = w.0.numel();
+    // SAFETY: `w`, `grad` and the mask are contiguous CPU tensors of `n` elements (checked
+    // above and by the callers' shape checks) of the kinds read here, so their data pointers are
+    // valid and aligned for `n` values; the borrowed tensors keep their storage alive for the
+    // call. `grad` does not share memory with `w` (checked) nor with the mask (a u8 tensor of its
+    // own), and nothing else touches the gradient while the session holds the model.
+    let (wv, gv, keep) = unsafe {
+        (
+            std::slice::from_raw_parts(w.0.data_ptr() as *const f32, n),
+            std::slice::from_raw_parts_mut(grad.0.data_ptr() as *mut f32, n),
+            mask.map(|m| std::slice::from_raw_parts(m.0.data_ptr() as *const u8, n)),
+        )
+    };
+    add_group_lasso_gradient(wv, gv, keep, view, alpha).map_err(|reason| PruneError::Shape {
+        weight: info.name.clone(),
+        shape: info.shape.clone(),
+        reason,
+    })?;
+    Ok(Some(grad.clone()))
 }

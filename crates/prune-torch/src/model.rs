@@ -271,6 +271,10 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
         }
         tch::no_grad(|| {
             for (mut g, (id, value)) in grads.into_iter().zip(updates) {
+                if g.data_ptr() == value.0.data_ptr() && g.size() == value.0.size() {
+                    // Written in place already (the CPU group-lasso pass).
+                    continue;
+                }
                 g.f_copy_(&value.0).map_err(|e| {
                     torch_error(format!(
                         "writing the gradient of `{}`: {e}",

@@ -177,39 +177,54 @@ impl<B: TensorBackend> BoundPruner<B> {
         Ok(out)
     }
 
-    /// Group lasso: every weight's gradient with the regulariser added and pruned entries zeroed,
-    /// in the stored layout, ready for [`Model::set_gradients`]; computed by the backend.
-    pub fn group_lasso_gradients<M: Model<Backend = B>>(
+    /// Group lasso's inputs: every weight's value and gradient, as `(weight, value, gradient)`;
+    /// an error, before anything is computed, when a gradient is missing.
+    pub fn group_lasso_inputs<M: Model<Backend = B>>(
         &self,
         model: &M,
+    ) -> Result<Vec<(WeightId, B::Tensor, B::Tensor)>> {
+        let mut out = Vec::with_capacity(self.weights.len());
+        for w in &self.weights {
+            let Some(grad) = model.gradient_at(w.id)? else {
+                return Err(PruneError::Unsupported {
+                    op: format!(
+                        "group_lasso on `{}`: it needs the weight's gradient, and none is available",
+                        w.info.name
+                    ),
+                    backend: model.backend().name().into(),
+                });
+            };
+            out.push((w.id, model.weight_at(w.id)?, grad));
+        }
+        Ok(out)
+    }
+
+    /// Group lasso: every weight's gradient with the regulariser added and pruned entries zeroed,
+    /// in the stored layout, ready for [`Model::set_gradients`]; computed by the backend from
+    /// [`Self::group_lasso_inputs`] (which may write into the gradients it was given).
+    pub fn group_lasso_gradients(
+        &self,
+        be: &B,
+        inputs: Vec<(WeightId, B::Tensor, B::Tensor)>,
     ) -> Result<Vec<(WeightId, B::Tensor)>> {
-        let be = model.backend();
         let alpha = self.spec.parameters.alpha.unwrap_or(0.0) as f32;
         let block = match self.spec.pattern {
             crate::config::Pattern::Tile { rows, cols } => (rows, cols),
             crate::config::Pattern::NOfM { .. } => (1, 1),
         };
-        let mut out = Vec::with_capacity(self.weights.len());
-        for w in &self.weights {
-            let name = &w.info.name;
-            let Some(grad) = model.gradient_at(w.id)? else {
-                return Err(PruneError::Unsupported {
-                    op: format!("group_lasso on `{name}`: it needs the weight's gradient, and none is available"),
-                    backend: be.name().into(),
-                });
-            };
-            let value = model.weight_at(w.id)?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for (w, (id, value, grad)) in self.weights.iter().zip(inputs) {
             let g = be
                 .group_lasso_gradient(&w.info, &value, &grad, w.mask.as_ref(), block, alpha)
                 .map_err(|e| match e {
                     PruneError::Shape { shape, reason, .. } => PruneError::Shape {
-                        weight: name.clone(),
+                        weight: w.info.name.clone(),
                         shape,
                         reason: format!("pruner {}: {reason}", self.spec.index),
                     },
                     other => other,
                 })?;
-            out.push((w.id, g));
+            out.push((id, g));
         }
         Ok(out)
     }

@@ -7,7 +7,7 @@
 
 use super::access::WeightInfo;
 use super::host::{add_group_lasso_gradient, view_2d};
-use super::layout::{try_to_canonical, try_to_stored};
+use super::layout::{stored_blocks, try_to_canonical, try_to_stored};
 use crate::error::{PruneError, Result};
 
 /// Tensor math over one framework's tensors. Shapes are row-major.
@@ -96,6 +96,8 @@ pub trait TensorBackend: Clone {
     /// Group lasso's gradient for one weight (stored layout): `grad + alpha * w / ||block||_2`
     /// over `block` = (rows, cols) tiles of the canonical 2-D view (nothing where a block's norm
     /// is 0), then zero wherever `mask` prunes. `w` and `grad` are shaped as `info` stores them.
+    /// `grad` is the model's own gradient, which the result replaces: a backend may write the
+    /// result into it in place and return it (torch on CPU does, in one pass).
     fn group_lasso_gradient(
         &self,
         info: &WeightInfo,
@@ -110,8 +112,9 @@ pub trait TensorBackend: Clone {
 }
 
 /// The host form of [`TensorBackend::group_lasso_gradient`], for any layout: reads `w`, `grad`
-/// and `mask` back, computes on the canonical view and uploads the result. Native overrides
-/// fall back to it for layouts they do not map.
+/// and `mask` back, computes on the stored buffer where its tiles are rectangles (else on the
+/// canonical view) and uploads the result. Native overrides fall back to it for layouts they do
+/// not map.
 pub fn host_group_lasso_gradient<B: TensorBackend>(
     be: &B,
     info: &WeightInfo,
@@ -126,7 +129,7 @@ pub fn host_group_lasso_gradient<B: TensorBackend>(
         shape: info.shape.clone(),
         reason,
     };
-    let (wv, g) = (be.to_vec(w)?, be.to_vec(grad)?);
+    let (wv, mut g) = (be.to_vec(w)?, be.to_vec(grad)?);
     if wv.len() != info.numel() || g.len() != info.numel() {
         return Err(shape_error(format!(
             "{} weight values and {} gradient values for {} elements",
@@ -135,36 +138,35 @@ pub fn host_group_lasso_gradient<B: TensorBackend>(
             info.numel()
         )));
     }
-    let wv = try_to_canonical(wv, info.layout, &info.shape).map_err(shape_error)?;
-    let mut g = try_to_canonical(g, info.layout, &info.shape).map_err(shape_error)?;
-    let pruned = match mask {
+    let keep = match mask {
         Some(m) => {
             let keep = be.mask_to_keep(m)?;
             if keep.len() != info.numel() {
                 return Err(shape_error(format!("a mask of {} elements", keep.len())));
             }
-            Some(
-                try_to_canonical(keep, info.layout, &info.shape)
-                    .map_err(shape_error)?
-                    .into_iter()
-                    .map(|k| !k)
-                    .collect::<Vec<bool>>(),
-            )
+            Some(keep.into_iter().map(u8::from).collect::<Vec<u8>>())
         }
         None => None,
     };
+    if let Some(view) = stored_blocks(info, block) {
+        add_group_lasso_gradient(&wv, &mut g, keep.as_deref(), view, alpha).map_err(shape_error)?;
+        return be.from_vec(grad, g, &be.shape(grad));
+    }
     let (rows, cols) = view_2d(&info.shape);
-    add_group_lasso_gradient(
-        &wv,
-        &mut g,
-        rows,
-        cols,
-        block.0,
-        block.1,
-        alpha,
-        pruned.as_deref(),
-    )
-    .map_err(shape_error)?;
+    let (br, bc) = block;
+    if br == 0 || bc == 0 || rows % br != 0 || cols % bc != 0 {
+        return Err(shape_error(format!(
+            "a {br}x{bc} block does not divide the 2-D view [{rows}, {cols}]"
+        )));
+    }
+    let wv = try_to_canonical(wv, info.layout, &info.shape).map_err(shape_error)?;
+    let mut g = try_to_canonical(g, info.layout, &info.shape).map_err(shape_error)?;
+    let keep = keep
+        .map(|k| try_to_canonical(k, info.layout, &info.shape))
+        .transpose()
+        .map_err(shape_error)?;
+    let view = [rows / br, br, cols / bc, bc];
+    add_group_lasso_gradient(&wv, &mut g, keep.as_deref(), view, alpha).map_err(shape_error)?;
     let stored = try_to_stored(g, info.layout, &info.shape).map_err(shape_error)?;
     be.from_vec(grad, stored, &be.shape(grad))
 }

@@ -50,51 +50,173 @@ pub fn reduce_blocks(
 }
 
 /// Adds the gradient of `alpha * sum over blocks of ||W_block||_2` to `grad`, in place:
-/// `g += alpha * w / ||W_block||` (nothing where a block's norm is 0), then zeroes the gradient
-/// wherever `pruned` is set. `w` and `grad` are `[rows, cols]` row-major; blocks are `br x bc`.
-#[allow(clippy::too_many_arguments)]
+/// `g += w * (alpha / ||W_block||)` (nothing where a block's norm is 0), then zeroes the gradient
+/// wherever `keep` is 0. `w`, `grad` and `keep` are row-major buffers seen as `view` =
+/// `[grid rows, block rows, grid cols, block cols]` (a canonical `[rows, cols]` weight with
+/// `br x bc` blocks is `[rows / br, br, cols / bc, bc]`; see
+/// [`stored_blocks`](super::layout::stored_blocks) for stored layouts). Nothing is written when a
+/// length disagrees; large buffers are split over the cores by grid rows.
 pub fn add_group_lasso_gradient(
     w: &[f32],
     grad: &mut [f32],
-    rows: usize,
-    cols: usize,
-    br: usize,
-    bc: usize,
+    keep: Option<&[u8]>,
+    view: [usize; 4],
     alpha: f32,
-    pruned: Option<&[bool]>,
 ) -> Result<(), String> {
-    let norms = reduce_blocks(w, rows, cols, br, bc, Reduce::L2)?;
-    // reduce_blocks checked that rows * cols is w.len().
-    let n = w.len();
-    if grad.len() != n {
+    group_lasso(w, None, grad, keep, view, alpha)
+}
+
+/// [`add_group_lasso_gradient`] from `grad` into `out` (same length), leaving `grad` as it is.
+pub fn group_lasso_gradient_into(
+    w: &[f32],
+    grad: &[f32],
+    out: &mut [f32],
+    keep: Option<&[u8]>,
+    view: [usize; 4],
+    alpha: f32,
+) -> Result<(), String> {
+    if grad.len() != out.len() {
         return Err(format!(
-            "{} gradient values for a [{rows}, {cols}] weight",
-            grad.len()
+            "{} gradient values and {} output values",
+            grad.len(),
+            out.len()
         ));
     }
-    if let Some(p) = pruned.filter(|p| p.len() != n) {
+    group_lasso(w, Some(grad), out, keep, view, alpha)
+}
+
+/// The group-lasso pass: `out = (src + w * scale) * keep`, where `src` is `out` itself when
+/// `None`.
+fn group_lasso(
+    w: &[f32],
+    src: Option<&[f32]>,
+    out: &mut [f32],
+    keep: Option<&[u8]>,
+    view: [usize; 4],
+    alpha: f32,
+) -> Result<(), String> {
+    let [gr, br, gc, bc] = view;
+    let Some(n) = view.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+        return Err(format!("the block view {view:?} overflows"));
+    };
+    if w.len() != n {
+        return Err(format!("{} values for a {view:?} block view", w.len()));
+    }
+    if out.len() != n {
         return Err(format!(
-            "{} pruned flags for a [{rows}, {cols}] weight",
-            p.len()
+            "{} gradient values for a {view:?} block view of {n} weights",
+            out.len()
         ));
     }
-    let gc = cols / bc;
-    for i in 0..rows {
-        for j in 0..cols {
-            let k = i * cols + j;
-            let norm = norms[(i / br) * gc + j / bc];
-            if norm > 0.0 {
-                grad[k] += alpha * w[k] / norm;
+    if let Some(k) = keep.filter(|k| k.len() != n) {
+        return Err(format!(
+            "{} mask flags for a {view:?} block view of {n} weights",
+            k.len()
+        ));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let band = br * gc * bc;
+    let parts = crate::select::parallel::split(gr, crate::select::parallel::parts(n), 1);
+    let mut work = Vec::with_capacity(parts.len());
+    let (mut rest_w, mut rest_src, mut rest_out, mut rest_keep) = (w, src, out, keep);
+    for r in &parts {
+        let len = r.len() * band;
+        let (part_w, tail_w) = rest_w.split_at(len);
+        let (part_out, tail_out) = rest_out.split_at_mut(len);
+        let src_split = rest_src.map(|s| s.split_at(len));
+        let keep_split = rest_keep.map(|k| k.split_at(len));
+        rest_w = tail_w;
+        rest_out = tail_out;
+        rest_src = src_split.map(|(_, tail)| tail);
+        rest_keep = keep_split.map(|(_, tail)| tail);
+        work.push((
+            part_w,
+            src_split.map(|(part, _)| part),
+            part_out,
+            keep_split.map(|(part, _)| part),
+        ));
+    }
+    crate::select::parallel::each(work, |(w, src, out, keep)| {
+        let row_len = gc * bc;
+        // Per block `alpha / ||block||` (0 for a zero block), then per element of a row the
+        // scale of its block, so the row pass is one flat multiply-add.
+        let mut scale = vec![0f32; gc];
+        let mut row_scale = vec![0f32; if bc == 1 { 0 } else { row_len }];
+        for (b, wb) in w.chunks_exact(band).enumerate() {
+            scale.fill(0.0);
+            for row in wb.chunks_exact(row_len) {
+                if bc == 1 {
+                    let row = &row[..gc];
+                    for j in 0..gc {
+                        scale[j] += row[j] * row[j];
+                    }
+                } else if bc == 4 {
+                    for (s, b) in scale.iter_mut().zip(row.chunks_exact(4)) {
+                        *s += ((b[0] * b[0] + b[1] * b[1]) + b[2] * b[2]) + b[3] * b[3];
+                    }
+                } else {
+                    for (s, blk) in scale.iter_mut().zip(row.chunks_exact(bc)) {
+                        *s += blk.iter().map(|x| x * x).sum::<f32>();
+                    }
+                }
+            }
+            scale
+                .iter_mut()
+                .for_each(|s| *s = if *s > 0.0 { alpha / s.sqrt() } else { 0.0 });
+            let per_element: &[f32] = if bc == 1 {
+                &scale
+            } else {
+                for (o, s) in row_scale.chunks_exact_mut(bc).zip(&scale) {
+                    o.fill(*s);
+                }
+                &row_scale
+            };
+            for (r, wrow) in wb.chunks_exact(row_len).enumerate() {
+                let at = b * band + r * row_len;
+                let o = &mut out[at..at + row_len];
+                let k = keep.map(|k| &k[at..at + row_len]);
+                let g = src.map(|g| &g[at..at + row_len]);
+                lasso_row(wrow, &per_element[..row_len], g, o, k);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One row of the group-lasso pass; each combination is its own flat loop, so it vectorizes.
+#[inline]
+fn lasso_row(w: &[f32], s: &[f32], src: Option<&[f32]>, out: &mut [f32], keep: Option<&[u8]>) {
+    let n = out.len();
+    let (w, s) = (&w[..n], &s[..n]);
+    match (src, keep) {
+        (None, None) => {
+            for i in 0..n {
+                out[i] += w[i] * s[i];
+            }
+        }
+        (None, Some(k)) => {
+            let k = &k[..n];
+            for i in 0..n {
+                let v = out[i] + w[i] * s[i];
+                out[i] = if k[i] != 0 { v } else { 0.0 };
+            }
+        }
+        (Some(g), None) => {
+            let g = &g[..n];
+            for i in 0..n {
+                out[i] = g[i] + w[i] * s[i];
+            }
+        }
+        (Some(g), Some(k)) => {
+            let (g, k) = (&g[..n], &k[..n]);
+            for i in 0..n {
+                let v = g[i] + w[i] * s[i];
+                out[i] = if k[i] != 0 { v } else { 0.0 };
             }
         }
     }
-    if let Some(p) = pruned {
-        grad.iter_mut()
-            .zip(p)
-            .filter(|(_, p)| **p)
-            .for_each(|(g, _)| *g = 0.0);
-    }
-    Ok(())
 }
 
 /// The canonical 2-D view `[rows, cols]` of a weight shape: `[d0, d1 * d2 * ...]`, 1-D as `[1, n]`.
@@ -184,37 +306,72 @@ mod tests {
         // One row, two 1x2 blocks: [3, 4] (norm 5) and [0, 0] (norm 0).
         let w = [3.0, 4.0, 0.0, 0.0];
         let mut g = [1.0, 1.0, 1.0, 1.0];
-        add_group_lasso_gradient(&w, &mut g, 1, 4, 1, 2, 0.5, None).unwrap();
+        add_group_lasso_gradient(&w, &mut g, None, [1, 1, 2, 2], 0.5).unwrap();
         assert_eq!(g, [1.0 + 0.5 * 0.6, 1.0 + 0.5 * 0.8, 1.0, 1.0]);
         let mut g = [1.0; 4];
-        add_group_lasso_gradient(
-            &w,
-            &mut g,
-            1,
-            4,
-            1,
-            2,
-            0.5,
-            Some(&[false, true, false, true]),
-        )
-        .unwrap();
+        add_group_lasso_gradient(&w, &mut g, Some(&[1, 0, 1, 0]), [1, 1, 2, 2], 0.5).unwrap();
         assert_eq!(g, [1.3, 0.0, 1.0, 0.0]);
-        assert!(add_group_lasso_gradient(&w, &mut g, 1, 4, 1, 3, 0.5, None).is_err());
+        // The same weight stored transposed ([4, 1]): blocks of 2 rows and 1 column.
+        let mut g = [1.0; 4];
+        add_group_lasso_gradient(&w, &mut g, Some(&[1, 0, 1, 0]), [2, 2, 1, 1], 0.5).unwrap();
+        assert_eq!(g, [1.3, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn one_column_blocks_match_the_general_path() {
+        // [rows, 64] canonical with 4x1 blocks, split over the cores or not, against a
+        // per-element reference.
+        for rows in [8usize, 1 << 13] {
+            let cols = 64;
+            let n = rows * cols;
+            let w: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
+                .collect();
+            let keep: Vec<u8> = (0..n).map(|i| (i % 3 != 0) as u8).collect();
+            let mut g = vec![0.5f32; n];
+            add_group_lasso_gradient(&w, &mut g, Some(&keep), [rows / 4, 4, cols, 1], 0.1).unwrap();
+            let (src, mut out) = (vec![0.5f32; n], vec![f32::NAN; n]);
+            let view = [rows / 4, 4, cols, 1];
+            group_lasso_gradient_into(&w, &src, &mut out, Some(&keep), view, 0.1).unwrap();
+            assert_eq!(out, g, "out of place and in place agree");
+            assert!(src.iter().all(|&v| v == 0.5), "the source is left as it is");
+            for i in 0..rows {
+                for j in 0..cols {
+                    let band = i / 4 * 4;
+                    let norm = (band..band + 4)
+                        .map(|r| w[r * cols + j] * w[r * cols + j])
+                        .sum::<f32>()
+                        .sqrt();
+                    let k = i * cols + j;
+                    let want = if keep[k] == 0 {
+                        0.0
+                    } else if norm > 0.0 {
+                        0.5 + w[k] * (0.1 / norm)
+                    } else {
+                        0.5
+                    };
+                    assert!((g[k] - want).abs() < 1e-6, "[{i}, {j}]: {} vs {want}", g[k]);
+                }
+            }
+        }
     }
 
     #[test]
     fn lengths_that_disagree_with_the_weight_are_refused() {
         let w = [3.0, 4.0, 0.0, 0.0];
         let mut short = [1.0; 3];
-        let e = add_group_lasso_gradient(&w, &mut short, 1, 4, 1, 2, 0.5, None).unwrap_err();
-        assert!(e.contains("3 gradient values for a [1, 4] weight"), "{e}");
+        let e = add_group_lasso_gradient(&w, &mut short, None, [1, 1, 2, 2], 0.5).unwrap_err();
+        assert!(e.contains("3 gradient values"), "{e}");
         let mut g = [1.0; 4];
-        let e =
-            add_group_lasso_gradient(&w, &mut g, 1, 4, 1, 2, 0.5, Some(&[true; 5])).unwrap_err();
-        assert!(e.contains("5 pruned flags for a [1, 4] weight"), "{e}");
+        let e = add_group_lasso_gradient(&w, &mut g, Some(&[1; 5]), [1, 1, 2, 2], 0.5).unwrap_err();
+        assert!(e.contains("5 mask flags"), "{e}");
         assert_eq!(g, [1.0; 4], "nothing is written before the checks");
-        let e = add_group_lasso_gradient(&w[..3], &mut g, 1, 4, 1, 2, 0.5, None).unwrap_err();
-        assert!(e.contains("3 values for a [1, 4] tensor"), "{e}");
+        let e = add_group_lasso_gradient(&w[..3], &mut g, None, [1, 1, 2, 2], 0.5).unwrap_err();
+        assert!(e.contains("3 values for a [1, 1, 2, 2] block view"), "{e}");
+        let e = add_group_lasso_gradient(&w, &mut g, None, [1, 1, 1, 3], 0.5).unwrap_err();
+        assert!(e.contains("4 values for a [1, 1, 1, 3] block view"), "{e}");
+        let e = add_group_lasso_gradient(&w, &mut g, None, [usize::MAX, 2, 1, 1], 0.5).unwrap_err();
+        assert!(e.contains("overflows"), "{e}");
     }
 
     #[test]
@@ -228,7 +385,7 @@ mod tests {
                 .sum()
         };
         let mut g = vec![0.0f32; 8];
-        add_group_lasso_gradient(&w, &mut g, 2, 4, 2, 2, 1.0, None).unwrap();
+        add_group_lasso_gradient(&w, &mut g, None, [1, 2, 2, 2], 1.0).unwrap();
         for k in 0..8 {
             let (mut up, mut down) = (w.clone(), w.clone());
             up[k] += 1e-3;

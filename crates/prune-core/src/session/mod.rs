@@ -531,13 +531,19 @@ impl<B: TensorBackend> Pruning<B> {
     /// seeing real gradients (no denormal decay in Adam).
     pub fn on_before_optimizer_step<M: Model<Backend = B>>(&mut self, model: &mut M) -> Result<()> {
         let epoch = self.require_epoch("on_before_optimizer_step")?;
-        let mut updates = Vec::new();
         let bound = self.bound.get_or_insert_with(Vec::new);
-        for b in bound
+        let lasso = |b: &&BoundPruner<B>| {
+            b.spec.prune_type == PruneType::GroupLasso && b.schedule.acts_at(epoch)
+        };
+        // Every gradient is found before any is computed: a missing one changes nothing.
+        let inputs = bound
             .iter()
-            .filter(|b| b.spec.prune_type == PruneType::GroupLasso && b.schedule.acts_at(epoch))
-        {
-            updates.extend(b.group_lasso_gradients(model)?);
+            .filter(lasso)
+            .map(|b| b.group_lasso_inputs(model))
+            .collect::<Result<Vec<_>>>()?;
+        let mut updates = Vec::new();
+        for (b, inputs) in bound.iter().filter(lasso).zip(inputs) {
+            updates.extend(b.group_lasso_gradients(model.backend(), inputs)?);
         }
         for b in bound.iter_mut().filter(|b| b.wants_importance()) {
             b.accumulate_importance(model)?;
