@@ -33,7 +33,12 @@ pub struct Record {
 }
 
 impl Record {
+    /// The measured time over its baseline; for paired runs (`extra.paired_ratio`), the median
+    /// of the per-pair ratios instead.
     pub fn ratio(&self) -> f64 {
+        if let Some(r) = self.extra["paired_ratio"].as_f64() {
+            return r;
+        }
         self.median_ms / self.baseline_ms
     }
 

@@ -105,19 +105,23 @@ pub fn burn_overhead(
     let start = burn_overhead_model(data, hidden, &device);
     let cfg = overhead_config(epochs, held);
     let train = TrainConfig::from_config(&cfg, "bench").expect("train section");
-    let (mut plain, mut hooked) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        plain.push(median_ms(
-            1,
-            || start.clone(),
-            |m| train_dense(m, data, &train, epochs, &device).unwrap(),
-        ));
-        hooked.push(median_ms(
-            1,
-            || (start.clone(), BurnPruning::new(cfg.clone()).unwrap()),
-            |(m, mut p)| fit(&mut p, m, data, &device).unwrap(),
-        ));
-    }
+    let (plain, hooked) = paired(
+        reps,
+        || {
+            median_ms(
+                1,
+                || start.clone(),
+                |m| train_dense(m, data, &train, epochs, &device).unwrap(),
+            )
+        },
+        || {
+            median_ms(
+                1,
+                || (start.clone(), BurnPruning::new(cfg.clone()).unwrap()),
+                |(m, mut p)| fit(&mut p, m, data, &device).unwrap(),
+            )
+        },
+    );
     overhead_record("burn", label, plain, hooked, epochs, held)
 }
 
@@ -153,22 +157,47 @@ pub fn torch_overhead(
         }
         (vs, seq)
     };
-    let (mut plain, mut hooked) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        plain.push(median_ms(1, &build, |(vs, net)| {
-            let net = nn::func(move |x| net.forward(x));
-            train_dense(&mut TorchModel::new(&vs), &net, data, &train, epochs).unwrap()
-        }));
-        hooked.push(median_ms(1, &build, |(vs, net)| {
-            let net = nn::func(move |x| net.forward(x));
-            let mut p = TorchPruning::new(cfg.clone()).unwrap();
-            fit(&mut p, &mut TorchModel::new(&vs), &net, data).unwrap()
-        }));
-    }
+    let (plain, hooked) = paired(
+        reps,
+        || {
+            median_ms(1, &build, |(vs, net)| {
+                let net = nn::func(move |x| net.forward(x));
+                train_dense(&mut TorchModel::new(&vs), &net, data, &train, epochs).unwrap()
+            })
+        },
+        || {
+            median_ms(1, &build, |(vs, net)| {
+                let net = nn::func(move |x| net.forward(x));
+                let mut p = TorchPruning::new(cfg.clone()).unwrap();
+                fit(&mut p, &mut TorchModel::new(&vs), &net, data).unwrap()
+            })
+        },
+    );
     overhead_record("torch", label, plain, hooked, epochs, held)
 }
 
-/// Median epoch times with and without hooks, as a record.
+/// `reps` pairs of runs without and with the hooks, the pair's order alternating so that a
+/// drift of the machine favours neither side: (times without, times with), pair by pair.
+fn paired(
+    reps: usize,
+    mut plain: impl FnMut() -> f64,
+    mut hooked: impl FnMut() -> f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut p, mut h) = (Vec::new(), Vec::new());
+    for i in 0..reps {
+        if i % 2 == 0 {
+            p.push(plain());
+            h.push(hooked());
+        } else {
+            h.push(hooked());
+            p.push(plain());
+        }
+    }
+    (p, h)
+}
+
+/// Median epoch times with and without hooks, as a record; its ratio is the median of the
+/// per-pair ratios.
 fn overhead_record(
     backend: &str,
     label: &str,
@@ -182,6 +211,9 @@ fn overhead_record(
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] / epochs as f64
     };
+    let mut pairs: Vec<f64> = hooked.iter().zip(&plain).map(|(h, p)| h / p).collect();
+    pairs.sort_by(f64::total_cmp);
+    let paired_ratio = pairs[pairs.len() / 2];
     let (p, h) = (med(plain), med(hooked));
     Record {
         name: phase_name(held),
@@ -190,7 +222,7 @@ fn overhead_record(
         median_ms: h,
         baseline: "hooks off",
         baseline_ms: p,
-        extra: json!({"overhead_percent": (h / p - 1.0) * 100.0, "epochs_per_run": epochs, "runs": runs}),
+        extra: json!({"paired_ratio": paired_ratio, "overhead_percent": (paired_ratio - 1.0) * 100.0, "epochs_per_run": epochs, "runs": runs}),
     }
 }
 

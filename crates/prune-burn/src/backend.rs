@@ -259,3 +259,55 @@ fn lasso_on_flex(
         shape: grad.shape.clone(),
     }))
 }
+
+/// `t` with the positions `mask` prunes set to zero. On flex, one pass over burn's own memory:
+/// in place when `t` holds its storage alone (a parameter between steps does), else into a new
+/// buffer; elsewhere the framework's multiply by the mask's f32 form.
+pub(crate) fn zero_pruned<const D: usize>(t: Tensor<D>, mask: &BurnMask) -> Tensor<D> {
+    let dims = t.dims();
+    let keep = on_flex(&mask.keep);
+    let Some(flags) = keep.as_ref().and_then(|k| k.as_slice::<u8>()) else {
+        return t * mask.keep.clone().float().reshape(dims);
+    };
+    let Ok(mut values) = t.clone().try_into_primitive::<Flex>() else {
+        return t * mask.keep.clone().float().reshape(dims);
+    };
+    let n = flags.len();
+    let whole = values.is_contiguous()
+        && values.layout().start_offset() == 0
+        && values.dtype() == DType::F32
+        && values.layout().num_elements() == n
+        && values.bytes().len() == n * 4;
+    if !whole {
+        return t * mask.keep.clone().float().reshape(dims);
+    }
+    // `t` is no longer needed: dropping it leaves `values` the only holder when nothing else
+    // shares the storage.
+    drop(t);
+    let zero = |w: &mut [f32], k: &[u8]| {
+        w.iter_mut()
+            .zip(k)
+            .for_each(|(w, &k)| *w = if k != 0 { *w } else { 0.0 })
+    };
+    if let Some(w) = values.try_storage_mut::<f32>() {
+        split_pass(w, flags, zero);
+        return Tensor::<D>::from_primitive::<Flex>(values);
+    }
+    let mut out = values.storage::<f32>().to_vec();
+    split_pass(&mut out, flags, zero);
+    Tensor::<1>::from_data(TensorData::new(out, [n]), &mask.keep.device()).reshape(dims)
+}
+
+/// Runs `f` over matching parts of `w` and `k`, split over the cores.
+fn split_pass(w: &mut [f32], k: &[u8], f: impl Fn(&mut [f32], &[u8]) + Sync) {
+    use prune_core::select::parallel;
+    let parts = parallel::split(w.len(), parallel::parts(w.len()), 64);
+    let mut items = Vec::with_capacity(parts.len());
+    let mut rest = w;
+    for r in parts {
+        let (mine, tail) = rest.split_at_mut(r.len());
+        items.push((mine, &k[r]));
+        rest = tail;
+    }
+    parallel::each(items, |(w, k)| f(w, k));
+}

@@ -172,7 +172,7 @@ impl ModuleMapper for Write<'_> {
             let inner = old.inner();
             let mut t: Tensor<D> = match update {
                 NewValue::Value(flat) => flat.reshape(dims),
-                NewValue::Mask(mask) => inner * mask.keep.clone().float().reshape(dims),
+                NewValue::Mask(mask) => crate::backend::zero_pruned(inner, mask),
                 NewValue::Resized(..) => unreachable!("handled above"),
             };
             if autodiff {

@@ -85,3 +85,25 @@ fn fused_group_lasso_matches_the_host_form() {
         "the gradient given is left as is"
     );
 }
+
+#[test]
+fn masks_are_reapplied_in_the_parameters_own_memory() {
+    let dev = Device::flex().autodiff();
+    let mut fc = LinearConfig::new(6, 4).with_bias(false).init(&dev);
+    fc.weight = Param::from_tensor(
+        Tensor::<2>::from_data(TensorData::new(values(3, 24), [6, 4]), &dev).require_grad(),
+    );
+    let mut model = BurnModel::new(One { fc });
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      target_sparsity: 0.5\n      \
+                pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            names: ['fc.weight']\n";
+    let mut p = prune_burn::BurnPruning::from_yaml(yaml).unwrap();
+    p.on_epoch_begin(&mut model, 0).unwrap();
+    let before = storage_of(&model.weight("fc.weight").unwrap().flat);
+    let pruned = Burn.to_vec(&model.weight("fc.weight").unwrap()).unwrap();
+    p.on_step_begin(&mut model).unwrap();
+    p.on_step_end(&mut model).unwrap();
+    let w = model.weight("fc.weight").unwrap();
+    assert_eq!(storage_of(&w.flat), before, "zeroed where it is");
+    assert_eq!(Burn.to_vec(&w).unwrap(), pruned);
+    assert_eq!(pruned.iter().filter(|v| **v == 0.0).count(), 12);
+}

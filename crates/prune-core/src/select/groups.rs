@@ -246,6 +246,9 @@ pub(super) fn tiles(
             hit[t] |= forced_at(r.previous, row * cols + c);
         };
         let band_rows = band.start * br..band.end * br;
+        if let Some(done) = tile_sums_by_slices(values, r, order, (br, bc), &band_rows, cols) {
+            return done;
+        }
         match order {
             Order::Same => band_rows.for_each(|row| (0..cols).for_each(|c| add(row, c))),
             // Within a tile still row by row, reading `bc` stored rows side by side.
@@ -304,6 +307,73 @@ pub(super) fn tiles(
         }
     }
     Ok(finish(PackedMask { len, words }))
+}
+
+/// The tile sums, pruned-tile flags and non-finite count of one band of tile rows, read as
+/// whole stored slices where a tile's elements in canonical row-major order are consecutive in
+/// a slice (canonical storage; one-column tiles of transposed storage), so the sums are taken
+/// in the same order as element by element. `None` for the other cases.
+fn tile_sums_by_slices(
+    values: &[f32],
+    r: &Request<'_>,
+    order: Order,
+    (br, bc): (usize, usize),
+    band_rows: &Range<usize>,
+    cols: usize,
+) -> Option<(Vec<f32>, Vec<bool>, usize)> {
+    let gc = cols / bc;
+    let tile_rows = band_rows.len() / br;
+    let mut grid = vec![0f32; tile_rows * gc];
+    let mut bad = 0usize;
+    let first_tile_row = band_rows.start / br;
+    let accumulate = |acc: &mut f32, xs: &[f32]| match r.score {
+        super::keys::Score::Abs => xs.iter().for_each(|x| *acc += x.abs()),
+        super::keys::Score::Square => xs.iter().for_each(|x| *acc += x * x),
+    };
+    match order {
+        Order::Same => {
+            for row in band_rows.clone() {
+                let xs = &values[row * cols..(row + 1) * cols];
+                bad += xs.iter().filter(|x| !x.is_finite()).count();
+                let cells = &mut grid[(row / br - first_tile_row) * gc..][..gc];
+                if bc == 1 {
+                    match r.score {
+                        super::keys::Score::Abs => {
+                            cells.iter_mut().zip(xs).for_each(|(g, x)| *g += x.abs())
+                        }
+                        super::keys::Score::Square => {
+                            cells.iter_mut().zip(xs).for_each(|(g, x)| *g += x * x)
+                        }
+                    }
+                } else {
+                    for (g, tile) in cells.iter_mut().zip(xs.chunks_exact(bc)) {
+                        accumulate(g, tile);
+                    }
+                }
+            }
+        }
+        Order::Transposed { rows, .. } if bc == 1 => {
+            // Stored row `c` is canonical column `c`; a tile is `br` consecutive values of it.
+            for c in 0..cols {
+                let xs = &values[c * rows + band_rows.start..c * rows + band_rows.end];
+                bad += xs.iter().filter(|x| !x.is_finite()).count();
+                for (t, tile) in xs.chunks_exact(br).enumerate() {
+                    accumulate(&mut grid[t * gc + c], tile);
+                }
+            }
+        }
+        Order::Transposed { .. } => return None,
+    }
+    let mut hit = vec![false; tile_rows * gc];
+    if let Some(previous) = r.previous {
+        for row in band_rows.clone() {
+            let t0 = (row / br - first_tile_row) * gc;
+            for c in 0..cols {
+                hit[t0 + c / bc] |= forced_at(Some(previous), row * cols + c);
+            }
+        }
+    }
+    Some((grid, hit, bad))
 }
 
 /// Sorts a group's few entries in place.
