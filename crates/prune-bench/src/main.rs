@@ -85,7 +85,7 @@ fn main() {
             emit(masks::torch::session(n, "1x1", reps));
         }
         #[cfg(feature = "torch")]
-        if want("torch kthvalue") || want("torch sort") {
+        if want("torch kthvalue + mask") || want("torch sort + mask (INC 1.x route)") {
             for r in masks::torch::native(n, reps) {
                 emit(r);
             }
@@ -100,7 +100,7 @@ fn main() {
             emit(masks::torch::session(big, pattern, 3));
         }
     }
-    if want("re-apply mask") {
+    if want("re-apply mask (per step)") {
         emit(masks::burn_reapply(big, 7));
         #[cfg(feature = "torch")]
         emit(masks::torch::reapply(big, 7));
@@ -111,16 +111,25 @@ fn main() {
         emit(masks::torch::group_lasso(big, 5));
     }
 
-    let epochs_wanted = want("epoch, masks");
+    let epochs_wanted = want(training::phase_name(false)) || want(training::phase_name(true));
     let digits = training::load("digits");
     let (epochs, reps) = if quick { (3, 3) } else { (10, 5) };
     if epochs_wanted {
-        overhead(&emit, "digits 64-512-10", &digits, &[512], epochs, reps);
+        overhead(
+            &emit,
+            &want,
+            "digits 64-512-10",
+            &digits,
+            &[512],
+            epochs,
+            reps,
+        );
     }
     if !quick && epochs_wanted {
         let mnist = training::load("mnist");
         overhead(
             &emit,
+            &want,
             "MNIST-5k 784-1024-1024-10",
             &mnist,
             &[1024, 1024],
@@ -141,7 +150,7 @@ fn main() {
             }
         }
     }
-    if want("peak RSS") {
+    if want("peak RSS, one training epoch") {
         if let Some(r) = memory::peak_rss() {
             emit(r);
         }
@@ -151,13 +160,17 @@ fn main() {
 /// Epochs with hooks against epochs without, on each backend, with masks recomputed and held.
 fn overhead(
     emit: &impl Fn(Record),
+    want: &impl Fn(&str) -> bool,
     label: &str,
     data: &prune_train::Dataset,
     hidden: &[usize],
     epochs: usize,
     reps: usize,
 ) {
-    for held in [false, true] {
+    for held in [false, true]
+        .into_iter()
+        .filter(|&h| want(training::phase_name(h)))
+    {
         emit(training::burn_overhead(
             label, data, hidden, epochs, reps, held,
         ));

@@ -216,7 +216,7 @@ fn overhead_record(
     let paired_ratio = pairs[pairs.len() / 2];
     let (p, h) = (med(plain), med(hooked));
     Record {
-        name: phase_name(held),
+        name: phase_name(held).into(),
         backend: backend.into(),
         size: json!(label),
         median_ms: h,
@@ -226,10 +226,11 @@ fn overhead_record(
     }
 }
 
-fn phase_name(held: bool) -> String {
+/// The name of an overhead row.
+pub fn phase_name(held: bool) -> &'static str {
     if held {
-        "epoch, masks held (fine-tuning)".into()
+        "epoch, masks held (fine-tuning)"
     } else {
-        "epoch, masks recomputed every epoch".into()
+        "epoch, masks recomputed every epoch"
     }
 }

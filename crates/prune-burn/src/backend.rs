@@ -24,9 +24,10 @@ pub struct BurnTensor {
 /// A one-byte-per-element mask, flattened, on the parameter's (inner) device.
 #[derive(Debug, Clone)]
 pub struct BurnMask {
-    /// 1 where the element is kept, 0 where it is pruned, as u8. Applied by multiplying with
-    /// its f32 form, made per use: on burn's CPU device that is several times faster than
-    /// `mask_fill` with a bool mask, and the mask itself stays at one byte per element.
+    /// 1 where the element is kept, 0 where it is pruned, as u8. On burn's CPU device (flex)
+    /// applied by one pass over the weight's own memory; elsewhere by multiplying with its f32
+    /// form, made per use (faster than `mask_fill` with a bool mask), so the mask itself stays
+    /// at one byte per element.
     pub keep: Tensor<1, Int>,
 }
 
@@ -289,6 +290,9 @@ pub(crate) fn zero_pruned<const D: usize>(t: Tensor<D>, mask: &BurnMask) -> Tens
             .zip(k)
             .for_each(|(w, &k)| *w = if k != 0 { *w } else { 0.0 })
     };
+    if std::env::var("DBG_ZP").is_ok() {
+        eprintln!("zp unique={} n={}", values.is_unique(), n);
+    }
     if let Some(w) = values.try_storage_mut::<f32>() {
         split_pass(w, flags, zero);
         return Tensor::<D>::from_primitive::<Flex>(values);

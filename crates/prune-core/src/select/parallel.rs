@@ -7,8 +7,17 @@ const PARALLEL_FROM: usize = 1 << 18;
 
 /// How many parts a pass over `n` elements takes: one per core, one for small inputs.
 pub fn parts(n: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    cores.min(n / PARALLEL_FROM).max(1)
+    if n < 2 * PARALLEL_FROM {
+        return 1;
+    }
+    cores().min(n / PARALLEL_FROM).max(1)
+}
+
+/// The cores this process may use, asked once: the query reads cgroup files on Linux, far too
+/// slow for a hook that runs every training step.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()))
 }
 
 /// `0..units` split into `parts` consecutive ranges whose starts are multiples of `align`
