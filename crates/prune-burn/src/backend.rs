@@ -290,9 +290,6 @@ pub(crate) fn zero_pruned<const D: usize>(t: Tensor<D>, mask: &BurnMask) -> Tens
             .zip(k)
             .for_each(|(w, &k)| *w = if k != 0 { *w } else { 0.0 })
     };
-    if std::env::var("DBG_ZP").is_ok() {
-        eprintln!("zp unique={} n={}", values.is_unique(), n);
-    }
     if let Some(w) = values.try_storage_mut::<f32>() {
         split_pass(w, flags, zero);
         return Tensor::<D>::from_primitive::<Flex>(values);
