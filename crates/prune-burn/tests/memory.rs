@@ -25,14 +25,19 @@ fn storage_of(t: &Tensor<1>) -> *const f32 {
     flex.as_slice::<f32>().expect("contiguous f32").as_ptr()
 }
 
-#[test]
-fn selection_borrows_a_training_weight_without_copying_it() {
+/// A bias-free burn Linear `fc` (stored [6, 4]) on the autodiff CPU device, as in training.
+fn training_model() -> BurnModel<One> {
     let dev = Device::flex().autodiff();
     let mut fc = LinearConfig::new(6, 4).with_bias(false).init(&dev);
     fc.weight = Param::from_tensor(
         Tensor::<2>::from_data(TensorData::new(values(3, 24), [6, 4]), &dev).require_grad(),
     );
-    let model = BurnModel::new(One { fc });
+    BurnModel::new(One { fc })
+}
+
+#[test]
+fn selection_borrows_a_training_weight_without_copying_it() {
+    let model = training_model();
     let w = model.weight("fc.weight").unwrap();
     let lent = Burn
         .with_host_values(&w, |v| (v.as_ptr(), v.to_vec()))
@@ -88,12 +93,7 @@ fn fused_group_lasso_matches_the_host_form() {
 
 #[test]
 fn masks_are_reapplied_in_the_parameters_own_memory() {
-    let dev = Device::flex().autodiff();
-    let mut fc = LinearConfig::new(6, 4).with_bias(false).init(&dev);
-    fc.weight = Param::from_tensor(
-        Tensor::<2>::from_data(TensorData::new(values(3, 24), [6, 4]), &dev).require_grad(),
-    );
-    let mut model = BurnModel::new(One { fc });
+    let mut model = training_model();
     let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      target_sparsity: 0.5\n      \
                 pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            names: ['fc.weight']\n";
     let mut p = prune_burn::BurnPruning::from_yaml(yaml).unwrap();
