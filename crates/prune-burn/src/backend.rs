@@ -285,30 +285,15 @@ pub(crate) fn zero_pruned<const D: usize>(t: Tensor<D>, mask: &BurnMask) -> Tens
     // `t` is no longer needed: dropping it leaves `values` the only holder when nothing else
     // shares the storage.
     drop(t);
-    let zero = |w: &mut [f32], k: &[u8]| {
-        w.iter_mut()
-            .zip(k)
-            .for_each(|(w, &k)| *w = if k != 0 { *w } else { 0.0 })
+    let zeroed = |w: &mut [f32]| {
+        // The lengths were checked above.
+        let _ = prune_core::model::host::zero_pruned_in_place(w, flags);
     };
     if let Some(w) = values.try_storage_mut::<f32>() {
-        split_pass(w, flags, zero);
+        zeroed(w);
         return Tensor::<D>::from_primitive::<Flex>(values);
     }
     let mut out = values.storage::<f32>().to_vec();
-    split_pass(&mut out, flags, zero);
+    zeroed(&mut out);
     Tensor::<1>::from_data(TensorData::new(out, [n]), &mask.keep.device()).reshape(dims)
-}
-
-/// Runs `f` over matching parts of `w` and `k`, split over the cores.
-fn split_pass(w: &mut [f32], k: &[u8], f: impl Fn(&mut [f32], &[u8]) + Sync) {
-    use prune_core::select::parallel;
-    let parts = parallel::split(w.len(), parallel::parts(w.len()), 64);
-    let mut items = Vec::with_capacity(parts.len());
-    let mut rest = w;
-    for r in parts {
-        let (mine, tail) = rest.split_at_mut(r.len());
-        items.push((mine, &k[r]));
-        rest = tail;
-    }
-    parallel::each(items, |(w, k)| f(w, k));
 }

@@ -1,7 +1,7 @@
 //! [`Model`] over a tch [`VarStore`]: weights by their VarStore names, written in place under
 //! `no_grad` (the optimizer keeps training the same tensors), gradients through `.grad()`.
 
-use crate::backend::{torch_error, Torch, TorchMask, TorchTensor};
+use crate::backend::{torch_error, zero_pruned_on_cpu, Torch, TorchMask, TorchTensor};
 use prune_core::model::names::canonical_name;
 use prune_core::suggest::closest;
 use prune_core::{Layout, Model, PruneError, Result, WeightId, WeightInfo};
@@ -236,6 +236,9 @@ impl<V: Borrow<VarStore>> Model for TorchModel<V> {
         }
         tch::no_grad(|| {
             for (mut t, (id, mask)) in targets.into_iter().zip(masks) {
+                if zero_pruned_on_cpu(&t, mask) {
+                    continue;
+                }
                 // In place; the tensor it hands back is `t` itself.
                 let _ = t
                     .f_mul_(&mask.0)

@@ -1,6 +1,6 @@
 //! On CPU the torch backend works on libtorch's own memory: a group-lasso step is one fused pass
 //! written into the gradient in place, agreeing with the host form; a session's step then sets
-//! that gradient without a copy.
+//! that gradient without a copy; re-applying a mask zeroes pruned values in the weight itself.
 
 use prune_core::model::host_group_lasso_gradient;
 use prune_core::testing::conformance::values;
@@ -73,4 +73,35 @@ fn a_session_step_leaves_the_gradient_tensor_where_it_was() {
         .to_vec(&model.gradient("fc.weight").unwrap().unwrap())
         .unwrap();
     assert_eq!(read, now);
+}
+
+#[test]
+fn re_applying_a_mask_zeroes_the_pruned_values_in_the_weight_memory() {
+    let vs = VarStore::new(Device::Cpu);
+    let w = (vs.root() / "fc").var_copy(
+        "weight",
+        &Tensor::from_slice(&values(5, 48)).reshape([8, 6]),
+    );
+    let yaml = "pruning:\n  approach:\n    weight_compression:\n      start_epoch: 0\n      end_epoch: 0\n      target_sparsity: 0.5\n      \
+                pruners:\n        - !Pruner\n            prune_type: basic_magnitude\n            names: ['fc.weight']\n";
+    let mut p = TorchPruning::from_yaml(yaml).unwrap();
+    let mut model = TorchModel::new(&vs);
+    p.on_epoch_begin(&mut model, 0).unwrap();
+    let read = |t: &Tensor| Vec::<f32>::try_from(&t.view([-1])).unwrap();
+    let masked = read(&w);
+    let pruned: Vec<usize> = (0..48).filter(|&i| masked[i] == 0.0).collect();
+    assert_eq!(pruned.len(), 24, "half the weight pruned");
+    // An optimizer step moves every value, pruned or not.
+    tch::no_grad(|| {
+        let _ = w.shallow_clone().f_add_scalar_(1.0).unwrap();
+    });
+    let moved = read(&w);
+    let memory = w.data_ptr();
+    p.on_step_end(&mut model).unwrap();
+    assert_eq!(w.data_ptr(), memory, "masked in the weight's own memory");
+    let now = read(&w);
+    for i in 0..48 {
+        let want = if pruned.contains(&i) { 0.0 } else { moved[i] };
+        assert_eq!(now[i], want, "element {i}");
+    }
 }

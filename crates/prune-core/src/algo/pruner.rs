@@ -8,6 +8,13 @@ use crate::schedule::Schedule;
 use crate::select::bits::PackedMask;
 use crate::select::stored::{select, stored_flags, Refusal, Request, Score};
 
+/// Group lasso's inputs, as `(weight, value, gradient)` per weight.
+pub(crate) type LassoInputs<B> = Vec<(
+    WeightId,
+    <B as TensorBackend>::Tensor,
+    <B as TensorBackend>::Tensor,
+)>;
+
 /// A weight under a pruner, with its current mask.
 pub(crate) struct MaskedWeight<B: TensorBackend> {
     pub info: WeightInfo,
@@ -179,10 +186,7 @@ impl<B: TensorBackend> BoundPruner<B> {
 
     /// Group lasso's inputs: every weight's value and gradient, as `(weight, value, gradient)`;
     /// an error, before anything is computed, when a gradient is missing.
-    pub fn group_lasso_inputs<M: Model<Backend = B>>(
-        &self,
-        model: &M,
-    ) -> Result<Vec<(WeightId, B::Tensor, B::Tensor)>> {
+    pub fn group_lasso_inputs<M: Model<Backend = B>>(&self, model: &M) -> Result<LassoInputs<B>> {
         let mut out = Vec::with_capacity(self.weights.len());
         for w in &self.weights {
             let Some(grad) = model.gradient_at(w.id)? else {
@@ -205,7 +209,7 @@ impl<B: TensorBackend> BoundPruner<B> {
     pub fn group_lasso_gradients(
         &self,
         be: &B,
-        inputs: Vec<(WeightId, B::Tensor, B::Tensor)>,
+        inputs: LassoInputs<B>,
     ) -> Result<Vec<(WeightId, B::Tensor)>> {
         let alpha = self.spec.parameters.alpha.unwrap_or(0.0) as f32;
         let block = match self.spec.pattern {

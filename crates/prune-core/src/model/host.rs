@@ -1,5 +1,7 @@
 //! Host-side (plain `Vec<f32>`) kernels behind the backends' default methods.
 
+use crate::select::parallel;
+
 /// How values of one block are combined into a block score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reduce {
@@ -118,7 +120,7 @@ fn group_lasso(
         return Ok(());
     }
     let band = br * gc * bc;
-    let parts = crate::select::parallel::split(gr, crate::select::parallel::parts(n), 1);
+    let parts = parallel::split(gr, parallel::parts(n), 1);
     let mut work = Vec::with_capacity(parts.len());
     let (mut rest_w, mut rest_src, mut rest_out, mut rest_keep) = (w, src, out, keep);
     for r in &parts {
@@ -138,7 +140,7 @@ fn group_lasso(
             keep_split.map(|(part, _)| part),
         ));
     }
-    crate::select::parallel::each(work, |(w, src, out, keep)| {
+    parallel::each(work, |(w, src, out, keep)| {
         let row_len = gc * bc;
         // Per block `alpha / ||block||` (0 for a zero block), then per element of a row the
         // scale of its block, so the row pass is one flat multiply-add.
@@ -219,6 +221,32 @@ fn lasso_row(w: &[f32], s: &[f32], src: Option<&[f32]>, out: &mut [f32], keep: O
     }
 }
 
+/// Sets `w` to zero wherever `keep` is 0, in place (the per-step mask application on a backend
+/// that lends its CPU memory), split over the cores. `keep` holds one flag per value.
+pub fn zero_pruned_in_place(w: &mut [f32], keep: &[u8]) -> Result<(), String> {
+    if w.len() != keep.len() {
+        return Err(format!(
+            "a mask of {} flags for {} values",
+            keep.len(),
+            w.len()
+        ));
+    }
+    let parts = parallel::split(w.len(), parallel::parts(w.len()), 64);
+    let mut items = Vec::with_capacity(parts.len());
+    let mut rest = w;
+    for r in parts {
+        let (mine, tail) = rest.split_at_mut(r.len());
+        items.push((mine, &keep[r]));
+        rest = tail;
+    }
+    parallel::each(items, |(w, k)| {
+        w.iter_mut()
+            .zip(k)
+            .for_each(|(w, &k)| *w = if k != 0 { *w } else { 0.0 })
+    });
+    Ok(())
+}
+
 /// The canonical 2-D view `[rows, cols]` of a weight shape: `[d0, d1 * d2 * ...]`, 1-D as `[1, n]`.
 pub fn view_2d(shape: &[usize]) -> (usize, usize) {
     match shape {
@@ -264,6 +292,26 @@ pub fn select_axis(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zeroing_keeps_flagged_values_across_parts_and_refuses_a_short_mask() {
+        // Large enough to split over the cores, with a length that is not a multiple of 64.
+        let n = (1 << 19) + 37;
+        let values: Vec<f32> = (0..n).map(|i| i as f32 + 0.5).collect();
+        let keep: Vec<u8> = (0..n).map(|i| u8::from(i % 3 == 0 || i == n - 1)).collect();
+        let mut w = values.clone();
+        zero_pruned_in_place(&mut w, &keep).unwrap();
+        for i in 0..n {
+            assert_eq!(w[i], if keep[i] != 0 { values[i] } else { 0.0 }, "at {i}");
+        }
+        let mut w = values.clone();
+        let err = zero_pruned_in_place(&mut w, &keep[1..]).unwrap_err();
+        assert!(
+            err.contains(&format!("{} flags for {n} values", n - 1)),
+            "{err}"
+        );
+        assert_eq!(w, values, "a refused mask changes nothing");
+    }
 
     #[test]
     fn blocks_reduce_each_way() {
